@@ -1,0 +1,24 @@
+//! The recipe format shared by the agent and the server: schema, loading,
+//! validation with located diagnostics, templating and the resource graph.
+//!
+//! Everything here is pure: no host access beyond reading recipe files.
+#![forbid(unsafe_code)]
+
+pub mod compile;
+pub mod condition;
+pub mod diag;
+pub mod graph;
+pub mod load;
+pub mod locate;
+pub mod mode;
+pub mod params;
+pub mod render;
+pub mod resource;
+pub mod resources;
+pub mod schema;
+pub mod suggest;
+
+pub use compile::{CompileOptions, CompiledResource, Plan, compile};
+pub use diag::{Diagnostic, Diagnostics};
+pub use load::{RecipeSet, load};
+pub use resource::{ResourceId, Spec};

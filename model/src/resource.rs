@@ -1,0 +1,179 @@
+//! Resource identity, the properties every resource shares, and the typed
+//! specification of each resource type.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::When;
+use crate::resources::{
+    Ownership, Presence, directory::DirectoryProps, exec::ExecProps, file::FileProps, template::TemplateProps,
+};
+
+/// Generates the resource type list and the typed `Spec` from one table, so a
+/// new type is added in exactly one place (plus its props file).
+macro_rules! kinds {
+    ($($variant:ident => $name:literal, $props:ty;)*) => {
+        /// A resource type.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Kind { $($variant),* }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Kind::$variant => $name),* }
+            }
+
+            pub fn parse(s: &str) -> Option<Kind> {
+                match s { $($name => Some(Kind::$variant),)* _ => None }
+            }
+
+            /// The JSON Schema of this type's own properties.
+            pub fn props_schema(self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                match self { $(Kind::$variant => <$props as JsonSchema>::json_schema(generator)),* }
+            }
+
+            /// Deserializes this type's properties.
+            pub fn spec_from(self, v: serde_yaml::Value) -> Result<Spec, serde_path_to_error::Error<serde_yaml::Error>> {
+                Ok(match self {
+                    $(Kind::$variant => Spec::$variant(serde_path_to_error::deserialize(v)?)),*
+                })
+            }
+        }
+
+        /// The typed properties of one resource.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum Spec { $($variant($props)),* }
+
+        impl Spec {
+            pub fn kind(&self) -> Kind {
+                match self { $(Spec::$variant(_) => Kind::$variant),* }
+            }
+        }
+    };
+}
+
+kinds! {
+    File => "file", FileProps;
+    Directory => "directory", DirectoryProps;
+    Template => "template", TemplateProps;
+    Exec => "exec", ExecProps;
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Spec {
+    /// Static problems of the properties: `(property, message)`.
+    pub fn problems(&self, name: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.is_path() {
+            if let Some(e) = crate::resources::check_absolute_path(name) {
+                out.push(("", e));
+            }
+        }
+        out.extend(match self {
+            Spec::File(p) => p.problems(),
+            Spec::Template(p) => p.problems(),
+            Spec::Exec(p) => p.problems(),
+            Spec::Directory(_) => vec![],
+        });
+        out
+    }
+
+    /// True for types whose name is a filesystem path.
+    pub fn is_path(&self) -> bool {
+        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_))
+    }
+
+    /// Whether a path resource should exist (None for other types).
+    pub fn presence(&self) -> Option<Presence> {
+        match self {
+            Spec::File(p) => Some(p.state),
+            Spec::Directory(p) => Some(p.state),
+            Spec::Template(p) => Some(p.state),
+            Spec::Exec(_) => None,
+        }
+    }
+
+    /// Owner, group and mode of a path resource.
+    pub fn ownership(&self) -> Option<Ownership> {
+        let o = |owner: &Option<String>, group: &Option<String>, mode| Ownership {
+            owner: owner.clone(),
+            group: group.clone(),
+            mode,
+        };
+        match self {
+            Spec::File(p) => Some(o(&p.owner, &p.group, p.mode)),
+            Spec::Directory(p) => Some(o(&p.owner, &p.group, p.mode)),
+            Spec::Template(p) => Some(o(&p.owner, &p.group, p.mode)),
+            Spec::Exec(_) => None,
+        }
+    }
+}
+
+/// `type:name`, e.g. `file:/etc/motd`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Self { kind, name: name.into() }
+    }
+
+    /// Parses `type:name`. The error says what is wrong.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (k, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not a resource reference; write it as type:name, e.g. file:/etc/motd"))?;
+        let kind = Kind::parse(k).ok_or_else(|| format!("unknown resource type `{k}` in {s:?}"))?;
+        if n.is_empty() {
+            return Err(format!("{s:?} has an empty name"));
+        }
+        Ok(Self::new(kind, n))
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
+
+impl Serialize for ResourceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Properties every resource may have, whatever its type.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    /// Resources (`type:name`) that must be converged before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
+    /// Resources refreshed (an exec run, a service restarted) when this one changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifies: Vec<String>,
+    /// Converge this resource only when the condition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    /// Never print or report this resource's content, diffs or output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+}
+
+impl Common {
+    pub const KEYS: &'static [&'static str] = &["requires", "notifies", "when", "sensitive"];
+}
