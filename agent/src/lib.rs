@@ -1,0 +1,16 @@
+//! tend-agent: converges a host to its recipes.
+//!
+//! The pieces, in the order a run uses them: [`facts`] about the host,
+//! [`tend_model`] to load and compile recipes into a plan, [`engine`] to
+//! check, diff, apply and verify each resource through its type in
+//! [`resources`], and [`report`] / [`output`] to say what happened.
+#![deny(unsafe_code)]
+
+pub mod apply;
+pub mod engine;
+pub mod facts;
+pub mod output;
+pub mod process;
+pub mod report;
+pub mod resources;
+pub mod state;

@@ -1,1 +1,208 @@
-fn main(){}
+//! The `tend-agent` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tend_agent::apply::{self, ApplyArgs, OutputFormat};
+use tend_agent::facts::{self, Ec2Mode, FactOptions};
+use tend_agent::state::StateDir;
+use tend_model::params::Overrides;
+
+#[derive(Parser)]
+#[command(name = "tend-agent", version, about = "Converges this host to its tend recipes")]
+struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "TEND_LOG")]
+    log: tracing::Level,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct FactArgs {
+    /// Directory of custom facts (*.yaml, merged under facts.custom).
+    #[arg(long, default_value = "/etc/tend/facts.d", env = "TEND_FACTS_DIR")]
+    facts_dir: PathBuf,
+    /// Probe EC2 instance metadata: auto (only on EC2 hardware), on, off.
+    #[arg(long, default_value = "auto", env = "TEND_EC2")]
+    ec2: Ec2Mode,
+    /// Instance metadata endpoint.
+    #[arg(long, default_value = facts::ec2::DEFAULT_ENDPOINT, env = "TEND_IMDS_ENDPOINT", hide = true)]
+    imds_endpoint: String,
+}
+
+impl FactArgs {
+    fn options(&self, cache: Option<PathBuf>) -> FactOptions {
+        FactOptions {
+            facts_dir: self.facts_dir.clone(),
+            ec2: self.ec2,
+            imds_endpoint: self.imds_endpoint.clone(),
+            cache_dir: cache,
+        }
+    }
+}
+
+#[derive(clap::Args, Clone)]
+struct ParamArgs {
+    /// Set a parameter: --param name=value (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    params: Vec<(String, String)>,
+    /// A YAML or JSON file of parameter values.
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+}
+
+impl ParamArgs {
+    fn overrides(&self) -> anyhow::Result<Overrides> {
+        let typed = match &self.params_file {
+            Some(p) => apply::read_params_file(p)?,
+            None => Default::default(),
+        };
+        Ok(Overrides { raw: self.params.clone(), typed })
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Converge this host to the given recipes.
+    Apply {
+        /// Recipe files.
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        /// Report what would change, with diffs, and change nothing.
+        #[arg(long, visible_alias = "noop")]
+        dry_run: bool,
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Also write the JSON report to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+        /// Show content diffs for changes (always shown in dry-run).
+        #[arg(long)]
+        diff: bool,
+        /// Holds the run lock, the disable switch and the last report.
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        facts: FactArgs,
+    },
+    /// Check recipes without looking at this host; report every problem.
+    Validate {
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
+        #[arg(long, value_enum, default_value = "human")]
+        output: Output,
+    },
+    /// Print this host's facts as JSON.
+    Facts {
+        #[command(flatten)]
+        facts: FactArgs,
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+    },
+    /// Stop converges until `enable`; apply refuses and prints the reason.
+    Disable {
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+    },
+    /// Resume converges.
+    Enable {
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+    },
+    /// Print the JSON Schema of the recipe format.
+    Schema,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(apply::EXIT_INVALID as u8)
+        }
+    }
+}
+
+fn run(cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Apply { recipes, dry_run, params, report, output, diff, state_dir, facts } => {
+            let args = ApplyArgs {
+                recipes,
+                dry_run,
+                overrides: params.overrides()?,
+                report,
+                output: match output {
+                    Output::Human => OutputFormat::Human,
+                    Output::Json => OutputFormat::Json,
+                },
+                diff,
+                state: StateDir::new(&state_dir),
+                facts: facts.options(Some(state_dir)),
+            };
+            apply::apply(&args)
+        }
+        Command::Validate { recipes, params, output } => {
+            let skeleton = facts::skeleton();
+            match apply::compile(&recipes, &skeleton, true, &params.overrides()?) {
+                Ok(plan) => {
+                    if matches!(output, Output::Json) {
+                        println!("[]");
+                    } else {
+                        println!("ok: {} resources in {} recipe(s)", plan.resources.len(), plan.recipes.len());
+                    }
+                    Ok(0)
+                }
+                Err(d) => {
+                    if matches!(output, Output::Json) {
+                        println!("{}", serde_json::to_string_pretty(&d)?);
+                    } else {
+                        eprintln!("{d}");
+                    }
+                    Ok(apply::EXIT_INVALID)
+                }
+            }
+        }
+        Command::Facts { facts, state_dir } => {
+            let f = facts::gather(&facts.options(Some(state_dir).filter(|d| d.is_dir())));
+            println!("{}", serde_json::to_string_pretty(&f)?);
+            Ok(0)
+        }
+        Command::Disable { reason, state_dir } => {
+            StateDir::new(&state_dir).disable(&reason).context("disabling")?;
+            println!("tend-agent disabled: {reason}");
+            Ok(0)
+        }
+        Command::Enable { state_dir } => {
+            let was = StateDir::new(&state_dir).enable().context("enabling")?;
+            println!("{}", if was { "tend-agent enabled" } else { "tend-agent was not disabled" });
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", tend_model::schema::recipe_schema_text());
+            Ok(0)
+        }
+    }
+}

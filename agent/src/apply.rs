@@ -1,0 +1,139 @@
+//! `tend-agent apply` and `validate`: load, compile, converge, report.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tend_model::load::FsSource;
+use tend_model::params::Overrides;
+use tend_model::{CompileOptions, Diagnostics, Plan};
+
+use crate::engine::{self, RunOptions};
+use crate::facts::{self, FactOptions};
+use crate::output::{self, Style};
+use crate::report::Report;
+use crate::state::StateDir;
+
+/// Exit code for invalid input (nothing ran).
+pub const EXIT_INVALID: i32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+pub struct ApplyArgs {
+    pub recipes: Vec<PathBuf>,
+    pub dry_run: bool,
+    pub overrides: Overrides,
+    pub report: Option<PathBuf>,
+    pub output: OutputFormat,
+    pub diff: bool,
+    pub state: StateDir,
+    pub facts: FactOptions,
+}
+
+/// Reads `--params FILE` (YAML or JSON mapping).
+pub fn read_params_file(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading params file {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing params file {}", path.display()))?;
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        serde_json::Value::Null => Ok(Default::default()),
+        _ => anyhow::bail!("params file {} must be a mapping of name to value", path.display()),
+    }
+}
+
+/// Loads and compiles recipes against the given facts.
+pub fn compile(
+    recipes: &[PathBuf],
+    facts: &serde_json::Value,
+    placeholder: bool,
+    overrides: &Overrides,
+) -> Result<Plan, Diagnostics> {
+    let set = tend_model::load(&FsSource, recipes)?;
+    let skeleton = facts::skeleton();
+    let opts = CompileOptions { facts, fact_skeleton: &skeleton, placeholder_facts: placeholder, overrides };
+    tend_model::compile(&set, &FsSource, &opts)
+}
+
+/// Runs `apply`; returns the process exit code.
+pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
+    if let Some(d) = args.state.disabled() {
+        eprintln!(
+            "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
+            if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
+            if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
+            d.reason
+        );
+        return Ok(EXIT_INVALID);
+    }
+    let _lock = args.state.lock()?;
+    let mut fopts = args.facts.clone();
+    fopts.cache_dir.get_or_insert_with(|| args.state.root.clone());
+    let facts = facts::gather(&fopts);
+    let plan = match compile(&args.recipes, &facts, false, &args.overrides) {
+        Ok(p) => p,
+        Err(d) => {
+            eprintln!("{d}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    let previous = args.state.desired_hashes();
+    let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
+    let report = engine::run(&plan, &RunOptions { dry_run: args.dry_run, previous: previous.clone(), host });
+    emit(&report, args)?;
+    if !args.dry_run {
+        save(&plan, &report, previous, &args.state)?;
+    }
+    Ok(report.exit_code())
+}
+
+fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(report)?;
+    if let Some(path) = &args.report {
+        crate::state::write_atomic(path, &json, 0o600).with_context(|| format!("writing report {}", path.display()))?;
+    }
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match args.output {
+        OutputFormat::Json => {
+            use std::io::Write;
+            lock.write_all(&json)?;
+            writeln!(lock)?;
+        }
+        OutputFormat::Human => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            output::print(report, Style { color, diffs: args.diff }, &mut lock)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records the last report and the desired state of each converged resource.
+fn save(
+    plan: &Plan,
+    report: &Report,
+    mut previous: std::collections::HashMap<String, u64>,
+    state: &StateDir,
+) -> anyhow::Result<()> {
+    let mut hashes = std::collections::HashMap::new();
+    for (r, rep) in plan.resources.iter().zip(&report.resources) {
+        let id = r.id.to_string();
+        match rep.status {
+            crate::report::Status::Changed | crate::report::Status::Unchanged => {
+                hashes.insert(id, r.desired_hash);
+            }
+            _ => {
+                if let Some(h) = previous.remove(&id) {
+                    hashes.insert(id, h);
+                }
+            }
+        }
+    }
+    state.save_desired_hashes(&hashes)?;
+    state.save_report(&serde_json::to_vec_pretty(report)?)?;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Facts about the host: cheap ones are read on every run; the EC2 metadata
+//! probe is gated, time-boxed and cached.
+
+mod custom;
+pub mod ec2;
+mod net;
+mod os;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+pub use ec2::Ec2Mode;
+
+/// Where facts come from and which slow probes are allowed.
+#[derive(Debug, Clone)]
+pub struct FactOptions {
+    /// Custom facts: every `*.yaml` here is merged under `facts.custom`.
+    pub facts_dir: PathBuf,
+    pub ec2: Ec2Mode,
+    /// The instance metadata endpoint (tests point it at loopback).
+    pub imds_endpoint: String,
+    /// Where the EC2 result is cached (per boot); None disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for FactOptions {
+    fn default() -> Self {
+        Self {
+            facts_dir: PathBuf::from("/etc/tend/facts.d"),
+            ec2: Ec2Mode::Auto,
+            imds_endpoint: ec2::DEFAULT_ENDPOINT.to_string(),
+            cache_dir: None,
+        }
+    }
+}
+
+/// Gathers every fact.
+pub fn gather(opts: &FactOptions) -> Value {
+    let (hostname, kernel, arch) = os::uname();
+    let fqdn = os::fqdn(&hostname);
+    let domain = fqdn.split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
+    let interfaces = net::interfaces();
+    let ipv4 = net::primary_ipv4(&interfaces);
+    let mut facts = json!({
+        "os": os::os_release(),
+        "hostname": hostname,
+        "fqdn": fqdn,
+        "domain": domain,
+        "kernel": kernel,
+        "architecture": arch,
+        "cpu": { "count": os::cpu_count() },
+        "memory": os::memory(),
+        "interfaces": interfaces,
+        "ipv4": ipv4,
+        "custom": custom::load(&opts.facts_dir),
+        "tend": { "version": env!("CARGO_PKG_VERSION") },
+    });
+    if let Some(e) = ec2::facts(opts) {
+        facts["ec2"] = e;
+    }
+    facts
+}
+
+/// Every standard fact with a placeholder value: what `validate` renders
+/// against, and what `fact:` references are checked against. An empty object
+/// marks an open namespace whose keys depend on the host.
+pub fn skeleton() -> Value {
+    json!({
+        "os": { "id": "", "name": "", "pretty_name": "", "version": "", "version_id": "", "codename": "", "family": "" },
+        "hostname": "",
+        "fqdn": "",
+        "domain": "",
+        "kernel": { "name": "", "release": "", "version": "" },
+        "architecture": "",
+        "cpu": { "count": 0 },
+        "memory": { "total_bytes": 0, "available_bytes": 0, "total_mb": 0 },
+        "interfaces": {},
+        "ipv4": "",
+        "custom": {},
+        "tend": { "version": "" },
+        "ec2": { "instance_id": "", "instance_type": "", "region": "", "availability_zone": "", "ami_id": "", "account_id": "", "private_ip": "" },
+    })
+}

@@ -1,0 +1,161 @@
+//! `file`: content (literal or copied from the recipe), owner, group, mode.
+//! Content is written to a temporary file in the same directory and renamed
+//! into place, so a reader (or a crash) never sees half a file.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use similar::TextDiff;
+use tend_model::resources::{Ownership, Presence};
+use tend_model::{CompiledResource, Spec};
+
+use super::fsmeta::{Meta, kind_of, lstat, require_parent};
+use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
+use crate::report::Change;
+
+pub struct FileType;
+
+/// What a file-like resource wants; shared with `template`.
+pub struct FileWant<'a> {
+    pub presence: Presence,
+    pub content: Option<&'a [u8]>,
+    /// False: leave an existing file's content alone.
+    pub replace: bool,
+    pub own: Ownership,
+    pub sensitive: bool,
+}
+
+/// Files larger than this get a size summary instead of a diff.
+const DIFF_LIMIT: usize = 1024 * 1024;
+
+impl ResourceType for FileType {
+    fn check(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        check(Path::new(&r.id.name), &want(r)?, ctx)
+    }
+
+    fn apply(&self, r: &CompiledResource, changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
+        apply(Path::new(&r.id.name), &want(r)?, changes, ctx)
+    }
+}
+
+fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
+    let Spec::File(p) = &r.spec else { return Err(mismatch(r)) };
+    Ok(FileWant {
+        presence: p.state,
+        content: r.payload.as_deref(),
+        replace: p.replace,
+        own: r.spec.ownership().unwrap_or_default(),
+        sensitive: r.sensitive,
+    })
+}
+
+pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>> {
+    let md = lstat(path)?;
+    if want.presence == Presence::Absent {
+        return Ok(match md {
+            None => vec![],
+            Some(m) if m.is_dir() => {
+                return Err(Error::Failed(format!("{} is a directory, not a file", path.display())));
+            }
+            Some(m) => vec![Change::new("ensure", Some(kind_of(&m).into()), Some("absent".into()))],
+        });
+    }
+    let meta = Meta::resolve(&want.own, ctx.accounts)?;
+    let Some(md) = md.filter(|m| !m.file_type().is_symlink()) else {
+        let from = if lstat(path)?.is_some() { "symlink" } else { "absent" };
+        require_parent(path, ctx.planned_dirs)?;
+        let mut c = vec![Change::new("ensure", Some(from.into()), Some("file".into()))];
+        if let Some(new) = want.content {
+            c.push(content_change(b"", new, path, want.sensitive));
+        }
+        return Ok(c);
+    };
+    if !md.is_file() {
+        return Err(Error::Failed(format!("{} is a {}, not a file", path.display(), kind_of(&md))));
+    }
+    let mut changes = Vec::new();
+    if let (Some(new), true) = (want.content, want.replace) {
+        let same = md.size() == new.len() as u64 && read(path)? == new;
+        if !same {
+            changes.push(content_change(&read(path)?, new, path, want.sensitive));
+        }
+    }
+    changes.extend(meta.changes(&md, ctx.accounts));
+    Ok(changes)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(Error::io(format!("read {}", path.display())))?;
+    Ok(buf)
+}
+
+/// A content change with a unified diff when both sides are text.
+fn content_change(old: &[u8], new: &[u8], path: &Path, sensitive: bool) -> Change {
+    let mut c = Change::new("content", None, None);
+    if sensitive {
+        return c;
+    }
+    match (std::str::from_utf8(old), std::str::from_utf8(new)) {
+        (Ok(o), Ok(n)) if o.len() + n.len() <= DIFF_LIMIT => {
+            let name = path.display().to_string();
+            let diff = TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(&name, &name).to_string();
+            c.diff = Some(diff);
+        }
+        _ => {
+            c.from = Some(format!("{} bytes", old.len()));
+            c.to = Some(format!("{} bytes", new.len()));
+        }
+    }
+    c
+}
+
+pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
+    let has = |p: &str| changes.iter().any(|c| c.property == p);
+    if want.presence == Presence::Absent {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("remove {}", path.display()))(e)),
+        }
+        if let Some(p) = path.parent() {
+            ctx.staging.note_dir(p);
+        }
+        return Ok(Applied::Done);
+    }
+    let meta = Meta::resolve(&want.own, ctx.accounts)?;
+    if !(has("ensure") || has("content")) {
+        meta.apply(path, changes)?;
+        return Ok(Applied::Done);
+    }
+    require_parent(path, ctx.planned_dirs)?;
+    // Keep the existing owner and mode unless the recipe sets them.
+    let existing = lstat(path)?.filter(|m| m.is_file());
+    let uid = meta.uid.or(existing.as_ref().map(|m| m.uid())).unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+    let gid = meta.gid.or(existing.as_ref().map(|m| m.gid())).unwrap_or_else(|| nix::unistd::getegid().as_raw());
+    let mode = meta.mode.or(existing.as_ref().map(|m| m.mode() & 0o7777)).unwrap_or(0o644);
+    let content = want.content.unwrap_or_default();
+    let tmp = crate::state::temp_path(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(format!("write {}", tmp.display()))(e));
+    }
+    ctx.staging.add(tmp, path.to_path_buf(), ctx.index);
+    Ok(Applied::Staged)
+}

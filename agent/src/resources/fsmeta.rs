@@ -1,0 +1,95 @@
+//! Owner, group and mode of path resources: resolve, compare, apply.
+
+use std::fs::Metadata;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use tend_model::resources::Ownership;
+
+use super::{Accounts, Error, Result};
+use crate::report::Change;
+
+/// Desired ownership with names resolved to ids.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meta {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<u32>,
+}
+
+impl Meta {
+    pub fn resolve(own: &Ownership, accounts: &Accounts) -> Result<Meta> {
+        let uid = match &own.owner {
+            Some(o) => Some(accounts.uid(o).ok_or_else(|| Error::Failed(format!("owner `{o}` does not exist")))?),
+            None => None,
+        };
+        let gid = match &own.group {
+            Some(g) => Some(accounts.gid(g).ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?),
+            None => None,
+        };
+        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0) })
+    }
+
+    /// What differs between the file's metadata and this.
+    pub fn changes(&self, md: &Metadata, accounts: &Accounts) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(uid) = self.uid.filter(|u| *u != md.uid()) {
+            out.push(Change::new("owner", Some(accounts.user_name(md.uid())), Some(accounts.user_name(uid))));
+        }
+        if let Some(gid) = self.gid.filter(|g| *g != md.gid()) {
+            out.push(Change::new("group", Some(accounts.group_name(md.gid())), Some(accounts.group_name(gid))));
+        }
+        let have = md.mode() & 0o7777;
+        if let Some(mode) = self.mode.filter(|m| *m != have) {
+            out.push(Change::new("mode", Some(format!("{have:04o}")), Some(format!("{mode:04o}"))));
+        }
+        out
+    }
+
+    /// Applies owner, group and mode in place (chown first: it clears setuid bits).
+    pub fn apply(&self, path: &Path, changes: &[Change]) -> Result<()> {
+        let has = |p: &str| changes.iter().any(|c| c.property == p);
+        if has("owner") || has("group") {
+            std::os::unix::fs::lchown(path, self.uid, self.gid).map_err(Error::io(format!("chown {}", path.display())))?;
+        }
+        if has("mode") || ((has("owner") || has("group")) && self.mode.is_some()) {
+            if let Some(mode) = self.mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(Error::io(format!("chmod {}", path.display())))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// lstat, with "not found" as None.
+pub fn lstat(path: &Path) -> Result<Option<Metadata>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("stat {}", path.display()))(e)),
+    }
+}
+
+pub fn kind_of(md: &Metadata) -> &'static str {
+    let t = md.file_type();
+    if t.is_dir() {
+        "directory"
+    } else if t.is_symlink() {
+        "symlink"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}
+
+/// Errors if the parent directory is missing and no directory resource in
+/// this dry-run would create it.
+pub fn require_parent(path: &Path, planned: &std::collections::HashSet<std::path::PathBuf>) -> Result<()> {
+    let Some(parent) = path.parent() else { return Ok(()) };
+    if planned.contains(parent) || lstat(parent)?.is_some_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    Err(Error::Failed(format!("parent directory {} does not exist (declare it with a directory resource)", parent.display())))
+}
