@@ -53,7 +53,7 @@ pub fn compile(
     placeholder: bool,
     overrides: &Overrides,
 ) -> Result<Plan, Diagnostics> {
-    let set = tend_model::load(&FsSource, recipes)?;
+    let set = tend_model::load(&FsSource, recipes);
     let skeleton = facts::skeleton();
     let opts = CompileOptions { facts, fact_skeleton: &skeleton, placeholder_facts: placeholder, overrides };
     tend_model::compile(&set, &FsSource, &opts)

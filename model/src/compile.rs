@@ -83,7 +83,7 @@ struct Pending {
 
 /// Compiles a loaded recipe set into a plan, or every problem found.
 pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions) -> Result<Plan, Diagnostics> {
-    let mut diags = Diagnostics::default();
+    let mut diags = set.problems.clone();
     let renderer = Renderer::default();
 
     let (specs, recipes) = collect_params(set, &mut diags);
@@ -91,8 +91,12 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
     for p in problems {
         let d = match &p.at {
             ParamProblemAt::Declaration(name) => {
-                let (_, file) = &specs[name];
-                set.files[*file].diag_key(&YamlPath::root().key("parameters").key(name.clone()), p.message)
+                let (spec, file) = &specs[name];
+                let at = YamlPath::root().key("parameters").key(name.clone());
+                match spec.default {
+                    Some(_) => set.files[*file].diag_value(&at.key("default"), p.message),
+                    None => set.files[*file].diag_key(&at, p.message),
+                }
             }
             ParamProblemAt::Override(_) => Diagnostic::new("command line", p.message),
         };
@@ -338,7 +342,7 @@ fn compile_resource(
         rendered.insert(k.clone(), v);
     }
     let name = rendered.get(kind.name()).and_then(Value::as_str).map(str::to_string).unwrap_or(raw_name.clone());
-    let id = ResourceId::new(kind, if enabled { name } else { raw_name });
+    let id = ResourceId::new(kind, name);
     if enabled {
         for mut d in render_diags.0 {
             d.resource = Some(id.to_string());
@@ -527,7 +531,7 @@ fn serde_diag(
     let inner = e.inner().to_string();
     let message = tidy_serde_message(&inner);
     let hint = unknown_field_name(&inner).and_then(|f| did_you_mean(f, known.iter().copied()));
-    let d = if at == *base { file.diag_value(&at, message) } else { file.diag_key(&at, message) };
+    let d = if unknown_field_name(&inner).is_some() { file.diag_key(&at, message) } else { file.diag_value(&at, message) };
     let d = d.hint(hint);
     match id {
         Some(id) => d.resource(id),
@@ -542,7 +546,11 @@ fn unknown_field_name(msg: &str) -> Option<&str> {
 /// serde's messages, minus the noise that the location already says.
 fn tidy_serde_message(msg: &str) -> String {
     let msg = msg.split(" at line ").next().unwrap_or(msg);
-    msg.replace("unknown variant", "unknown value").replace("expected one of", "expected one of:")
+    msg.replace("unknown variant", "unknown value")
+        .replace("expected one of", "expected one of:")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected i32", "expected an integer")
+        .replace("expected f64", "expected a number")
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -60,6 +60,9 @@ impl SourceFile {
 #[derive(Debug, Default)]
 pub struct RecipeSet {
     pub files: Vec<SourceFile>,
+    /// Problems found while loading; `compile` reports them with its own,
+    /// so that one run lists every problem.
+    pub problems: Diagnostics,
 }
 
 pub const TOP_KEYS: &[&str] = &["name", "description", "parameters", "include", "resources"];
@@ -82,23 +85,29 @@ pub fn join_normalized(base: &Path, rel: &str) -> PathBuf {
     out
 }
 
-/// Loads the given recipe files and everything they include.
-pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> Result<RecipeSet, Diagnostics> {
+/// Loads the given recipe files and everything they include. Files that
+/// cannot be read or parsed are left out, with their problems recorded.
+pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> RecipeSet {
     let mut set = RecipeSet::default();
     let mut diags = Diagnostics::default();
     let mut seen = HashSet::new();
-    let mut queue: Vec<PathBuf> = roots.iter().map(|p| join_normalized(Path::new(""), &p.to_string_lossy())).collect();
+    // (path, where it was included from)
+    let mut queue: Vec<(PathBuf, Option<Diagnostic>)> =
+        roots.iter().map(|p| (join_normalized(Path::new(""), &p.to_string_lossy()), None)).collect();
     queue.reverse();
-    while let Some(path) = queue.pop() {
+    while let Some((path, from)) = queue.pop() {
         if !seen.insert(path.clone()) {
             continue;
         }
-        let Some(file) = read_one(source, &path, &mut diags) else { continue };
+        let Some(file) = read_one(source, &path, from, &mut diags) else { continue };
         if let Some(Value::Sequence(incs)) = file.doc.get("include") {
             let mut next = Vec::new();
             for (i, inc) in incs.iter().enumerate() {
                 match inc.as_str() {
-                    Some(rel) => next.push(join_normalized(file.dir(), rel)),
+                    Some(rel) => next.push((
+                        join_normalized(file.dir(), rel),
+                        Some(file.diag_value(&YamlPath::root().key("include").index(i), "")),
+                    )),
                     None => diags.push(file.diag_value(
                         &YamlPath::root().key("include").index(i),
                         "each include is a path to a recipe file, relative to this one",
@@ -109,14 +118,24 @@ pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> Result<RecipeSet, D
         }
         set.files.push(file);
     }
-    diags.into_result().map(|()| set)
+    set.problems = diags;
+    set
 }
 
-fn read_one(source: &dyn RecipeSource, path: &Path, diags: &mut Diagnostics) -> Option<SourceFile> {
+fn read_one(
+    source: &dyn RecipeSource,
+    path: &Path,
+    from: Option<Diagnostic>,
+    diags: &mut Diagnostics,
+) -> Option<SourceFile> {
     let bytes = match source.read(path) {
         Ok(b) => b,
         Err(e) => {
-            diags.push(Diagnostic::new(path, format!("cannot read recipe: {e}")));
+            let msg = format!("cannot read recipe {}: {e}", path.display());
+            diags.push(match from {
+                Some(d) => Diagnostic { message: format!("include: {msg}"), ..d },
+                None => Diagnostic::new(path, msg),
+            });
             return None;
         }
     };

@@ -210,12 +210,12 @@ pub fn resolve(
             });
             continue;
         };
-        match spec.check(&value) {
-            Ok(()) => {
-                out.insert(name.clone(), value);
-            }
-            Err(e) => problems.push(ParamProblem { at, message: format!("parameter `{name}`: {e}"), hint: None }),
+        if let Err(e) = spec.check(&value) {
+            problems.push(ParamProblem { at, message: format!("parameter `{name}`: {e}"), hint: None });
         }
+        // Kept even when invalid, so that templates using it do not report
+        // a second, misleading "missing value".
+        out.insert(name.clone(), value);
     }
     (out, problems)
 }

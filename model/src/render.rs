@@ -54,7 +54,10 @@ impl Renderer {
                     if let Some((l, c)) = t.pos() {
                         (line, col) = (Some(l), Some(c));
                     }
-                    format!("template syntax error: {}", t.reason())
+                    let reason = t.reason().to_string();
+                    // pest lists every token it expected; that helps nobody.
+                    let reason = reason.split(": expected").next().unwrap_or(&reason).to_string();
+                    format!("template syntax error: {reason} (an unclosed {{{{#block}}}}, or a stray brace?)")
                 }
                 RenderErrorReason::HelperNotFound(h) => format!("unknown template helper `{h}`"),
                 other => format!("template error: {other}"),
