@@ -83,12 +83,22 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     };
     let previous = args.state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
-    let report = engine::run(&plan, &RunOptions { dry_run: args.dry_run, previous: previous.clone(), host });
-    emit(&report, args)?;
+    let report =
+        engine::run(&plan, &RunOptions { dry_run: args.dry_run, diffs: args.diff, previous: previous.clone(), host });
+    let mut code = report.exit_code();
+    // The run happened: record it before anything else can fail, and let a
+    // failure to record or print count as a failure, not as invalid input.
     if !args.dry_run {
-        save(&plan, &report, previous, &args.state)?;
+        if let Err(e) = save(&plan, &report, previous, &args.state) {
+            eprintln!("error: the run finished but its state was not saved: {e:#}");
+            code |= 4;
+        }
     }
-    Ok(report.exit_code())
+    if let Err(e) = emit(&report, args) {
+        eprintln!("error: {e:#}");
+        code |= 4;
+    }
+    Ok(code)
 }
 
 fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {

@@ -135,7 +135,14 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Usage errors exit 1 (invalid input), not clap's 2, which means "changed".
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { apply::EXIT_INVALID as u8 } else { 0 });
+        }
+    };
     tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     match run(cli.command) {
         Ok(code) => ExitCode::from(code as u8),

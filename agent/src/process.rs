@@ -124,9 +124,11 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
             set_groups(&mut cmd, id.groups);
         }
         None => {
-            env.insert("HOME".into(), "/root".into());
-            env.insert("USER".into(), "root".into());
-            env.insert("LOGNAME".into(), "root".into());
+            let me = User::from_uid(nix::unistd::geteuid()).ok().flatten();
+            let (home, name) = me.map(|u| (u.dir.to_string_lossy().into_owned(), u.name)).unwrap_or(("/".into(), "root".into()));
+            env.insert("HOME".into(), home);
+            env.insert("USER".into(), name.clone());
+            env.insert("LOGNAME".into(), name);
         }
     }
     for (k, v) in &job.env {

@@ -47,7 +47,7 @@ pub struct ResourceReport {
     pub duration_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Why a resource was skipped.
+    /// Why a resource was skipped, or which resources notified it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For a changed resource: true if it repaired drift (the recipe had not
@@ -93,6 +93,31 @@ impl Report {
             corrective: self.resources.iter().filter(|r| r.corrective == Some(true)).count(),
             duration_ms,
         };
+    }
+
+    /// Replaces every occurrence of a secret in what the report says about
+    /// resources (changes, diffs, errors).
+    pub fn scrub(&mut self, secrets: &[String]) {
+        if secrets.is_empty() {
+            return;
+        }
+        let clean = |s: &mut String| {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), "(sensitive)");
+                }
+            }
+        };
+        for r in &mut self.resources {
+            for c in &mut r.changes {
+                for v in [&mut c.from, &mut c.to, &mut c.diff].into_iter().flatten() {
+                    clean(v);
+                }
+            }
+            for v in [&mut r.error, &mut r.reason].into_iter().flatten() {
+                clean(v);
+            }
+        }
     }
 
     /// Puppet's detailed exit codes: 0 no change, 2 changes, 4 failures, 6 both.

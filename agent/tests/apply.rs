@@ -217,6 +217,8 @@ resources:
     command: echo "{{params.password}}" > /dev/null
     unless: "false"
     sensitive: true
+  - exec: not-marked-but-uses-a-sensitive-parameter
+    command: echo "{{params.password}}" > /dev/null; exit 1
 "#,
     );
     let report_file = s.path().join("report.json");
@@ -224,7 +226,7 @@ resources:
         let mut args = vec!["--param", "password=hunter2-s3cr3t"];
         args.extend_from_slice(extra);
         let out = s.apply(&recipe, &args);
-        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(out.status.code(), Some(if extra[0] == "--dry-run" { 2 } else { 6 }), "{}", stderr(&out));
         assert!(!stdout(&out).contains("s3cr3t") && !stderr(&out).contains("s3cr3t"), "{}", stdout(&out));
     }
     let saved = std::fs::read_to_string(&report_file).unwrap();

@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
 use serde_yaml::{Mapping, Value};
 
-use crate::condition::{When, lookup};
+use crate::condition::When;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::toposort;
 use crate::load::{RecipeSet, RecipeSource, SourceFile, join_normalized};
@@ -69,6 +69,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The values of sensitive parameters, to be scrubbed from all output.
+    pub fn secrets(&self) -> Vec<String> {
+        self.sensitive_params
+            .iter()
+            .filter_map(|k| self.params.get(k))
+            .map(|v| match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
     pub fn index_of(&self, id: &ResourceId) -> Option<usize> {
         self.resources.iter().position(|r| &r.id == id)
     }
@@ -119,7 +132,21 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
                 continue;
             };
             match by_id.get(&p.res.id) {
-                Some(&prev) if same_desired(&pending[prev].res, &p.res) => {}
+                Some(&prev) if same_desired(&pending[prev].res, &p.res) => {
+                    // The same declaration twice: one resource, with the union of its edges.
+                    let first = &mut pending[prev];
+                    for r in p.common.requires {
+                        if !first.common.requires.contains(&r) {
+                            first.common.requires.push(r);
+                        }
+                    }
+                    for n in p.common.notifies {
+                        if !first.common.notifies.contains(&n) {
+                            first.common.notifies.push(n);
+                        }
+                    }
+                    first.res.sensitive |= p.res.sensitive;
+                }
                 Some(&prev) => {
                     let other = &pending[prev];
                     let (l, c) = set.files[other.file].locations().value(&other.path);
@@ -326,7 +353,8 @@ fn compile_resource(
             }
         }
     }
-    let enabled = when.as_ref().is_none_or(|c| c.eval(&ctx["facts"], &ctx["params"]));
+    // Validation (placeholder facts) checks every resource, whatever its condition.
+    let enabled = opts.placeholder_facts || when.as_ref().is_none_or(|c| c.eval(&ctx["facts"], &ctx["params"]));
 
     // Render every string (except the condition), then split common properties
     // from the type's own.
@@ -400,7 +428,7 @@ fn check_subject(
     diags: &mut Diagnostics,
 ) {
     if is_fact {
-        if subject == "custom" || subject.starts_with("custom.") || lookup(opts.fact_skeleton, subject).is_some() {
+        if known_fact(opts.fact_skeleton, subject) {
             return;
         }
         let known = crate::render::leaf_paths(opts.fact_skeleton);
@@ -419,9 +447,28 @@ fn check_subject(
     }
 }
 
-/// True if rendering failed only because of a custom fact the skeleton cannot know.
+/// True if `path` is a standard fact, or lies inside an open namespace of the
+/// skeleton (an empty object: `custom`, `interfaces`), whose keys depend on the host.
+fn known_fact(skeleton: &Json, path: &str) -> bool {
+    let mut cur = skeleton;
+    for seg in path.split('.') {
+        match cur {
+            Json::Object(m) if m.is_empty() => return true,
+            Json::Object(m) => match m.get(seg) {
+                Some(next) => cur = next,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// True if rendering failed only because the placeholder facts cannot know a
+/// host-specific value (a custom fact, an interface name).
 fn tolerated(f: &RenderFailure, opts: &CompileOptions) -> bool {
-    opts.placeholder_facts && f.missing.as_deref().is_some_and(|m| m.starts_with("facts.custom"))
+    opts.placeholder_facts
+        && f.missing.as_deref().and_then(|m| m.strip_prefix("facts.")).is_some_and(|m| known_fact(opts.fact_skeleton, m))
 }
 
 fn render_value(
@@ -647,15 +694,22 @@ fn same_desired(a: &CompiledResource, b: &CompiledResource) -> bool {
     a.spec == b.spec && a.payload == b.payload && a.enabled == b.enabled
 }
 
-/// FNV-1a over the id, the typed properties and the payload: stable across
-/// runs and builds, unlike `DefaultHasher`.
+/// A stable hash of the id, the typed properties and the payload: stable
+/// across runs and builds, unlike `DefaultHasher`. FNV-1a over 8-byte words,
+/// so that large payloads hash quickly.
 fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(0x0100_0000_01b3);
         }
+        for b in words.remainder() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ bytes.len() as u64).wrapping_mul(0x0100_0000_01b3);
     };
     feed(id.to_string().as_bytes());
     feed(&serde_json::to_vec(spec).unwrap_or_default());

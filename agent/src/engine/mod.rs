@@ -16,6 +16,8 @@ use staging::Staging;
 
 pub struct RunOptions {
     pub dry_run: bool,
+    /// Compute content diffs (always in dry-run; with --diff in real runs).
+    pub diffs: bool,
     /// Desired-state hashes of the previous real run (for corrective changes).
     pub previous: HashMap<String, u64>,
     pub host: String,
@@ -69,6 +71,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
         let h = handler(r.id.kind);
         let mut ctx = Ctx {
             dry_run: opts.dry_run,
+            diffs: opts.diffs || opts.dry_run,
             notified_by,
             accounts: &accounts,
             staging: &mut staging,
@@ -115,6 +118,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
         summary: Default::default(),
         resources: out,
     };
+    report.scrub(&plan.secrets());
     report.summarize(ms(t0));
     report
 }
@@ -159,6 +163,7 @@ fn flush(plan: &Plan, staging: &mut Staging, out: &mut [ResourceReport], account
         let t = Instant::now();
         let mut ctx = Ctx {
             dry_run: false,
+            diffs: false,
             notified_by: Vec::new(),
             accounts,
             staging: &mut scratch,

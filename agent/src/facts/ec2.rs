@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use super::FactOptions;
 
 pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
+/// How long a failed probe is remembered before the next try.
+const NEGATIVE_TTL_SECS: u64 = 600;
 /// The whole probe (token plus document) must fit in this.
 pub const BUDGET: Duration = Duration::from_millis(200);
 
@@ -46,16 +48,24 @@ pub fn facts(opts: &FactOptions) -> Option<Value> {
     }
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let cache = opts.cache_dir.as_ref().map(|d| d.join("ec2-facts.json"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(cached) = cache.as_ref().and_then(|c| std::fs::read(c).ok()) {
         if let Ok(v) = serde_json::from_slice::<Value>(&cached) {
-            if v["boot_id"] == boot_id.trim() {
-                return v.get("facts").filter(|f| !f.is_null()).cloned();
+            let same_boot = v["boot_id"] == boot_id.trim();
+            let found = v.get("facts").filter(|f| !f.is_null());
+            let fresh_miss = v["checked_at"].as_u64().is_some_and(|t| now.saturating_sub(t) < NEGATIVE_TTL_SECS);
+            // A hit is good for the whole boot; a miss is retried after a while,
+            // and at once when the probe is forced on.
+            match found {
+                Some(f) if same_boot => return Some(f.clone()),
+                None if same_boot && fresh_miss && opts.ec2 == Ec2Mode::Auto => return None,
+                _ => {}
             }
         }
     }
     let found = probe(&opts.imds_endpoint, BUDGET);
     if let Some(c) = cache {
-        let record = json!({ "boot_id": boot_id.trim(), "facts": found });
+        let record = json!({ "boot_id": boot_id.trim(), "checked_at": now, "facts": found });
         if let Err(e) = crate::state::write_atomic(&c, &serde_json::to_vec(&record).unwrap_or_default(), 0o600) {
             tracing::debug!(error = %e, "could not cache EC2 facts");
         }

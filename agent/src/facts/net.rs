@@ -31,15 +31,42 @@ fn push(entry: &mut Value, family: &str, addr: String) {
     }
 }
 
-/// The first IPv4 address that is not loopback.
+/// The IPv4 address of the interface that holds the default route; failing
+/// that, the first address of an interface that is not loopback or a bridge.
 pub fn primary_ipv4(interfaces: &Value) -> String {
+    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let first_v4 = |name: &str| {
+        interfaces[name]["ipv4"].as_array().and_then(|a| a.first()).and_then(Value::as_str).map(str::to_string)
+    };
+    if let Some(v) = default_route_interface(&route).and_then(|i| first_v4(&i)) {
+        return v;
+    }
+    const VIRTUAL: &[&str] = &["lo", "docker", "br-", "veth", "virbr", "cni", "flannel", "vxlan"];
     interfaces
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(name, _)| name.as_str() != "lo")
-        .flat_map(|(_, v)| v["ipv4"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .find(|a| !a.starts_with("127."))
+        .filter(|(name, _)| !VIRTUAL.iter().any(|p| name.starts_with(p)))
+        .find_map(|(name, _)| first_v4(name))
         .unwrap_or_default()
+}
+
+/// The interface of the default route in /proc/net/route.
+fn default_route_interface(route: &str) -> Option<String> {
+    route.lines().skip(1).find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (iface, dest) = (f.next()?, f.next()?);
+        (dest == "00000000").then(|| iface.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primary_address_follows_the_default_route() {
+        let route = "Iface\tDestination\tGateway\nbr-1\t0000A8C0\t00000000\neth0\t00000000\t0100A8C0\n";
+        assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
+    }
 }

@@ -40,7 +40,12 @@ fn job(p: &ExecProps, script: &str) -> Job {
 /// Runs a guard; true if it exited 0.
 fn guard(p: &ExecProps, name: &str, script: &str) -> Result<bool> {
     let out = run(&job(p, script)).map_err(|e| Error::Failed(format!("{name} guard: {e}")))?;
-    Ok(matches!(out.exit, crate::process::Exit::Code(0)))
+    match out.exit {
+        // A guard that hangs answers nothing: neither "run" nor "skip".
+        crate::process::Exit::TimedOut => Err(Error::Failed(format!("{name} guard {}", out.describe_exit()))),
+        crate::process::Exit::Code(c) => Ok(c == 0),
+        crate::process::Exit::Signal(_) => Ok(false),
+    }
 }
 
 impl ResourceType for ExecType {

@@ -68,7 +68,7 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
         require_parent(path, ctx.planned_dirs)?;
         let mut c = vec![Change::new("ensure", Some(from.into()), Some("file".into()))];
         if let Some(new) = want.content {
-            c.push(content_change(b"", new, path, want.sensitive));
+            c.push(content_change(b"", new, path, want.sensitive || !ctx.diffs));
         }
         return Ok(c);
     };
@@ -79,7 +79,7 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
     if let (Some(new), true) = (want.content, want.replace) {
         let same = md.size() == new.len() as u64 && read(path)? == new;
         if !same {
-            changes.push(content_change(&read(path)?, new, path, want.sensitive));
+            changes.push(content_change(&read(path)?, new, path, want.sensitive || !ctx.diffs));
         }
     }
     changes.extend(meta.changes(&md, ctx.accounts));
@@ -94,10 +94,13 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A content change with a unified diff when both sides are text.
-fn content_change(old: &[u8], new: &[u8], path: &Path, sensitive: bool) -> Change {
+/// A content change with a unified diff when both sides are text, or with
+/// the sizes when there is no diff to show.
+fn content_change(old: &[u8], new: &[u8], path: &Path, no_diff: bool) -> Change {
     let mut c = Change::new("content", None, None);
-    if sensitive {
+    if no_diff {
+        c.from = Some(format!("{} bytes", old.len()));
+        c.to = Some(format!("{} bytes", new.len()));
         return c;
     }
     match (std::str::from_utf8(old), std::str::from_utf8(new)) {

@@ -39,6 +39,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What a run shares with each resource.
 pub struct Ctx<'a> {
     pub dry_run: bool,
+    /// Compute unified diffs of content changes.
+    pub diffs: bool,
     /// A resource that notifies this one changed (or would change) in this run.
     pub notified_by: Vec<String>,
     pub accounts: &'a Accounts,

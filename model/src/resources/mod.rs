@@ -26,17 +26,21 @@ pub struct Ownership {
     pub mode: Option<crate::mode::Mode>,
 }
 
-/// Checks that a resource name is an absolute, normalised path.
+/// Checks that a resource name is an absolute, normalised path: no `.` or
+/// `..` segments, no `//`, no trailing `/`. (`Path::components` would hide
+/// `.` and `//`, and `/etc/./motd` must not become a second id for `/etc/motd`.)
 pub fn check_absolute_path(name: &str) -> Option<String> {
-    let p = std::path::Path::new(name);
-    if !p.is_absolute() {
+    if !name.starts_with('/') {
         return Some(format!("{name:?} is not an absolute path"));
     }
-    if name.len() > 1 && name.ends_with('/') {
+    if name == "/" {
+        return None;
+    }
+    if name.ends_with('/') {
         return Some(format!("{name:?} must not end with '/'"));
     }
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)) {
-        return Some(format!("{name:?} must not contain '.' or '..' components"));
+    if name[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Some(format!("{name:?} must not contain '//', '.' or '..' segments"));
     }
     None
 }
