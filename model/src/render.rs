@@ -56,8 +56,12 @@ impl Renderer {
                     }
                     let reason = t.reason().to_string();
                     // pest lists every token it expected; that helps nobody.
-                    let reason = reason.split(": expected").next().unwrap_or(&reason).to_string();
-                    format!("template syntax error: {reason} (an unclosed {{{{#block}}}}, or a stray brace?)")
+                    match reason.split_once(": expected") {
+                        Some((head, _)) => {
+                            format!("template syntax error: {head} (an unclosed {{{{#block}}}}, or a stray brace?)")
+                        }
+                        None => format!("template syntax error: {reason}"),
+                    }
                 }
                 RenderErrorReason::HelperNotFound(h) => format!("unknown template helper `{h}`"),
                 other => format!("template error: {other}"),
