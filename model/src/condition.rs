@@ -36,12 +36,13 @@ pub struct When {
 
 /// Looks up a dotted path (`os.family`, `interfaces.0.name`) in a JSON value.
 pub fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(root, |v, seg| match v {
-        Value::Object(m) => m.get(seg),
-        Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    })
-    .filter(|v| !v.is_null())
+    path.split('.')
+        .try_fold(root, |v, seg| match v {
+            Value::Object(m) => m.get(seg),
+            Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        })
+        .filter(|v| !v.is_null())
 }
 
 fn as_text(v: &Value) -> String {
@@ -63,13 +64,24 @@ impl When {
             .iter()
             .filter(|b| **b)
             .count();
-        let subjects = [self.fact.is_some(), self.param.is_some()].iter().filter(|b| **b).count();
-        let ops = [self.equals.is_some(), self.in_.is_some(), self.matches.is_some(), self.exists.is_some()]
+        let subjects = [self.fact.is_some(), self.param.is_some()]
             .iter()
             .filter(|b| **b)
             .count();
+        let ops = [
+            self.equals.is_some(),
+            self.in_.is_some(),
+            self.matches.is_some(),
+            self.exists.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if combinators + subjects != 1 {
-            out.push("a condition needs exactly one of `all`, `any`, `not`, `fact` or `param`".to_string());
+            out.push(
+                "a condition needs exactly one of `all`, `any`, `not`, `fact` or `param`"
+                    .to_string(),
+            );
         }
         if subjects == 1 && ops != 1 {
             out.push("a `fact` or `param` condition needs exactly one of `equals`, `in`, `matches` or `exists`".to_string());
@@ -160,8 +172,14 @@ mod tests {
         assert!(when("{param: env, in: [prod, staging]}").eval(&facts, &params));
         assert!(when("{fact: hostname, matches: '^web-'}").eval(&facts, &params));
         assert!(when("{not: {fact: ec2, exists: true}}").eval(&facts, &params));
-        assert!(!when("{all: [{param: env, equals: prod}, {fact: os.family, equals: redhat}]}").eval(&facts, &params));
-        assert!(when("{any: [{param: env, equals: dev}, {fact: os.family, equals: debian}]}").eval(&facts, &params));
+        assert!(
+            !when("{all: [{param: env, equals: prod}, {fact: os.family, equals: redhat}]}")
+                .eval(&facts, &params)
+        );
+        assert!(
+            when("{any: [{param: env, equals: dev}, {fact: os.family, equals: debian}]}")
+                .eval(&facts, &params)
+        );
     }
 
     #[test]

@@ -98,7 +98,11 @@ impl Diagnostics {
 
     /// `Ok(())` when no problem was found.
     pub fn into_result(self) -> Result<(), Diagnostics> {
-        if self.is_empty() { Ok(()) } else { Err(self.sorted()) }
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self.sorted())
+        }
     }
 }
 
@@ -108,6 +112,10 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "error: {d}")?;
         }
         let n = self.0.len();
-        write!(f, "{n} problem{} found; nothing was changed", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "{n} problem{} found; nothing was changed",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }

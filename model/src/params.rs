@@ -65,7 +65,11 @@ impl ParamSpec {
         let bad = |what: &str| format!("{raw:?} is not {what}");
         Ok(match self.kind {
             ParamType::String => Value::String(raw.to_string()),
-            ParamType::Integer => raw.trim().parse::<i64>().map(Value::from).map_err(|_| bad("an integer"))?,
+            ParamType::Integer => raw
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| bad("an integer"))?,
             ParamType::Number => raw
                 .trim()
                 .parse::<f64>()
@@ -80,11 +84,16 @@ impl ParamSpec {
             },
             ParamType::List => {
                 if raw.trim_start().starts_with('[') {
-                    serde_json::from_str(raw).map_err(|e| format!("{raw:?} is not a JSON list: {e}"))?
+                    serde_json::from_str(raw)
+                        .map_err(|e| format!("{raw:?} is not a JSON list: {e}"))?
                 } else if raw.is_empty() {
                     Value::Array(vec![])
                 } else {
-                    Value::Array(raw.split(',').map(|s| Value::String(s.trim().to_string())).collect())
+                    Value::Array(
+                        raw.split(',')
+                            .map(|s| Value::String(s.trim().to_string()))
+                            .collect(),
+                    )
                 }
             }
         })
@@ -100,10 +109,15 @@ impl ParamSpec {
             ParamType::List => v.is_array(),
         };
         if !type_ok {
-            return Err(format!("expected a {}, found {}", type_name(self.kind), describe(v)));
+            return Err(format!(
+                "expected a {}, found {}",
+                type_name(self.kind),
+                describe(v)
+            ));
         }
         if let Some(p) = &self.pattern {
-            let re = regex_lite::Regex::new(p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
+            let re =
+                regex_lite::Regex::new(p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
             let items: Vec<&Value> = match v {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
@@ -121,7 +135,10 @@ impl ParamSpec {
         if let Some(allowed) = &self.allowed {
             if !allowed.contains(v) {
                 let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                return Err(format!("{v} is not one of the allowed values [{}]", list.join(", ")));
+                return Err(format!(
+                    "{v} is not one of the allowed values [{}]",
+                    list.join(", ")
+                ));
             }
         }
         if let Some(n) = v.as_f64() {
@@ -175,7 +192,12 @@ pub fn resolve(
     let mut out = serde_json::Map::new();
     let mut problems = Vec::new();
     let names = || specs.keys().map(String::as_str);
-    for (name, _) in overrides.raw.iter().map(|(k, v)| (k, v)).chain(overrides.typed.iter().map(|(k, _)| (k, k))) {
+    for (name, _) in overrides
+        .raw
+        .iter()
+        .map(|(k, v)| (k, v))
+        .chain(overrides.typed.iter().map(|(k, _)| (k, k)))
+    {
         if !specs.contains_key(name) {
             problems.push(ParamProblem {
                 at: ParamProblemAt::Override(name.clone()),
@@ -185,7 +207,12 @@ pub fn resolve(
         }
     }
     for (name, spec) in specs {
-        let given_raw = overrides.raw.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v);
+        let given_raw = overrides
+            .raw
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v);
         let (value, at) = if let Some(raw) = given_raw {
             match spec.coerce(raw) {
                 Ok(v) => (v, ParamProblemAt::Override(name.clone())),
@@ -211,7 +238,11 @@ pub fn resolve(
             continue;
         };
         if let Err(e) = spec.check(&value) {
-            problems.push(ParamProblem { at, message: format!("parameter `{name}`: {e}"), hint: None });
+            problems.push(ParamProblem {
+                at,
+                message: format!("parameter `{name}`: {e}"),
+                hint: None,
+            });
         }
         // Kept even when invalid, so that templates using it do not report
         // a second, misleading "missing value".
@@ -244,9 +275,15 @@ mod tests {
     #[test]
     fn resolves_defaults_overrides_and_problems() {
         let mut specs = IndexMap::new();
-        specs.insert("site".to_string(), spec("{type: string, default: example.org}"));
+        specs.insert(
+            "site".to_string(),
+            spec("{type: string, default: example.org}"),
+        );
         specs.insert("port".to_string(), spec("{type: integer}"));
-        let o = Overrides { raw: vec![("sitee".into(), "x".into())], typed: Default::default() };
+        let o = Overrides {
+            raw: vec![("sitee".into(), "x".into())],
+            typed: Default::default(),
+        };
         let (vals, problems) = resolve(&specs, &o);
         assert_eq!(vals["site"], "example.org");
         assert_eq!(problems.len(), 2, "{problems:?}");

@@ -80,7 +80,11 @@ pub fn leaf_paths(v: &Value) -> Vec<String> {
     fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
         if let Value::Object(m) = v {
             for (k, child) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.push(p.clone());
                 walk(child, &p, out);
             }
@@ -100,7 +104,11 @@ mod tests {
     fn strict_and_unescaped() {
         let r = Renderer::default();
         let ctx = json!({"facts": {"hostname": "web-1"}, "params": {"site": "a&b.org"}});
-        assert_eq!(r.render("{{facts.hostname}} <{{params.site}}>", &ctx).unwrap(), "web-1 <a&b.org>");
+        assert_eq!(
+            r.render("{{facts.hostname}} <{{params.site}}>", &ctx)
+                .unwrap(),
+            "web-1 <a&b.org>"
+        );
         let e = r.render("{{facts.hostnme}}", &ctx).unwrap_err();
         assert_eq!(e.missing.as_deref(), Some("facts.hostnme"));
         assert_eq!(e.hint.as_deref(), Some("did you mean `facts.hostname`?"));

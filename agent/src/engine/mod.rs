@@ -33,7 +33,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
     let mut out: Vec<ResourceReport> = Vec::with_capacity(plan.resources.len());
 
     for (i, r) in plan.resources.iter().enumerate() {
-        let needs_flush = !stageable(&r.spec) || plan.prereqs[i].iter().any(|&p| staging.contains(p));
+        let needs_flush =
+            !stageable(&r.spec) || plan.prereqs[i].iter().any(|&p| staging.contains(p));
         if needs_flush && !staging.is_empty() {
             flush(plan, &mut staging, &mut out, &accounts);
         }
@@ -91,7 +92,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
                     rep.status = Status::Changed;
                     rep.corrective = Some(opts.previous.get(&rep.id) == Some(&r.desired_hash));
                 }
-                rep.changes = if r.sensitive { changes.iter().map(Change::redacted).collect() } else { changes };
+                rep.changes = if r.sensitive {
+                    changes.iter().map(Change::redacted).collect()
+                } else {
+                    changes
+                };
                 if applied == Some(Applied::Done) && h.verifiable() {
                     verify(plan, i, &mut rep, &mut ctx);
                 }
@@ -126,7 +131,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
 /// A resource whose dependents must not run: it failed, or it was itself
 /// skipped because of a failure.
 fn blocks(r: &ResourceReport) -> bool {
-    r.status == Status::Failed || (r.status == Status::Skipped && r.reason.as_deref().is_some_and(|s| s.starts_with("dependency")))
+    r.status == Status::Failed
+        || (r.status == Status::Skipped
+            && r.reason
+                .as_deref()
+                .is_some_and(|s| s.starts_with("dependency")))
 }
 
 fn ms(t: Instant) -> f64 {
@@ -141,7 +150,10 @@ fn verify(plan: &Plan, i: usize, rep: &mut ResourceReport, ctx: &mut Ctx) {
         Ok(left) => {
             let props: Vec<&str> = left.iter().map(|c| c.property.as_str()).collect();
             rep.status = Status::Failed;
-            rep.error = Some(format!("verification failed: {} still differ(s) after apply", props.join(", ")));
+            rep.error = Some(format!(
+                "verification failed: {} still differ(s) after apply",
+                props.join(", ")
+            ));
         }
         Err(e) => {
             rep.status = Status::Failed;

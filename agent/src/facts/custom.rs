@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 
 pub fn load(dir: &Path) -> Value {
     let mut out = Map::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return Value::Object(out) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Value::Object(out);
+    };
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -21,8 +23,12 @@ pub fn load(dir: &Path) -> Value {
         match parsed {
             Ok(Value::Object(m)) => out.extend(m),
             Ok(Value::Null) => {}
-            Ok(_) => tracing::warn!(file = %f.display(), "custom facts file is not a mapping; ignored"),
-            Err(e) => tracing::warn!(file = %f.display(), error = %e, "custom facts file is invalid; ignored"),
+            Ok(_) => {
+                tracing::warn!(file = %f.display(), "custom facts file is not a mapping; ignored")
+            }
+            Err(e) => {
+                tracing::warn!(file = %f.display(), error = %e, "custom facts file is invalid; ignored")
+            }
         }
     }
     Value::Object(out)

@@ -34,7 +34,12 @@ impl Accounts {
             .gids
             .borrow_mut()
             .entry(name.to_string())
-            .or_insert_with(|| Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()))
+            .or_insert_with(|| {
+                Group::from_name(name)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.gid.as_raw())
+            })
     }
 
     /// A uid as a name when it has one.
@@ -42,7 +47,13 @@ impl Accounts {
         self.user_names
             .borrow_mut()
             .entry(uid)
-            .or_insert_with(|| User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name).unwrap_or(uid.to_string()))
+            .or_insert_with(|| {
+                User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or(uid.to_string())
+            })
             .clone()
     }
 
@@ -50,7 +61,13 @@ impl Accounts {
         self.group_names
             .borrow_mut()
             .entry(gid)
-            .or_insert_with(|| Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name).unwrap_or(gid.to_string()))
+            .or_insert_with(|| {
+                Group::from_gid(Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or(gid.to_string())
+            })
             .clone()
     }
 }

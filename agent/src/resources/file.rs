@@ -41,7 +41,9 @@ impl ResourceType for FileType {
 }
 
 fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
-    let Spec::File(p) = &r.spec else { return Err(mismatch(r)) };
+    let Spec::File(p) = &r.spec else {
+        return Err(mismatch(r));
+    };
     Ok(FileWant {
         presence: p.state,
         content: r.payload.as_deref(),
@@ -57,29 +59,53 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
         return Ok(match md {
             None => vec![],
             Some(m) if m.is_dir() => {
-                return Err(Error::Failed(format!("{} is a directory, not a file", path.display())));
+                return Err(Error::Failed(format!(
+                    "{} is a directory, not a file",
+                    path.display()
+                )));
             }
-            Some(m) => vec![Change::new("ensure", Some(kind_of(&m).into()), Some("absent".into()))],
+            Some(m) => vec![Change::new(
+                "ensure",
+                Some(kind_of(&m).into()),
+                Some("absent".into()),
+            )],
         });
     }
     let meta = Meta::resolve(&want.own, ctx.accounts)?;
     let Some(md) = md.filter(|m| !m.file_type().is_symlink()) else {
-        let from = if lstat(path)?.is_some() { "symlink" } else { "absent" };
+        let from = if lstat(path)?.is_some() {
+            "symlink"
+        } else {
+            "absent"
+        };
         require_parent(path, ctx.planned_dirs)?;
-        let mut c = vec![Change::new("ensure", Some(from.into()), Some("file".into()))];
+        let mut c = vec![Change::new(
+            "ensure",
+            Some(from.into()),
+            Some("file".into()),
+        )];
         if let Some(new) = want.content {
             c.push(content_change(b"", new, path, want.sensitive || !ctx.diffs));
         }
         return Ok(c);
     };
     if !md.is_file() {
-        return Err(Error::Failed(format!("{} is a {}, not a file", path.display(), kind_of(&md))));
+        return Err(Error::Failed(format!(
+            "{} is a {}, not a file",
+            path.display(),
+            kind_of(&md)
+        )));
     }
     let mut changes = Vec::new();
     if let (Some(new), true) = (want.content, want.replace) {
         let same = md.size() == new.len() as u64 && read(path)? == new;
         if !same {
-            changes.push(content_change(&read(path)?, new, path, want.sensitive || !ctx.diffs));
+            changes.push(content_change(
+                &read(path)?,
+                new,
+                path,
+                want.sensitive || !ctx.diffs,
+            ));
         }
     }
     changes.extend(meta.changes(&md, ctx.accounts));
@@ -106,7 +132,11 @@ fn content_change(old: &[u8], new: &[u8], path: &Path, no_diff: bool) -> Change 
     match (std::str::from_utf8(old), std::str::from_utf8(new)) {
         (Ok(o), Ok(n)) if o.len() + n.len() <= DIFF_LIMIT => {
             let name = path.display().to_string();
-            let diff = TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(&name, &name).to_string();
+            let diff = TextDiff::from_lines(o, n)
+                .unified_diff()
+                .context_radius(3)
+                .header(&name, &name)
+                .to_string();
             c.diff = Some(diff);
         }
         _ => {
@@ -138,9 +168,18 @@ pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) ->
     require_parent(path, ctx.planned_dirs)?;
     // Keep the existing owner and mode unless the recipe sets them.
     let existing = lstat(path)?.filter(|m| m.is_file());
-    let uid = meta.uid.or(existing.as_ref().map(|m| m.uid())).unwrap_or_else(|| nix::unistd::geteuid().as_raw());
-    let gid = meta.gid.or(existing.as_ref().map(|m| m.gid())).unwrap_or_else(|| nix::unistd::getegid().as_raw());
-    let mode = meta.mode.or(existing.as_ref().map(|m| m.mode() & 0o7777)).unwrap_or(0o644);
+    let uid = meta
+        .uid
+        .or(existing.as_ref().map(|m| m.uid()))
+        .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+    let gid = meta
+        .gid
+        .or(existing.as_ref().map(|m| m.gid()))
+        .unwrap_or_else(|| nix::unistd::getegid().as_raw());
+    let mode = meta
+        .mode
+        .or(existing.as_ref().map(|m| m.mode() & 0o7777))
+        .unwrap_or(0o644);
     let content = want.content.unwrap_or_default();
     let tmp = crate::state::temp_path(path);
     let write = || -> std::io::Result<()> {

@@ -20,28 +20,52 @@ pub struct Meta {
 impl Meta {
     pub fn resolve(own: &Ownership, accounts: &Accounts) -> Result<Meta> {
         let uid = match &own.owner {
-            Some(o) => Some(accounts.uid(o).ok_or_else(|| Error::Failed(format!("owner `{o}` does not exist")))?),
+            Some(o) => Some(
+                accounts
+                    .uid(o)
+                    .ok_or_else(|| Error::Failed(format!("owner `{o}` does not exist")))?,
+            ),
             None => None,
         };
         let gid = match &own.group {
-            Some(g) => Some(accounts.gid(g).ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?),
+            Some(g) => Some(
+                accounts
+                    .gid(g)
+                    .ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?,
+            ),
             None => None,
         };
-        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0) })
+        Ok(Meta {
+            uid,
+            gid,
+            mode: own.mode.map(|m| m.0),
+        })
     }
 
     /// What differs between the file's metadata and this.
     pub fn changes(&self, md: &Metadata, accounts: &Accounts) -> Vec<Change> {
         let mut out = Vec::new();
         if let Some(uid) = self.uid.filter(|u| *u != md.uid()) {
-            out.push(Change::new("owner", Some(accounts.user_name(md.uid())), Some(accounts.user_name(uid))));
+            out.push(Change::new(
+                "owner",
+                Some(accounts.user_name(md.uid())),
+                Some(accounts.user_name(uid)),
+            ));
         }
         if let Some(gid) = self.gid.filter(|g| *g != md.gid()) {
-            out.push(Change::new("group", Some(accounts.group_name(md.gid())), Some(accounts.group_name(gid))));
+            out.push(Change::new(
+                "group",
+                Some(accounts.group_name(md.gid())),
+                Some(accounts.group_name(gid)),
+            ));
         }
         let have = md.mode() & 0o7777;
         if let Some(mode) = self.mode.filter(|m| *m != have) {
-            out.push(Change::new("mode", Some(format!("{have:04o}")), Some(format!("{mode:04o}"))));
+            out.push(Change::new(
+                "mode",
+                Some(format!("{have:04o}")),
+                Some(format!("{mode:04o}")),
+            ));
         }
         out
     }
@@ -50,7 +74,8 @@ impl Meta {
     pub fn apply(&self, path: &Path, changes: &[Change]) -> Result<()> {
         let has = |p: &str| changes.iter().any(|c| c.property == p);
         if has("owner") || has("group") {
-            std::os::unix::fs::lchown(path, self.uid, self.gid).map_err(Error::io(format!("chown {}", path.display())))?;
+            std::os::unix::fs::lchown(path, self.uid, self.gid)
+                .map_err(Error::io(format!("chown {}", path.display())))?;
         }
         if has("mode") || ((has("owner") || has("group")) && self.mode.is_some()) {
             if let Some(mode) = self.mode {
@@ -86,10 +111,18 @@ pub fn kind_of(md: &Metadata) -> &'static str {
 
 /// Errors if the parent directory is missing and no directory resource in
 /// this dry-run would create it.
-pub fn require_parent(path: &Path, planned: &std::collections::HashSet<std::path::PathBuf>) -> Result<()> {
-    let Some(parent) = path.parent() else { return Ok(()) };
+pub fn require_parent(
+    path: &Path,
+    planned: &std::collections::HashSet<std::path::PathBuf>,
+) -> Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
     if planned.contains(parent) || lstat(parent)?.is_some_and(|m| m.is_dir()) {
         return Ok(());
     }
-    Err(Error::Failed(format!("parent directory {} does not exist (declare it with a directory resource)", parent.display())))
+    Err(Error::Failed(format!(
+        "parent directory {} does not exist (declare it with a directory resource)",
+        parent.display()
+    )))
 }

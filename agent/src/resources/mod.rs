@@ -24,7 +24,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {

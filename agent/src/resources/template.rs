@@ -12,7 +12,9 @@ use crate::report::Change;
 pub struct TemplateType;
 
 fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
-    let Spec::Template(p) = &r.spec else { return Err(mismatch(r)) };
+    let Spec::Template(p) = &r.spec else {
+        return Err(mismatch(r));
+    };
     Ok(FileWant {
         presence: p.state,
         content: r.payload.as_deref(),
