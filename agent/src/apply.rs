@@ -35,20 +35,14 @@ pub struct ApplyArgs {
 }
 
 /// Reads `--params FILE` (YAML or JSON mapping).
-pub fn read_params_file(
-    path: &std::path::Path,
-) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading params file {}", path.display()))?;
-    let v: serde_json::Value = serde_yaml::from_str(&text)
-        .with_context(|| format!("parsing params file {}", path.display()))?;
+pub fn read_params_file(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading params file {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing params file {}", path.display()))?;
     match v {
         serde_json::Value::Object(m) => Ok(m),
         serde_json::Value::Null => Ok(Default::default()),
-        _ => anyhow::bail!(
-            "params file {} must be a mapping of name to value",
-            path.display()
-        ),
+        _ => anyhow::bail!("params file {} must be a mapping of name to value", path.display()),
     }
 }
 
@@ -61,12 +55,7 @@ pub fn compile(
 ) -> Result<Plan, Diagnostics> {
     let set = tend_model::load(&FsSource, recipes);
     let skeleton = facts::skeleton();
-    let opts = CompileOptions {
-        facts,
-        fact_skeleton: &skeleton,
-        placeholder_facts: placeholder,
-        overrides,
-    };
+    let opts = CompileOptions { facts, fact_skeleton: &skeleton, placeholder_facts: placeholder, overrides };
     tend_model::compile(&set, &FsSource, &opts)
 }
 
@@ -75,27 +64,22 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     if let Some(d) = args.state.disabled() {
         eprintln!(
             "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
-            if d.by.is_empty() {
-                String::new()
-            } else {
-                format!(" by {}", d.by)
-            },
-            if d.since.is_empty() {
-                String::new()
-            } else {
-                format!(" since {}", d.since)
-            },
+            if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
+            if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
             d.reason
         );
         return Ok(EXIT_INVALID);
     }
     let _lock = args.state.lock()?;
     let mut fopts = args.facts.clone();
-    fopts
-        .cache_dir
-        .get_or_insert_with(|| args.state.root.clone());
+    fopts.cache_dir.get_or_insert_with(|| args.state.root.clone());
+    let t = std::time::Instant::now();
     let facts = facts::gather(&fopts);
-    let plan = match compile(&args.recipes, &facts, false, &args.overrides) {
+    tracing::debug!(elapsed = ?t.elapsed(), "facts gathered");
+    let t = std::time::Instant::now();
+    let compiled = compile(&args.recipes, &facts, false, &args.overrides);
+    tracing::debug!(elapsed = ?t.elapsed(), "recipes compiled");
+    let plan = match compiled {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");
@@ -104,15 +88,8 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     };
     let previous = args.state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
-    let report = engine::run(
-        &plan,
-        &RunOptions {
-            dry_run: args.dry_run,
-            diffs: args.diff,
-            previous: previous.clone(),
-            host,
-        },
-    );
+    let report =
+        engine::run(&plan, &RunOptions { dry_run: args.dry_run, diffs: args.diff, previous: previous.clone(), host });
     let mut code = report.exit_code();
     // The run happened: record it before anything else can fail, and let a
     // failure to record or print count as a failure, not as invalid input.
@@ -132,8 +109,7 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
 fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {
     let json = serde_json::to_vec_pretty(report)?;
     if let Some(path) = &args.report {
-        crate::state::write_atomic(path, &json, 0o600)
-            .with_context(|| format!("writing report {}", path.display()))?;
+        crate::state::write_atomic(path, &json, 0o600).with_context(|| format!("writing report {}", path.display()))?;
     }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
@@ -145,14 +121,7 @@ fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {
         }
         OutputFormat::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            output::print(
-                report,
-                Style {
-                    color,
-                    diffs: args.diff,
-                },
-                &mut lock,
-            )?;
+            output::print(report, Style { color, diffs: args.diff }, &mut lock)?;
         }
     }
     Ok(())

@@ -11,11 +11,7 @@ use tend_agent::state::StateDir;
 use tend_model::params::Overrides;
 
 #[derive(Parser)]
-#[command(
-    name = "tend-agent",
-    version,
-    about = "Converges this host to its tend recipes"
-)]
+#[command(name = "tend-agent", version, about = "Converges this host to its tend recipes")]
 struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "TEND_LOG")]
@@ -64,10 +60,7 @@ impl ParamArgs {
             Some(p) => apply::read_params_file(p)?,
             None => Default::default(),
         };
-        Ok(Overrides {
-            raw: self.params.clone(),
-            typed,
-        })
+        Ok(Overrides { raw: self.params.clone(), typed })
     }
 }
 
@@ -147,18 +140,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // Usage errors exit 1 (invalid input), not clap's 2, which means "changed".
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                apply::EXIT_INVALID as u8
-            } else {
-                0
-            });
+            return ExitCode::from(if e.use_stderr() { apply::EXIT_INVALID as u8 } else { 0 });
         }
     };
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     match run(cli.command) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
@@ -170,16 +155,7 @@ fn main() -> ExitCode {
 
 fn run(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
-        Command::Apply {
-            recipes,
-            dry_run,
-            params,
-            report,
-            output,
-            diff,
-            state_dir,
-            facts,
-        } => {
+        Command::Apply { recipes, dry_run, params, report, output, diff, state_dir, facts } => {
             let args = ApplyArgs {
                 recipes,
                 dry_run,
@@ -195,22 +171,14 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             };
             apply::apply(&args)
         }
-        Command::Validate {
-            recipes,
-            params,
-            output,
-        } => {
+        Command::Validate { recipes, params, output } => {
             let skeleton = facts::skeleton();
             match apply::compile(&recipes, &skeleton, true, &params.overrides()?) {
                 Ok(plan) => {
                     if matches!(output, Output::Json) {
                         println!("[]");
                     } else {
-                        println!(
-                            "ok: {} resources in {} recipe(s)",
-                            plan.resources.len(),
-                            plan.recipes.len()
-                        );
+                        println!("ok: {} resources in {} recipe(s)", plan.resources.len(), plan.recipes.len());
                     }
                     Ok(0)
                 }
@@ -230,22 +198,13 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Disable { reason, state_dir } => {
-            StateDir::new(&state_dir)
-                .disable(&reason)
-                .context("disabling")?;
+            StateDir::new(&state_dir).disable(&reason).context("disabling")?;
             println!("tend-agent disabled: {reason}");
             Ok(0)
         }
         Command::Enable { state_dir } => {
             let was = StateDir::new(&state_dir).enable().context("enabling")?;
-            println!(
-                "{}",
-                if was {
-                    "tend-agent enabled"
-                } else {
-                    "tend-agent was not disabled"
-                }
-            );
+            println!("{}", if was { "tend-agent enabled" } else { "tend-agent was not disabled" });
             Ok(0)
         }
         Command::Schema => {

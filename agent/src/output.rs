@@ -13,11 +13,7 @@ pub struct Style {
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 }
 
@@ -26,40 +22,17 @@ pub fn print(report: &Report, style: Style, out: &mut impl Write) -> std::io::Re
         match r.status {
             Status::Unchanged => {}
             Status::Changed => {
-                let verb = if report.dry_run {
-                    "would change"
-                } else {
-                    "changed"
-                };
-                let tag = if r.corrective == Some(true) {
-                    " (corrective)"
-                } else {
-                    ""
-                };
-                let why = r
-                    .reason
-                    .as_deref()
-                    .map(|w| format!(" ({w})"))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "{} {}{}  {}{why}",
-                    style.paint("33", verb),
-                    r.id,
-                    tag,
-                    describe(r)
-                )?;
+                let verb = if report.dry_run { "would change" } else { "changed" };
+                let tag = if r.corrective == Some(true) { " (corrective)" } else { "" };
+                let why = r.reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+                writeln!(out, "{} {}{}  {}{why}", style.paint("33", verb), r.id, tag, describe(r))?;
                 if style.diffs || report.dry_run {
                     for c in &r.changes {
                         if let Some(d) = &c.diff {
                             for line in d.lines() {
                                 let painted = match line.chars().next() {
-                                    Some('+') if !line.starts_with("+++") => {
-                                        style.paint("32", line)
-                                    }
-                                    Some('-') if !line.starts_with("---") => {
-                                        style.paint("31", line)
-                                    }
+                                    Some('+') if !line.starts_with("+++") => style.paint("32", line),
+                                    Some('-') if !line.starts_with("---") => style.paint("31", line),
                                     Some('@') => style.paint("36", line),
                                     _ => line.to_string(),
                                 };
@@ -70,22 +43,10 @@ pub fn print(report: &Report, style: Style, out: &mut impl Write) -> std::io::Re
                 }
             }
             Status::Failed => {
-                writeln!(
-                    out,
-                    "{} {}  {}",
-                    style.paint("31;1", "failed"),
-                    r.id,
-                    r.error.as_deref().unwrap_or("")
-                )?;
+                writeln!(out, "{} {}  {}", style.paint("31;1", "failed"), r.id, r.error.as_deref().unwrap_or(""))?;
             }
             Status::Skipped => {
-                writeln!(
-                    out,
-                    "{} {}  {}",
-                    style.paint("2", "skipped"),
-                    r.id,
-                    r.reason.as_deref().unwrap_or("")
-                )?;
+                writeln!(out, "{} {}  {}", style.paint("2", "skipped"), r.id, r.reason.as_deref().unwrap_or(""))?;
             }
         }
     }
@@ -109,11 +70,7 @@ fn describe(r: &ResourceReport) -> String {
 /// `N resources: X changed, Y unchanged, Z failed, W skipped in T ms`
 pub fn summary_line(report: &Report) -> String {
     let s = &report.summary;
-    let changed = if report.dry_run {
-        "would change"
-    } else {
-        "changed"
-    };
+    let changed = if report.dry_run { "would change" } else { "changed" };
     format!(
         "{} resources: {} {changed}, {} unchanged, {} failed, {} skipped in {:.0} ms{}",
         s.total,
@@ -122,10 +79,6 @@ pub fn summary_line(report: &Report) -> String {
         s.failed,
         s.skipped,
         s.duration_ms,
-        if report.dry_run {
-            " (dry run: nothing was changed)"
-        } else {
-            ""
-        }
+        if report.dry_run { " (dry run: nothing was changed)" } else { "" }
     )
 }

@@ -31,14 +31,7 @@ pub struct Job {
 
 impl Job {
     pub fn shell(script: impl Into<String>, timeout: Duration) -> Self {
-        Self {
-            script: script.into(),
-            env: Vec::new(),
-            cwd: None,
-            user: None,
-            timeout,
-            capture_limit: 64 * 1024,
-        }
+        Self { script: script.into(), env: Vec::new(), cwd: None, user: None, timeout, capture_limit: 64 * 1024 }
     }
 }
 
@@ -67,11 +60,7 @@ impl Outcome {
 
     /// The last `n` lines of stderr, or of stdout when stderr is empty.
     pub fn tail(&self, n: usize) -> String {
-        let src = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
-            &self.stderr
-        } else {
-            &self.stdout
-        };
+        let src = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) { &self.stderr } else { &self.stdout };
         let text = String::from_utf8_lossy(src);
         let lines: Vec<&str> = text.trim_end().lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
@@ -81,10 +70,7 @@ impl Outcome {
         match self.exit {
             Exit::Code(c) => format!("exit code {c}"),
             Exit::Signal(s) => format!("killed by signal {s}"),
-            Exit::TimedOut => format!(
-                "timed out after {:.0?}; its process group was killed",
-                self.duration
-            ),
+            Exit::TimedOut => format!("timed out after {:.0?}; its process group was killed", self.duration),
         }
     }
 }
@@ -115,16 +101,9 @@ fn identity(user: &str) -> Result<Identity, RunError> {
     .ok()
     .flatten()
     .ok_or_else(|| RunError::NoUser(user.to_string()))?;
-    let cname =
-        std::ffi::CString::new(u.name.clone()).map_err(|_| RunError::NoUser(user.to_string()))?;
+    let cname = std::ffi::CString::new(u.name.clone()).map_err(|_| RunError::NoUser(user.to_string()))?;
     let groups = nix::unistd::getgrouplist(&cname, u.gid).unwrap_or_else(|_| vec![u.gid]);
-    Ok(Identity {
-        uid: u.uid,
-        gid: u.gid,
-        groups,
-        home: u.dir.to_string_lossy().into_owned(),
-        name: u.name,
-    })
+    Ok(Identity { uid: u.uid, gid: u.gid, groups, home: u.dir.to_string_lossy().into_owned(), name: u.name })
 }
 
 /// Runs the job to completion or timeout.
@@ -146,9 +125,8 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
         }
         None => {
             let me = User::from_uid(nix::unistd::geteuid()).ok().flatten();
-            let (home, name) = me
-                .map(|u| (u.dir.to_string_lossy().into_owned(), u.name))
-                .unwrap_or(("/".into(), "root".into()));
+            let (home, name) =
+                me.map(|u| (u.dir.to_string_lossy().into_owned(), u.name)).unwrap_or(("/".into(), "root".into()));
             env.insert("HOME".into(), home);
             env.insert("USER".into(), name.clone());
             env.insert("LOGNAME".into(), name);
@@ -161,10 +139,7 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
     if let Some(cwd) = &job.cwd {
         cmd.current_dir(cwd);
     }
-    cmd.process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pgid = Pid::from_raw(child.id() as i32);
@@ -181,26 +156,12 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
         }
         // Wait for output (or 50 ms), then see whether the child has exited.
         let wait_ms = remaining.as_millis().clamp(1, 50) as u16;
-        pump(
-            &mut out,
-            &mut err,
-            &mut bufs,
-            job.capture_limit,
-            &mut truncated,
-            wait_ms,
-        );
+        pump(&mut out, &mut err, &mut bufs, job.capture_limit, &mut truncated, wait_ms);
         if let Some(status) = child.try_wait().map_err(RunError::Wait)? {
             // Collect what is already buffered, without waiting for
             // background processes that may keep the pipes open.
             for _ in 0..64 {
-                if !pump(
-                    &mut out,
-                    &mut err,
-                    &mut bufs,
-                    job.capture_limit,
-                    &mut truncated,
-                    0,
-                ) {
+                if !pump(&mut out, &mut err, &mut bufs, job.capture_limit, &mut truncated, 0) {
                     break;
                 }
             }
@@ -218,13 +179,7 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
         Exit::Signal(status.signal().unwrap_or(0))
     };
     let [stdout, stderr] = bufs;
-    Ok(Outcome {
-        exit,
-        stdout,
-        stderr,
-        truncated,
-        duration: start.elapsed(),
-    })
+    Ok(Outcome { exit, stdout, stderr, truncated, duration: start.elapsed() })
 }
 
 /// Reads whatever is ready on the two pipes. Returns true if anything was read.
@@ -311,11 +266,7 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() {
-        let o = run(&Job::shell(
-            "echo out; echo err >&2; exit 3",
-            Duration::from_secs(10),
-        ))
-        .unwrap();
+        let o = run(&Job::shell("echo out; echo err >&2; exit 3", Duration::from_secs(10))).unwrap();
         assert_eq!(o.exit, Exit::Code(3));
         assert_eq!(o.stdout, b"out\n");
         assert_eq!(o.stderr, b"err\n");
@@ -328,26 +279,16 @@ mod tests {
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
         let o = run(&Job::shell(script, Duration::from_millis(300))).unwrap();
         assert_eq!(o.exit, Exit::TimedOut);
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let alive = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .unwrap_or_default()
-                .contains(") Z");
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z");
         assert!(!alive, "grandchild sleep survived");
     }
 
     #[test]
     fn background_children_do_not_hold_the_run() {
-        let o = run(&Job::shell(
-            "(sleep 5 &) ; echo done",
-            Duration::from_secs(3),
-        ))
-        .unwrap();
+        let o = run(&Job::shell("(sleep 5 &) ; echo done", Duration::from_secs(3))).unwrap();
         assert_eq!(o.exit, Exit::Code(0));
         assert!(o.duration < Duration::from_secs(3));
     }

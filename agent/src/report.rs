@@ -27,23 +27,13 @@ pub struct Change {
 
 impl Change {
     pub fn new(property: &str, from: Option<String>, to: Option<String>) -> Self {
-        Self {
-            property: property.to_string(),
-            from,
-            to,
-            diff: None,
-        }
+        Self { property: property.to_string(), from, to, diff: None }
     }
 
     /// The same change with values and diff replaced, for sensitive resources.
     pub fn redacted(&self) -> Self {
         let hide = |v: &Option<String>| v.as_ref().map(|_| "(sensitive)".to_string());
-        Self {
-            property: self.property.clone(),
-            from: hide(&self.from),
-            to: hide(&self.to),
-            diff: None,
-        }
+        Self { property: self.property.clone(), from: hide(&self.from), to: hide(&self.to), diff: None }
     }
 }
 
@@ -100,11 +90,7 @@ impl Report {
             unchanged: count(Status::Unchanged),
             failed: count(Status::Failed),
             skipped: count(Status::Skipped),
-            corrective: self
-                .resources
-                .iter()
-                .filter(|r| r.corrective == Some(true))
-                .count(),
+            corrective: self.resources.iter().filter(|r| r.corrective == Some(true)).count(),
             duration_ms,
         };
     }

@@ -15,17 +15,11 @@ pub enum StateError {
     #[error("another tend-agent run holds the lock {path} (pid {pid})")]
     Locked { path: PathBuf, pid: String },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
 /// The state directory, created 0700 on first use.
@@ -53,11 +47,7 @@ impl StateDir {
     }
 
     pub fn ensure(&self) -> Result<(), StateError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.root)
-            .map_err(io(&self.root))
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(io(&self.root))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -86,10 +76,7 @@ impl StateDir {
             Err((mut file, _)) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                Err(StateError::Locked {
-                    path,
-                    pid: pid.trim().to_string(),
-                })
+                Err(StateError::Locked { path, pid: pid.trim().to_string() })
             }
         }
     }
@@ -108,17 +95,10 @@ impl StateDir {
         let d = Disabled {
             reason: reason.to_string(),
             since: crate::report::now_rfc3339(),
-            by: std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "root".into()),
+            by: std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "root".into()),
         };
         let path = self.path("disabled.json");
-        write_atomic(
-            &path,
-            &serde_json::to_vec_pretty(&d).unwrap_or_default(),
-            0o600,
-        )
-        .map_err(io(&path))
+        write_atomic(&path, &serde_json::to_vec_pretty(&d).unwrap_or_default(), 0o600).map_err(io(&path))
     }
 
     /// Returns true if converges were disabled.
@@ -133,20 +113,12 @@ impl StateDir {
 
     /// The desired-state hash of each resource at the last real run.
     pub fn desired_hashes(&self) -> HashMap<String, u64> {
-        std::fs::read(self.path("desired.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        std::fs::read(self.path("desired.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
     pub fn save_desired_hashes(&self, hashes: &HashMap<String, u64>) -> Result<(), StateError> {
         let path = self.path("desired.json");
-        write_atomic(
-            &path,
-            &serde_json::to_vec(hashes).unwrap_or_default(),
-            0o600,
-        )
-        .map_err(io(&path))
+        write_atomic(&path, &serde_json::to_vec(hashes).unwrap_or_default(), 0o600).map_err(io(&path))
     }
 
     pub fn save_report(&self, json: &[u8]) -> Result<(), StateError> {
@@ -161,11 +133,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -181,10 +149,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 pub fn temp_path(path: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.tend-{}-{n}", std::process::id()))
+    let pid = PID.get_or_init(std::process::id);
+    path.with_file_name(format!(".{name}.tend-{pid}-{n}"))
 }

@@ -9,10 +9,7 @@ use std::path::Path;
 use common::{Scratch, repo, report, stderr, stdout, tree};
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    nix::unistd::gethostname().unwrap().to_string_lossy().into_owned()
 }
 
 fn mode(p: &Path) -> u32 {
@@ -43,25 +40,16 @@ fn example_recipe_converges_then_second_run_changes_nothing() {
 
     let root = s.root();
     let motd = root.join("etc/motd");
-    assert_eq!(
-        std::fs::read_to_string(&motd).unwrap(),
-        format!("Managed by tend on {}\n", hostname())
-    );
+    assert_eq!(std::fs::read_to_string(&motd).unwrap(), format!("Managed by tend on {}\n", hostname()));
     assert_eq!(mode(&motd), 0o644);
     assert_eq!(std::fs::metadata(&motd).unwrap().uid(), 0);
     assert_eq!(std::fs::metadata(&motd).unwrap().gid(), 0);
     let conf = std::fs::read_to_string(root.join("etc/app.conf")).unwrap();
-    assert!(
-        conf.contains("name = example.org\n") && conf.contains("workers = 4\n"),
-        "{conf}"
-    );
+    assert!(conf.contains("name = example.org\n") && conf.contains("workers = 4\n"), "{conf}");
     assert_eq!(mode(&root.join("etc/app.conf")), 0o640);
     assert!(std::fs::metadata(root.join("srv/www")).unwrap().is_dir());
     assert_eq!(mode(&root.join("srv/www")), 0o755);
-    assert_eq!(
-        std::fs::read_to_string(root.join("srv/www/index.html")).unwrap(),
-        "<h1>example.org</h1>\n"
-    );
+    assert_eq!(std::fs::read_to_string(root.join("srv/www/index.html")).unwrap(), "<h1>example.org</h1>\n");
     assert!(root.join("var/lib/setup.done").exists());
     let before = tree(&root);
 
@@ -95,11 +83,7 @@ fn dry_run_after_drift_reports_exactly_the_drift_and_changes_nothing() {
     assert_eq!(s.apply(&recipe, &[]).status.code(), Some(2));
     let dir = s.root().join("srv/many");
     std::fs::write(dir.join("f003.conf"), "line one of 3\nEDITED\nline three\n").unwrap();
-    std::fs::set_permissions(
-        dir.join("f017.conf"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o666),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.join("f017.conf"), std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     std::fs::remove_file(dir.join("f029.conf")).unwrap();
     let before = tree(&s.root());
 
@@ -108,18 +92,13 @@ fn dry_run_after_drift_reports_exactly_the_drift_and_changes_nothing() {
     let r = report(&dry);
     assert_eq!(r["dry_run"], true);
     let ids = changed_ids(&r);
-    let want: Vec<String> = ["f003", "f017", "f029"]
-        .iter()
-        .map(|f| format!("file:{}/{f}.conf", dir.display()))
-        .collect();
+    let want: Vec<String> =
+        ["f003", "f017", "f029"].iter().map(|f| format!("file:{}/{f}.conf", dir.display())).collect();
     assert_eq!(ids, want);
     let res = r["resources"].as_array().unwrap();
     let f003 = res.iter().find(|x| x["id"] == want[0]).unwrap();
     let diff = f003["changes"][0]["diff"].as_str().unwrap();
-    assert!(
-        diff.contains("-EDITED\n") && diff.contains("+line two\n"),
-        "{diff}"
-    );
+    assert!(diff.contains("-EDITED\n") && diff.contains("+line two\n"), "{diff}");
     let f017 = res.iter().find(|x| x["id"] == want[1]).unwrap();
     assert_eq!(f017["changes"][0]["property"], "mode");
     assert_eq!(f017["changes"][0]["from"], "0666");
@@ -129,18 +108,9 @@ fn dry_run_after_drift_reports_exactly_the_drift_and_changes_nothing() {
     // The human form shows the same three, with the diff.
     let human = s.apply(&recipe, &["--dry-run"]);
     let out = stdout(&human);
-    assert_eq!(
-        out.lines()
-            .filter(|l| l.starts_with("would change"))
-            .count(),
-        3,
-        "{out}"
-    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("would change")).count(), 3, "{out}");
     assert!(out.contains("-EDITED"), "{out}");
-    assert!(
-        out.contains("41 resources: 3 would change, 38 unchanged, 0 failed, 0 skipped"),
-        "{out}"
-    );
+    assert!(out.contains("41 resources: 3 would change, 38 unchanged, 0 failed, 0 skipped"), "{out}");
 
     // A real run repairs exactly those, and marks them corrective.
     let real = s.apply(&recipe, &["--output", "json"]);
@@ -183,34 +153,15 @@ resources:
 "#,
     );
     let out = s.apply(&recipe, &["--output", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(6),
-        "changes and failures: {}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(6), "changes and failures: {}", stderr(&out));
     let r = report(&out);
-    let st: Vec<&str> = r["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["status"].as_str().unwrap())
-        .collect();
+    let st: Vec<&str> = r["resources"].as_array().unwrap().iter().map(|x| x["status"].as_str().unwrap()).collect();
     assert_eq!(st, ["failed", "skipped", "skipped", "changed"]);
     let err = r["resources"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("exit code 3") && err.contains("disk on fire"),
-        "{err}"
-    );
+    assert!(err.contains("exit code 3") && err.contains("disk on fire"), "{err}");
     assert!(!s.root().join("etc/after-broken").exists());
     assert!(s.root().join("etc/independent").exists());
-    assert_eq!(
-        (
-            r["summary"]["failed"].as_u64(),
-            r["summary"]["skipped"].as_u64()
-        ),
-        (Some(1), Some(2))
-    );
+    assert_eq!((r["summary"]["failed"].as_u64(), r["summary"]["skipped"].as_u64()), (Some(1), Some(2)));
 }
 
 #[test]
@@ -234,38 +185,20 @@ resources:
     );
     let dry = s.apply(&recipe, &["--dry-run", "--output", "json"]);
     let r = report(&dry);
-    assert_eq!(
-        changed_ids(&r).len(),
-        3,
-        "dry-run shows the notified exec too"
-    );
+    assert_eq!(changed_ids(&r).len(), 3, "dry-run shows the notified exec too");
     assert!(!s.root().join("var/log/restarts").exists());
 
     let out = s.apply(&recipe, &["--output", "json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let r = report(&out);
-    assert_eq!(
-        r["resources"][2]["id"], "exec:restart-app",
-        "notified resource runs last"
-    );
-    assert!(
-        r["resources"][2]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("notified by")
-    );
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("var/log/restarts")).unwrap(),
-        "ran\n"
-    );
+    assert_eq!(r["resources"][2]["id"], "exec:restart-app", "notified resource runs last");
+    assert!(r["resources"][2]["reason"].as_str().unwrap().contains("notified by"));
+    assert_eq!(std::fs::read_to_string(s.root().join("var/log/restarts")).unwrap(), "ran\n");
     // Nothing changed: nothing notified.
     assert_eq!(s.apply(&recipe, &[]).status.code(), Some(0));
     std::fs::write(s.root().join("etc/b"), "drift\n").unwrap();
     assert_eq!(s.apply(&recipe, &[]).status.code(), Some(2));
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("var/log/restarts")).unwrap(),
-        "ran\nran\n"
-    );
+    assert_eq!(std::fs::read_to_string(s.root().join("var/log/restarts")).unwrap(), "ran\nran\n");
 }
 
 #[test]
@@ -291,36 +224,17 @@ resources:
 "#,
     );
     let report_file = s.path().join("report.json");
-    for extra in [
-        &["--dry-run"][..],
-        &["--diff", "--report", report_file.to_str().unwrap()][..],
-    ] {
+    for extra in [&["--dry-run"][..], &["--diff", "--report", report_file.to_str().unwrap()][..]] {
         let mut args = vec!["--param", "password=hunter2-s3cr3t"];
         args.extend_from_slice(extra);
         let out = s.apply(&recipe, &args);
-        assert_eq!(
-            out.status.code(),
-            Some(if extra[0] == "--dry-run" { 2 } else { 6 }),
-            "{}",
-            stderr(&out)
-        );
-        assert!(
-            !stdout(&out).contains("s3cr3t") && !stderr(&out).contains("s3cr3t"),
-            "{}",
-            stdout(&out)
-        );
+        assert_eq!(out.status.code(), Some(if extra[0] == "--dry-run" { 2 } else { 6 }), "{}", stderr(&out));
+        assert!(!stdout(&out).contains("s3cr3t") && !stderr(&out).contains("s3cr3t"), "{}", stdout(&out));
     }
     let saved = std::fs::read_to_string(&report_file).unwrap();
     assert!(!saved.contains("s3cr3t"));
-    assert!(
-        !std::fs::read_to_string(s.state().join("last_report.json"))
-            .unwrap()
-            .contains("s3cr3t")
-    );
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("etc/secret.conf")).unwrap(),
-        "password=hunter2-s3cr3t\n"
-    );
+    assert!(!std::fs::read_to_string(s.state().join("last_report.json")).unwrap().contains("s3cr3t"));
+    assert_eq!(std::fs::read_to_string(s.root().join("etc/secret.conf")).unwrap(), "password=hunter2-s3cr3t\n");
 }
 
 #[test]
@@ -328,12 +242,8 @@ fn only_one_run_at_a_time() {
     use std::io::Write;
     let s = Scratch::new();
     std::fs::create_dir_all(s.state()).unwrap();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(s.state().join("run.lock"))
-        .unwrap();
+    let f =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(s.state().join("run.lock")).unwrap();
     let mut held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
     write!(held, "4242").unwrap();
     let out = s.apply(&repo().join("recipes/web.yaml"), &[]);
@@ -341,54 +251,30 @@ fn only_one_run_at_a_time() {
     assert!(stderr(&out).contains("pid 4242"), "{}", stderr(&out));
     assert!(!s.root().join("etc/motd").exists());
     drop(held);
-    assert_eq!(
-        s.apply(&repo().join("recipes/web.yaml"), &[]).status.code(),
-        Some(2)
-    );
+    assert_eq!(s.apply(&repo().join("recipes/web.yaml"), &[]).status.code(), Some(2));
 }
 
 #[test]
 fn disable_stops_converges_until_enable() {
     let s = Scratch::new();
-    let d = s
-        .agent()
-        .args(["disable", "--reason", "maintenance window CHG-1234"])
-        .output()
-        .unwrap();
+    let d = s.agent().args(["disable", "--reason", "maintenance window CHG-1234"]).output().unwrap();
     assert!(d.status.success(), "{}", stderr(&d));
     let out = s.apply(&repo().join("recipes/web.yaml"), &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("maintenance window CHG-1234"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("maintenance window CHG-1234"), "{}", stderr(&out));
     assert!(!s.root().join("etc/motd").exists());
     assert!(s.agent().arg("enable").output().unwrap().status.success());
-    assert_eq!(
-        s.apply(&repo().join("recipes/web.yaml"), &[]).status.code(),
-        Some(2)
-    );
+    assert_eq!(s.apply(&repo().join("recipes/web.yaml"), &[]).status.code(), Some(2));
 }
 
 #[test]
 fn json_report_has_the_contract_fields() {
     let s = Scratch::new();
     let file = s.path().join("out.json");
-    let out = s.apply(
-        &repo().join("recipes/web.yaml"),
-        &["--report", file.to_str().unwrap()],
-    );
+    let out = s.apply(&repo().join("recipes/web.yaml"), &["--report", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    for k in [
-        "total",
-        "changed",
-        "unchanged",
-        "failed",
-        "skipped",
-        "duration_ms",
-    ] {
+    for k in ["total", "changed", "unchanged", "failed", "skipped", "duration_ms"] {
         assert!(r["summary"][k].is_number(), "summary.{k}");
     }
     for res in r["resources"].as_array().unwrap() {
@@ -397,8 +283,7 @@ fn json_report_has_the_contract_fields() {
         }
     }
     let last: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.state().join("last_report.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(s.state().join("last_report.json")).unwrap()).unwrap();
     assert_eq!(last["summary"]["changed"], r["summary"]["changed"]);
     assert!(stdout(&out).contains("6 resources: 6 changed, 0 unchanged, 0 failed, 0 skipped in"));
 }
@@ -428,28 +313,18 @@ resources:
     let r = report(&out);
     assert_eq!(r["resources"][0]["status"], "skipped");
     assert!(!s.root().join("etc/prod-only").exists());
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("etc/rack")).unwrap(),
-        "r12 80 443 \n"
-    );
+    assert_eq!(std::fs::read_to_string(s.root().join("etc/rack")).unwrap(), "r12 80 443 \n");
 
     let params = s.path().join("params.yaml");
     std::fs::write(&params, "env: prod\nports: [8080]\n").unwrap();
     let out = s.apply(&recipe, &["--params", params.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(s.root().join("etc/prod-only").exists());
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("etc/rack")).unwrap(),
-        "r12 8080 \n"
-    );
+    assert_eq!(std::fs::read_to_string(s.root().join("etc/rack")).unwrap(), "r12 8080 \n");
 
     let bad = s.apply(&recipe, &["--param", "env=staging"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr(&bad).contains("not one of the allowed values"),
-        "{}",
-        stderr(&bad)
-    );
+    assert!(stderr(&bad).contains("not one of the allowed values"), "{}", stderr(&bad));
 }
 
 #[test]
@@ -460,11 +335,7 @@ fn ownership_mode_and_absence_are_enforced() {
     std::fs::write(root.join("srv/old/sub/x"), "x").unwrap();
     std::fs::write(root.join("etc/stale"), "x").unwrap();
     std::fs::write(root.join("etc/kept"), "old\n").unwrap();
-    std::fs::set_permissions(
-        root.join("etc/kept"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::set_permissions(root.join("etc/kept"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(root.join("etc/kept"), Some(65534), None).unwrap();
     let recipe = s.recipe(
         "own.yaml",
@@ -489,37 +360,17 @@ resources:
 "#,
     );
     let out = s.apply(&recipe, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
     let owned = std::fs::metadata(root.join("etc/owned")).unwrap();
-    assert_eq!(
-        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
-        (65534, 65534, 0o400)
-    );
+    assert_eq!((owned.uid(), owned.gid(), owned.mode() & 0o7777), (65534, 65534, 0o400));
     let kept = std::fs::metadata(root.join("etc/kept")).unwrap();
-    assert_eq!(
-        (kept.uid(), kept.mode() & 0o7777),
-        (65534, 0o600),
-        "unset owner and mode are kept"
-    );
-    assert_eq!(
-        std::fs::read_to_string(root.join("etc/kept")).unwrap(),
-        "new\n"
-    );
+    assert_eq!((kept.uid(), kept.mode() & 0o7777), (65534, 0o600), "unset owner and mode are kept");
+    assert_eq!(std::fs::read_to_string(root.join("etc/kept")).unwrap(), "new\n");
     assert!(!root.join("etc/stale").exists());
     assert!(!root.join("srv/old").exists());
     let data = std::fs::metadata(root.join("srv/data")).unwrap();
     assert_eq!((data.uid(), data.mode() & 0o7777), (65534, 0o2750));
-    assert_eq!(
-        s.apply(&recipe, &[]).status.code(),
-        Some(0),
-        "second run is a no-op"
-    );
+    assert_eq!(s.apply(&recipe, &[]).status.code(), Some(0), "second run is a no-op");
 }
 
 #[test]
@@ -552,10 +403,7 @@ resources:
     assert_eq!(changed_ids(&report(&dry)), ["exec:with-env"]);
     let real = s.apply(&recipe, &[]);
     assert_eq!(real.status.code(), Some(2));
-    assert_eq!(
-        std::fs::read_to_string(s.root().join("var/lib/env")).unwrap(),
-        "hello from /tmp\n"
-    );
+    assert_eq!(std::fs::read_to_string(s.root().join("var/lib/env")).unwrap(), "hello from /tmp\n");
     assert!(!s.root().join("var/lib/never").exists() && !s.root().join("var/lib/ran").exists());
     assert_eq!(s.apply(&recipe, &[]).status.code(), Some(0));
 }
@@ -571,13 +419,7 @@ fn facts_command_prints_json() {
     assert!(!f["os"]["family"].as_str().unwrap().is_empty());
     assert!(f["cpu"]["count"].as_u64().unwrap() >= 1);
     assert!(f["memory"]["total_bytes"].as_u64().unwrap() > 0);
-    assert!(
-        f["interfaces"]["lo"]["ipv4"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a == "127.0.0.1")
-    );
+    assert!(f["interfaces"]["lo"]["ipv4"].as_array().unwrap().iter().any(|a| a == "127.0.0.1"));
     assert_eq!(f["custom"]["datacenter"], "fra1");
     assert!(f.get("ec2").is_none());
 }
@@ -586,12 +428,7 @@ fn facts_command_prints_json() {
 fn validate_needs_no_host_and_accepts_the_examples() {
     let s = Scratch::new();
     for r in ["recipes/web.yaml", "recipes/base.yaml"] {
-        let out = s
-            .agent()
-            .arg("validate")
-            .arg(repo().join(r))
-            .output()
-            .unwrap();
+        let out = s.agent().arg("validate").arg(repo().join(r)).output().unwrap();
         assert!(out.status.success(), "{r}: {}", stderr(&out));
     }
 }

@@ -16,9 +16,7 @@ fn killed_runs_leave_no_partial_file() {
     std::fs::write(s.path().join("big.txt"), &block).unwrap();
     let mut y = String::from("name: big\nparameters: {root: {type: string}}\nresources:\n");
     for i in 0..300 {
-        y.push_str(&format!(
-            "  - file: \"{{{{params.root}}}}/srv/f{i:03}\"\n    source: big.txt\n"
-        ));
+        y.push_str(&format!("  - file: \"{{{{params.root}}}}/srv/f{i:03}\"\n    source: big.txt\n"));
     }
     let recipe = s.recipe("big.yaml", &y);
     let old = "old content\n";
@@ -58,10 +56,7 @@ fn killed_runs_leave_no_partial_file() {
             std::fs::write(s.root().join(format!("srv/f{i:03}")), old).unwrap();
         }
     }
-    assert!(
-        kills >= 3,
-        "only {kills} runs were still going when killed; make the workload bigger"
-    );
+    assert!(kills >= 3, "only {kills} runs were still going when killed; make the workload bigger");
 
     // A clean run afterwards converges everything, and the next is a no-op.
     assert_eq!(s.apply(&recipe, &[]).status.code(), Some(2));

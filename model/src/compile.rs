@@ -95,22 +95,13 @@ struct Pending {
 }
 
 /// Compiles a loaded recipe set into a plan, or every problem found.
-pub fn compile(
-    set: &RecipeSet,
-    source: &dyn RecipeSource,
-    opts: &CompileOptions,
-) -> Result<Plan, Diagnostics> {
+pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions) -> Result<Plan, Diagnostics> {
     let mut diags = set.problems.clone();
     let renderer = Renderer::default();
 
     let (specs, recipes) = collect_params(set, &mut diags);
-    let (params, problems) = params::resolve(
-        &specs
-            .iter()
-            .map(|(k, (s, _))| (k.clone(), s.clone()))
-            .collect(),
-        opts.overrides,
-    );
+    let (params, problems) =
+        params::resolve(&specs.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect(), opts.overrides);
     for p in problems {
         let d = match &p.at {
             ParamProblemAt::Declaration(name) => {
@@ -140,9 +131,7 @@ pub fn compile(
         };
         for (i, item) in items.iter().enumerate() {
             let path = base.index(i);
-            let Some(p) = compile_resource(
-                file, fi, item, &path, &ctx, &renderer, source, opts, &mut diags,
-            ) else {
+            let Some(p) = compile_resource(file, fi, item, &path, &ctx, &renderer, source, opts, &mut diags) else {
                 continue;
             };
             match by_id.get(&p.res.id) {
@@ -189,10 +178,7 @@ pub fn compile(
     let mut notify_edges: Vec<(usize, usize)> = Vec::new();
     for (idx, p) in pending.iter_mut().enumerate() {
         let file = &set.files[p.file];
-        for (field, list) in [
-            ("requires", &p.common.requires),
-            ("notifies", &p.common.notifies),
-        ] {
+        for (field, list) in [("requires", &p.common.requires), ("notifies", &p.common.notifies)] {
             for (j, r) in list.iter().enumerate() {
                 let at = p.path.key(field).index(j);
                 let target = match ResourceId::parse(r) {
@@ -230,17 +216,11 @@ pub fn compile(
     let order = match toposort(pending.len(), &edges) {
         Ok(o) => o,
         Err(cycle) => {
-            let names: Vec<String> = cycle
-                .iter()
-                .map(|&i| pending[i].res.id.to_string())
-                .collect();
+            let names: Vec<String> = cycle.iter().map(|&i| pending[i].res.id.to_string()).collect();
             let first = &pending[cycle[0]];
             diags.push(
                 set.files[first.file]
-                    .diag_value(
-                        &first.path,
-                        format!("dependency cycle: {}", names.join(" -> ")),
-                    )
+                    .diag_value(&first.path, format!("dependency cycle: {}", names.join(" -> ")))
                     .resource(first.res.id.to_string()),
             );
             return Err(diags);
@@ -261,38 +241,20 @@ pub fn compile(
         notified_by[pos[b]].push(pos[a]);
     }
     let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
-    let resources = order
-        .iter()
-        .filter_map(|&i| slots[i].take().map(|p| p.res))
-        .collect();
-    let sensitive_params = specs
-        .iter()
-        .filter(|(_, (s, _))| s.sensitive)
-        .map(|(k, _)| k.clone())
-        .collect();
-    Ok(Plan {
-        resources,
-        prereqs,
-        notified_by,
-        params,
-        sensitive_params,
-        recipes,
-    })
+    let resources = order.iter().filter_map(|&i| slots[i].take().map(|p| p.res)).collect();
+    let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
+    Ok(Plan { resources, prereqs, notified_by, params, sensitive_params, recipes })
 }
 
 /// Gathers parameter declarations from every file; the same name declared
 /// differently in two files is an error.
-fn collect_params(
-    set: &RecipeSet,
-    diags: &mut Diagnostics,
-) -> (IndexMap<String, (ParamSpec, usize)>, Vec<String>) {
+fn collect_params(set: &RecipeSet, diags: &mut Diagnostics) -> (IndexMap<String, (ParamSpec, usize)>, Vec<String>) {
     let mut specs: IndexMap<String, (ParamSpec, usize)> = IndexMap::new();
     let mut recipes = Vec::new();
     for (fi, file) in set.files.iter().enumerate() {
         match file.doc.get("name") {
             Some(Value::String(n)) => recipes.push(n.clone()),
-            Some(_) => diags
-                .push(file.diag_value(&YamlPath::root().key("name"), "`name` must be a string")),
+            Some(_) => diags.push(file.diag_value(&YamlPath::root().key("name"), "`name` must be a string")),
             None => diags.push(file.diag_value(&YamlPath::root(), "the recipe has no `name`")),
         }
         let Some(ps) = file.doc.get("parameters") else {
@@ -300,10 +262,7 @@ fn collect_params(
         };
         let base = YamlPath::root().key("parameters");
         let Value::Mapping(ps) = ps else {
-            diags.push(file.diag_value(
-                &base,
-                "`parameters` must be a mapping of name to declaration",
-            ));
+            diags.push(file.diag_value(&base, "`parameters` must be a mapping of name to declaration"));
             continue;
         };
         for (k, v) in ps {
@@ -313,12 +272,7 @@ fn collect_params(
                 Ok(spec) => {
                     if let Some(p) = &spec.pattern {
                         if let Err(e) = regex_lite::Regex::new(p) {
-                            diags.push(
-                                file.diag_value(
-                                    &at.key("pattern"),
-                                    format!("invalid pattern: {e}"),
-                                ),
-                            );
+                            diags.push(file.diag_value(&at.key("pattern"), format!("invalid pattern: {e}")));
                         }
                     }
                     match specs.get(&name) {
@@ -340,16 +294,7 @@ fn collect_params(
 }
 
 fn known_param_fields() -> &'static [&'static str] {
-    &[
-        "type",
-        "description",
-        "default",
-        "pattern",
-        "allowed",
-        "min",
-        "max",
-        "sensitive",
-    ]
+    &["type", "description", "default", "pattern", "allowed", "min", "max", "sensitive"]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -368,33 +313,25 @@ fn compile_resource(
         diags.push(file.diag_value(path, "a resource is a mapping such as `- file: /etc/motd`"));
         return None;
     };
-    let kinds: Vec<(Kind, &Value)> = map
-        .iter()
-        .filter_map(|(k, v)| k.as_str().and_then(Kind::parse).map(|kind| (kind, v)))
-        .collect();
+    let kinds: Vec<(Kind, &Value)> =
+        map.iter().filter_map(|(k, v)| k.as_str().and_then(Kind::parse).map(|kind| (kind, v))).collect();
     let (kind, name_value) = match kinds.as_slice() {
         [one] => *one,
         [] => {
             let first = map.keys().next().and_then(Value::as_str).unwrap_or("?");
             let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
             diags.push(
-                file.diag_key(&path.key(first), format!("unknown resource type `{first}`"))
-                    .hint(
-                        did_you_mean(first, names.iter().copied())
-                            .or_else(|| Some(format!("known types: {}", names.join(", ")))),
-                    ),
+                file.diag_key(&path.key(first), format!("unknown resource type `{first}`")).hint(
+                    did_you_mean(first, names.iter().copied())
+                        .or_else(|| Some(format!("known types: {}", names.join(", ")))),
+                ),
             );
             return None;
         }
         more => {
             let names: Vec<&str> = more.iter().map(|(k, _)| k.name()).collect();
-            diags.push(file.diag_value(
-                path,
-                format!(
-                    "a resource has exactly one type, found {}",
-                    names.join(" and ")
-                ),
-            ));
+            diags
+                .push(file.diag_value(path, format!("a resource has exactly one type, found {}", names.join(" and "))));
             return None;
         }
     };
@@ -402,10 +339,8 @@ fn compile_resource(
         Value::String(s) if !s.is_empty() => s.clone(),
         Value::Number(n) => n.to_string(),
         _ => {
-            diags.push(file.diag_value(
-                &path.key(kind.name()),
-                format!("`{kind}` needs a name, e.g. `- {kind}: NAME`"),
-            ));
+            diags
+                .push(file.diag_value(&path.key(kind.name()), format!("`{kind}` needs a name, e.g. `- {kind}: NAME`")));
             return None;
         }
     };
@@ -417,10 +352,7 @@ fn compile_resource(
         match serde_path_to_error::deserialize::<_, When>(w.clone()) {
             Ok(c) => {
                 for p in c.problems() {
-                    diags.push(
-                        file.diag_value(&path.key("when"), p)
-                            .resource(format!("{kind}:{raw_name}")),
-                    );
+                    diags.push(file.diag_value(&path.key("when"), p).resource(format!("{kind}:{raw_name}")));
                 }
                 for (is_fact, subject) in c.subjects() {
                     check_subject(
@@ -437,22 +369,13 @@ fn compile_resource(
                 when = Some(c);
             }
             Err(e) => {
-                diags.push(serde_diag(
-                    file,
-                    &path.key("when"),
-                    &e,
-                    Some(format!("{kind}:{raw_name}")),
-                    &[],
-                ));
+                diags.push(serde_diag(file, &path.key("when"), &e, Some(format!("{kind}:{raw_name}")), &[]));
                 return None;
             }
         }
     }
     // Validation (placeholder facts) checks every resource, whatever its condition.
-    let enabled = opts.placeholder_facts
-        || when
-            .as_ref()
-            .is_none_or(|c| c.eval(&ctx["facts"], &ctx["params"]));
+    let enabled = opts.placeholder_facts || when.as_ref().is_none_or(|c| c.eval(&ctx["facts"], &ctx["params"]));
 
     // Render every string (except the condition), then split common properties
     // from the type's own.
@@ -464,22 +387,10 @@ fn compile_resource(
             continue;
         }
         let mut v = v.clone();
-        render_value(
-            &mut v,
-            &path.key(key),
-            file,
-            ctx,
-            renderer,
-            opts,
-            &mut render_diags,
-        );
+        render_value(&mut v, &path.key(key), file, ctx, renderer, opts, &mut render_diags);
         rendered.insert(k.clone(), v);
     }
-    let name = rendered
-        .get(kind.name())
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or(raw_name.clone());
+    let name = rendered.get(kind.name()).and_then(Value::as_str).map(str::to_string).unwrap_or(raw_name.clone());
     let id = ResourceId::new(kind, name);
     if enabled {
         for mut d in render_diags.0 {
@@ -497,30 +408,16 @@ fn compile_resource(
     let common: Common = match serde_path_to_error::deserialize(Value::Mapping(common_map)) {
         Ok(c) => c,
         Err(e) => {
-            diags.push(serde_diag(
-                file,
-                path,
-                &e,
-                Some(id.to_string()),
-                Common::KEYS,
-            ));
+            diags.push(serde_diag(file, path, &e, Some(id.to_string()), Common::KEYS));
             Common::default()
         }
     };
     let spec = typed_spec(kind, rendered, file, path, &id, diags)?;
     for (field, msg) in spec.problems(&id.name) {
-        let at = if field.is_empty() {
-            path.key(kind.name())
-        } else {
-            path.key(field)
-        };
+        let at = if field.is_empty() { path.key(kind.name()) } else { path.key(field) };
         diags.push(file.diag_value(&at, msg).resource(id.to_string()));
     }
-    let payload = if enabled {
-        payload(&spec, file, path, &id, ctx, renderer, source, opts, diags)
-    } else {
-        None
-    };
+    let payload = if enabled { payload(&spec, file, path, &id, ctx, renderer, source, opts, diags) } else { None };
     let desired_hash = desired_hash(&id, &spec, payload.as_deref());
     Some(Pending {
         res: CompiledResource {
@@ -562,10 +459,8 @@ fn check_subject(
                 .hint(did_you_mean(subject, known.iter().map(String::as_str))),
         );
     } else if ctx["params"].get(subject).is_none() {
-        let known: Vec<&str> = ctx["params"]
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+        let known: Vec<&str> =
+            ctx["params"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
         diags.push(
             file.diag_value(at, format!("unknown parameter `{subject}`"))
                 .resource(id)
@@ -645,28 +540,17 @@ fn typed_spec(
         return Some(spec);
     }
     let known = known_fields(kind);
-    let candidates: Vec<&str> = known
-        .iter()
-        .map(String::as_str)
-        .chain(Common::KEYS.iter().copied())
-        .collect();
-    let unknown: Vec<Value> = props
-        .keys()
-        .filter(|k| !known.iter().any(|f| Some(f.as_str()) == k.as_str()))
-        .cloned()
-        .collect();
+    let candidates: Vec<&str> = known.iter().map(String::as_str).chain(Common::KEYS.iter().copied()).collect();
+    let unknown: Vec<Value> =
+        props.keys().filter(|k| !known.iter().any(|f| Some(f.as_str()) == k.as_str())).cloned().collect();
     for k in unknown {
         let key = k.as_str().unwrap_or("?").to_string();
-        let hint = did_you_mean(&key, candidates.iter().copied()).or_else(|| {
-            (Kind::parse(&key).is_some()).then(|| "a resource has exactly one type".to_string())
-        });
+        let hint = did_you_mean(&key, candidates.iter().copied())
+            .or_else(|| (Kind::parse(&key).is_some()).then(|| "a resource has exactly one type".to_string()));
         diags.push(
-            file.diag_key(
-                &path.key(key.clone()),
-                format!("unknown property `{key}` for type `{kind}`"),
-            )
-            .resource(id.to_string())
-            .hint(hint),
+            file.diag_key(&path.key(key.clone()), format!("unknown property `{key}` for type `{kind}`"))
+                .resource(id.to_string())
+                .hint(hint),
         );
         props.remove(&k);
     }
@@ -693,11 +577,7 @@ fn typed_spec(
 fn known_fields(kind: Kind) -> Vec<String> {
     let mut generator = schemars::SchemaGenerator::default();
     let schema = kind.props_schema(&mut generator);
-    schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+    schema.get("properties").and_then(|p| p.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
 
 /// A diagnostic from a serde error, located by the error's path.
@@ -719,11 +599,8 @@ fn serde_diag(
     let inner = e.inner().to_string();
     let message = tidy_serde_message(&inner);
     let hint = unknown_field_name(&inner).and_then(|f| did_you_mean(f, known.iter().copied()));
-    let d = if unknown_field_name(&inner).is_some() {
-        file.diag_key(&at, message)
-    } else {
-        file.diag_value(&at, message)
-    };
+    let d =
+        if unknown_field_name(&inner).is_some() { file.diag_key(&at, message) } else { file.diag_value(&at, message) };
     let d = d.hint(hint);
     match id {
         Some(id) => d.resource(id),
@@ -732,8 +609,7 @@ fn serde_diag(
 }
 
 fn unknown_field_name(msg: &str) -> Option<&str> {
-    msg.strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
+    msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
 }
 
 /// serde's messages, minus the noise that the location already says.
@@ -764,11 +640,8 @@ fn payload(
             Ok(b) => Some((p, b)),
             Err(e) => {
                 diags.push(
-                    file.diag_value(
-                        &path.key("source"),
-                        format!("cannot read {}: {e}", p.display()),
-                    )
-                    .resource(id.to_string()),
+                    file.diag_value(&path.key("source"), format!("cannot read {}: {e}", p.display()))
+                        .resource(id.to_string()),
                 );
                 None
             }
@@ -779,18 +652,13 @@ fn payload(
             if let Some(c) = &p.content {
                 Some(c.clone().into_bytes())
             } else {
-                p.source
-                    .as_deref()
-                    .and_then(|s| read(s, diags))
-                    .map(|(_, b)| b)
+                p.source.as_deref().and_then(|s| read(s, diags)).map(|(_, b)| b)
             }
         }
         Spec::Template(p) if p.state == Presence::Present => {
             let (tpath, bytes) = read(p.source.as_deref()?, diags)?;
             let Ok(text) = String::from_utf8(bytes) else {
-                diags.push(
-                    Diagnostic::new(&tpath, "template is not UTF-8 text").resource(id.to_string()),
-                );
+                diags.push(Diagnostic::new(&tpath, "template is not UTF-8 text").resource(id.to_string()));
                 return None;
             };
             let mut tctx = ctx.clone();
@@ -833,11 +701,7 @@ fn implicit_edges(pending: &[Pending]) -> Vec<(usize, usize)> {
         let mut cur = Path::new(&p.res.id.name).parent();
         while let Some(dir) = cur {
             if let Some(&(d, state)) = dir.to_str().and_then(|s| dirs.get(s)) {
-                let e = if state == Presence::Absent {
-                    (i, d)
-                } else {
-                    (d, i)
-                };
+                let e = if state == Presence::Absent { (i, d) } else { (d, i) };
                 if seen.insert(e) {
                     edges.push(e);
                 }

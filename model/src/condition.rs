@@ -60,34 +60,24 @@ impl When {
     /// Structural problems: wrong combinations of keys, bad regexes.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let combinators = [self.all.is_some(), self.any.is_some(), self.not.is_some()]
+        let combinators = [self.all.is_some(), self.any.is_some(), self.not.is_some()].iter().filter(|b| **b).count();
+        let subjects = [self.fact.is_some(), self.param.is_some()].iter().filter(|b| **b).count();
+        let ops = [self.equals.is_some(), self.in_.is_some(), self.matches.is_some(), self.exists.is_some()]
             .iter()
             .filter(|b| **b)
             .count();
-        let subjects = [self.fact.is_some(), self.param.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
-        let ops = [
-            self.equals.is_some(),
-            self.in_.is_some(),
-            self.matches.is_some(),
-            self.exists.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
         if combinators + subjects != 1 {
-            out.push(
-                "a condition needs exactly one of `all`, `any`, `not`, `fact` or `param`"
-                    .to_string(),
-            );
+            out.push("a condition needs exactly one of `all`, `any`, `not`, `fact` or `param`".to_string());
         }
         if subjects == 1 && ops != 1 {
-            out.push("a `fact` or `param` condition needs exactly one of `equals`, `in`, `matches` or `exists`".to_string());
+            out.push(
+                "a `fact` or `param` condition needs exactly one of `equals`, `in`, `matches` or `exists`".to_string(),
+            );
         }
         if combinators == 1 && ops > 0 {
-            out.push("`equals`, `in`, `matches` and `exists` go with `fact` or `param`, not with all/any/not".to_string());
+            out.push(
+                "`equals`, `in`, `matches` and `exists` go with `fact` or `param`, not with all/any/not".to_string(),
+            );
         }
         if let Some(re) = &self.matches {
             if let Err(e) = regex_lite::Regex::new(re) {
@@ -172,14 +162,8 @@ mod tests {
         assert!(when("{param: env, in: [prod, staging]}").eval(&facts, &params));
         assert!(when("{fact: hostname, matches: '^web-'}").eval(&facts, &params));
         assert!(when("{not: {fact: ec2, exists: true}}").eval(&facts, &params));
-        assert!(
-            !when("{all: [{param: env, equals: prod}, {fact: os.family, equals: redhat}]}")
-                .eval(&facts, &params)
-        );
-        assert!(
-            when("{any: [{param: env, equals: dev}, {fact: os.family, equals: debian}]}")
-                .eval(&facts, &params)
-        );
+        assert!(!when("{all: [{param: env, equals: prod}, {fact: os.family, equals: redhat}]}").eval(&facts, &params));
+        assert!(when("{any: [{param: env, equals: dev}, {fact: os.family, equals: debian}]}").eval(&facts, &params));
     }
 
     #[test]

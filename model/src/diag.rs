@@ -20,14 +20,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self {
-            file: file.into(),
-            line: 0,
-            col: 0,
-            resource: None,
-            message: message.into(),
-            hint: None,
-        }
+        Self { file: file.into(), line: 0, col: 0, resource: None, message: message.into(), hint: None }
     }
 
     pub fn at(mut self, (line, col): (usize, usize)) -> Self {
@@ -89,20 +82,14 @@ impl Diagnostics {
 
     /// Sorts by file, line and column, and drops exact duplicates.
     pub fn sorted(mut self) -> Self {
-        self.0.sort_by(|a, b| {
-            (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message))
-        });
+        self.0.sort_by(|a, b| (&a.file, a.line, a.col, &a.message).cmp(&(&b.file, b.line, b.col, &b.message)));
         self.0.dedup();
         self
     }
 
     /// `Ok(())` when no problem was found.
     pub fn into_result(self) -> Result<(), Diagnostics> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(self.sorted())
-        }
+        if self.is_empty() { Ok(()) } else { Err(self.sorted()) }
     }
 }
 
@@ -112,10 +99,6 @@ impl fmt::Display for Diagnostics {
             writeln!(f, "error: {d}")?;
         }
         let n = self.0.len();
-        write!(
-            f,
-            "{n} problem{} found; nothing was changed",
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "{n} problem{} found; nothing was changed", if n == 1 { "" } else { "s" })
     }
 }

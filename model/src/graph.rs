@@ -15,8 +15,7 @@ pub fn toposort(n: usize, edges: &[(usize, usize)]) -> Result<Vec<usize>, Vec<us
         succ[a].push(b);
         indeg[b] += 1;
     }
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);

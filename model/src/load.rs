@@ -92,10 +92,8 @@ pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> RecipeSet {
     let mut diags = Diagnostics::default();
     let mut seen = HashSet::new();
     // (path, where it was included from)
-    let mut queue: Vec<(PathBuf, Option<Diagnostic>)> = roots
-        .iter()
-        .map(|p| (join_normalized(Path::new(""), &p.to_string_lossy()), None))
-        .collect();
+    let mut queue: Vec<(PathBuf, Option<Diagnostic>)> =
+        roots.iter().map(|p| (join_normalized(Path::new(""), &p.to_string_lossy()), None)).collect();
     queue.reverse();
     while let Some((path, from)) = queue.pop() {
         if !seen.insert(path.clone()) {
@@ -137,10 +135,7 @@ fn read_one(
         Err(e) => {
             let msg = format!("cannot read recipe {}: {e}", path.display());
             diags.push(match from {
-                Some(d) => Diagnostic {
-                    message: format!("include: {msg}"),
-                    ..d
-                },
+                Some(d) => Diagnostic { message: format!("include: {msg}"), ..d },
                 None => Diagnostic::new(path, msg),
             });
             return None;
@@ -149,58 +144,38 @@ fn read_one(
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic::new(
-                path,
-                format!("recipe is not UTF-8 text: {e}"),
-            ));
+            diags.push(Diagnostic::new(path, format!("recipe is not UTF-8 text: {e}")));
             return None;
         }
     };
     let doc: Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
-            let pos = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
+            let pos = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             diags.push(Diagnostic::new(path, format!("invalid YAML: {e}")).at(pos));
             return None;
         }
     };
-    let file = SourceFile {
-        path: path.to_path_buf(),
-        text,
-        doc,
-        locations: OnceLock::new(),
-    };
+    let file = SourceFile { path: path.to_path_buf(), text, doc, locations: OnceLock::new() };
     match &file.doc {
         Value::Mapping(m) => {
             for k in m.keys() {
                 let key = k.as_str().unwrap_or("?");
                 if !TOP_KEYS.contains(&key) {
                     diags.push(
-                        file.diag_key(
-                            &YamlPath::root().key(key),
-                            format!("unknown top-level key `{key}`"),
-                        )
-                        .hint(did_you_mean(key, TOP_KEYS.iter().copied())),
+                        file.diag_key(&YamlPath::root().key(key), format!("unknown top-level key `{key}`"))
+                            .hint(did_you_mean(key, TOP_KEYS.iter().copied())),
                     );
                 }
             }
             if let Some(inc) = m.get("include") {
                 if !inc.is_sequence() {
-                    diags.push(file.diag_value(
-                        &YamlPath::root().key("include"),
-                        "`include` must be a list of paths",
-                    ));
+                    diags.push(file.diag_value(&YamlPath::root().key("include"), "`include` must be a list of paths"));
                 }
             }
         }
         Value::Null => diags.push(Diagnostic::new(path, "the recipe is empty")),
-        _ => diags.push(file.diag_value(
-            &YamlPath::root(),
-            "a recipe is a mapping with `name` and `resources`",
-        )),
+        _ => diags.push(file.diag_value(&YamlPath::root(), "a recipe is a mapping with `name` and `resources`")),
     }
     Some(file)
 }
@@ -211,13 +186,7 @@ mod tests {
 
     #[test]
     fn normalises_relative_includes() {
-        assert_eq!(
-            join_normalized(Path::new("recipes/web"), "../base.yaml"),
-            PathBuf::from("recipes/base.yaml")
-        );
-        assert_eq!(
-            join_normalized(Path::new(""), "./a.yaml"),
-            PathBuf::from("a.yaml")
-        );
+        assert_eq!(join_normalized(Path::new("recipes/web"), "../base.yaml"), PathBuf::from("recipes/base.yaml"));
+        assert_eq!(join_normalized(Path::new(""), "./a.yaml"), PathBuf::from("a.yaml"));
     }
 }

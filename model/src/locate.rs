@@ -56,14 +56,8 @@ pub struct Locations {
 }
 
 enum Frame {
-    Seq {
-        path: YamlPath,
-        next: usize,
-    },
-    Map {
-        path: YamlPath,
-        pending_key: Option<String>,
-    },
+    Seq { path: YamlPath, next: usize },
+    Map { path: YamlPath, pending_key: Option<String> },
 }
 
 impl Locations {
@@ -79,10 +73,7 @@ impl Locations {
             // Where does this node live?
             let is_node = matches!(
                 event,
-                Event::Scalar(..)
-                    | Event::SequenceStart(..)
-                    | Event::MappingStart(..)
-                    | Event::Alias(..)
+                Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(..)
             );
             let mut node_path = None;
             if is_node {
@@ -112,10 +103,7 @@ impl Locations {
                                 let p = path.key("?");
                                 stack.push(match event {
                                     Event::SequenceStart(..) => Frame::Seq { path: p, next: 0 },
-                                    _ => Frame::Map {
-                                        path: p,
-                                        pending_key: None,
-                                    },
+                                    _ => Frame::Map { path: p, pending_key: None },
                                 });
                             }
                             continue;
@@ -132,10 +120,7 @@ impl Locations {
                 Event::MappingStart(..) => {
                     let path = node_path.unwrap_or_default();
                     out.values.insert(path.clone(), pos);
-                    stack.push(Frame::Map {
-                        path,
-                        pending_key: None,
-                    });
+                    stack.push(Frame::Map { path, pending_key: None });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
                     stack.pop();
@@ -158,10 +143,7 @@ impl Locations {
 
     /// Where the key of the mapping entry at `path` starts (falls back to the value).
     pub fn key(&self, path: &YamlPath) -> (usize, usize) {
-        self.keys
-            .get(path)
-            .copied()
-            .unwrap_or_else(|| self.value(path))
+        self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
     }
 
     fn nearest(&self, path: &YamlPath, map: &HashMap<YamlPath, (usize, usize)>) -> (usize, usize) {
@@ -188,10 +170,7 @@ mod tests {
         let r1 = YamlPath::root().key("resources").index(0);
         assert_eq!(loc.key(&r1.key("mode")), (4, 5));
         assert_eq!(loc.value(&r1.key("mode")), (4, 11));
-        assert_eq!(
-            loc.value(&YamlPath::root().key("resources").index(1)),
-            (5, 5)
-        );
+        assert_eq!(loc.value(&YamlPath::root().key("resources").index(1)), (5, 5));
         assert_eq!(loc.key(&YamlPath::root().key("name")), (1, 1));
     }
 }

@@ -13,13 +13,9 @@ impl Mode {
     pub fn parse(s: &str) -> Result<Self, String> {
         let digits = s.trim();
         if !(3..=4).contains(&digits.len()) || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return Err(format!(
-                "invalid mode {s:?}: expected 3 or 4 octal digits such as \"0644\""
-            ));
+            return Err(format!("invalid mode {s:?}: expected 3 or 4 octal digits such as \"0644\""));
         }
-        u32::from_str_radix(digits, 8)
-            .map(Mode)
-            .map_err(|e| format!("invalid mode {s:?}: {e}"))
+        u32::from_str_radix(digits, 8).map(Mode).map_err(|e| format!("invalid mode {s:?}: {e}"))
     }
 }
 

@@ -65,11 +65,7 @@ impl ParamSpec {
         let bad = |what: &str| format!("{raw:?} is not {what}");
         Ok(match self.kind {
             ParamType::String => Value::String(raw.to_string()),
-            ParamType::Integer => raw
-                .trim()
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| bad("an integer"))?,
+            ParamType::Integer => raw.trim().parse::<i64>().map(Value::from).map_err(|_| bad("an integer"))?,
             ParamType::Number => raw
                 .trim()
                 .parse::<f64>()
@@ -84,16 +80,11 @@ impl ParamSpec {
             },
             ParamType::List => {
                 if raw.trim_start().starts_with('[') {
-                    serde_json::from_str(raw)
-                        .map_err(|e| format!("{raw:?} is not a JSON list: {e}"))?
+                    serde_json::from_str(raw).map_err(|e| format!("{raw:?} is not a JSON list: {e}"))?
                 } else if raw.is_empty() {
                     Value::Array(vec![])
                 } else {
-                    Value::Array(
-                        raw.split(',')
-                            .map(|s| Value::String(s.trim().to_string()))
-                            .collect(),
-                    )
+                    Value::Array(raw.split(',').map(|s| Value::String(s.trim().to_string())).collect())
                 }
             }
         })
@@ -109,15 +100,10 @@ impl ParamSpec {
             ParamType::List => v.is_array(),
         };
         if !type_ok {
-            return Err(format!(
-                "expected a {}, found {}",
-                type_name(self.kind),
-                describe(v)
-            ));
+            return Err(format!("expected a {}, found {}", type_name(self.kind), describe(v)));
         }
         if let Some(p) = &self.pattern {
-            let re =
-                regex_lite::Regex::new(p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
+            let re = regex_lite::Regex::new(p).map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
             let items: Vec<&Value> = match v {
                 Value::Array(a) => a.iter().collect(),
                 other => vec![other],
@@ -135,10 +121,7 @@ impl ParamSpec {
         if let Some(allowed) = &self.allowed {
             if !allowed.contains(v) {
                 let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-                return Err(format!(
-                    "{v} is not one of the allowed values [{}]",
-                    list.join(", ")
-                ));
+                return Err(format!("{v} is not one of the allowed values [{}]", list.join(", ")));
             }
         }
         if let Some(n) = v.as_f64() {
@@ -152,6 +135,15 @@ impl ParamSpec {
         }
         Ok(())
     }
+}
+
+/// A problem message with a sensitive value taken out.
+fn redact(message: &str, value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.is_empty() { message.to_string() } else { message.replace(&text, "(sensitive)") }
 }
 
 fn type_name(t: ParamType) -> &'static str {
@@ -192,12 +184,7 @@ pub fn resolve(
     let mut out = serde_json::Map::new();
     let mut problems = Vec::new();
     let names = || specs.keys().map(String::as_str);
-    for (name, _) in overrides
-        .raw
-        .iter()
-        .map(|(k, v)| (k, v))
-        .chain(overrides.typed.iter().map(|(k, _)| (k, k)))
-    {
+    for (name, _) in overrides.raw.iter().map(|(k, v)| (k, v)).chain(overrides.typed.iter().map(|(k, _)| (k, k))) {
         if !specs.contains_key(name) {
             problems.push(ParamProblem {
                 at: ParamProblemAt::Override(name.clone()),
@@ -207,16 +194,12 @@ pub fn resolve(
         }
     }
     for (name, spec) in specs {
-        let given_raw = overrides
-            .raw
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v);
+        let given_raw = overrides.raw.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v);
         let (value, at) = if let Some(raw) = given_raw {
             match spec.coerce(raw) {
                 Ok(v) => (v, ParamProblemAt::Override(name.clone())),
                 Err(e) => {
+                    let e = if spec.sensitive { e.replace(raw.as_str(), "(sensitive)") } else { e };
                     problems.push(ParamProblem {
                         at: ParamProblemAt::Override(name.clone()),
                         message: format!("parameter `{name}`: {e}"),
@@ -238,11 +221,8 @@ pub fn resolve(
             continue;
         };
         if let Err(e) = spec.check(&value) {
-            problems.push(ParamProblem {
-                at,
-                message: format!("parameter `{name}`: {e}"),
-                hint: None,
-            });
+            let e = if spec.sensitive { redact(&e, &value) } else { e };
+            problems.push(ParamProblem { at, message: format!("parameter `{name}`: {e}"), hint: None });
         }
         // Kept even when invalid, so that templates using it do not report
         // a second, misleading "missing value".
@@ -275,18 +255,22 @@ mod tests {
     #[test]
     fn resolves_defaults_overrides_and_problems() {
         let mut specs = IndexMap::new();
-        specs.insert(
-            "site".to_string(),
-            spec("{type: string, default: example.org}"),
-        );
+        specs.insert("site".to_string(), spec("{type: string, default: example.org}"));
         specs.insert("port".to_string(), spec("{type: integer}"));
-        let o = Overrides {
-            raw: vec![("sitee".into(), "x".into())],
-            typed: Default::default(),
-        };
+        let o = Overrides { raw: vec![("sitee".into(), "x".into())], typed: Default::default() };
         let (vals, problems) = resolve(&specs, &o);
         assert_eq!(vals["site"], "example.org");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(problems[0].hint.as_deref(), Some("did you mean `site`?"));
+    }
+
+    #[test]
+    fn sensitive_values_stay_out_of_problems() {
+        let mut specs = IndexMap::new();
+        specs.insert("pw".to_string(), spec("{type: string, pattern: '^[a-z]+$', sensitive: true}"));
+        let o = Overrides { raw: vec![("pw".into(), "Hunter2".into())], typed: Default::default() };
+        let (_, problems) = resolve(&specs, &o);
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].message.contains("Hunter2"), "{}", problems[0].message);
     }
 }

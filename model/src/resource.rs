@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::When;
 use crate::resources::{
-    Ownership, Presence, directory::DirectoryProps, exec::ExecProps, file::FileProps,
-    template::TemplateProps,
+    Ownership, Presence, directory::DirectoryProps, exec::ExecProps, file::FileProps, template::TemplateProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -129,17 +128,14 @@ pub struct ResourceId {
 
 impl ResourceId {
     pub fn new(kind: Kind, name: impl Into<String>) -> Self {
-        Self {
-            kind,
-            name: name.into(),
-        }
+        Self { kind, name: name.into() }
     }
 
     /// Parses `type:name`. The error says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (k, n) = s.split_once(':').ok_or_else(|| {
-            format!("{s:?} is not a resource reference; write it as type:name, e.g. file:/etc/motd")
-        })?;
+        let (k, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not a resource reference; write it as type:name, e.g. file:/etc/motd"))?;
         let kind = Kind::parse(k).ok_or_else(|| format!("unknown resource type `{k}` in {s:?}"))?;
         if n.is_empty() {
             return Err(format!("{s:?} has an empty name"));

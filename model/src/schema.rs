@@ -11,14 +11,9 @@ use crate::resource::{Common, Kind};
 /// The whole recipe schema (draft 2020-12).
 pub fn recipe_schema() -> Value {
     let mut generator = schemars::SchemaGenerator::default();
-    let params = generator
-        .subschema_for::<IndexMap<String, ParamSpec>>()
-        .to_value();
+    let params = generator.subschema_for::<IndexMap<String, ParamSpec>>().to_value();
     let common = <Common as schemars::JsonSchema>::json_schema(&mut generator).to_value();
-    let common_props = common
-        .get("properties")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let common_props = common.get("properties").cloned().unwrap_or_else(|| json!({}));
 
     let mut variants = Vec::new();
     for &kind in Kind::ALL {

@@ -45,10 +45,7 @@ mod tests {
     #[test]
     fn suggests_close_words_only() {
         assert_eq!(distance("contnet", "content"), 2);
-        assert_eq!(
-            closest("contnet", ["content", "mode", "owner"]),
-            Some("content")
-        );
+        assert_eq!(closest("contnet", ["content", "mode", "owner"]), Some("content"));
         assert_eq!(closest("zzzzzz", ["content", "mode"]), None);
     }
 }

@@ -21,9 +21,7 @@ fn committed_schema_is_current() {
 #[test]
 fn schema_knows_every_resource_type_and_common_property() {
     let s = tend_model::schema::recipe_schema();
-    let variants = s["properties"]["resources"]["items"]["oneOf"]
-        .as_array()
-        .unwrap();
+    let variants = s["properties"]["resources"]["items"]["oneOf"].as_array().unwrap();
     for kind in tend_model::resource::Kind::ALL {
         let v = variants.iter().find(|v| v["title"] == kind.name()).unwrap();
         assert_eq!(v["additionalProperties"], false);

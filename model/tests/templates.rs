@@ -31,9 +31,8 @@ fn good_templates_render_exactly() {
     let all = templates("ok");
     assert!(all.len() >= 5);
     for t in all {
-        let got = r
-            .render(&std::fs::read_to_string(&t).unwrap(), &ctx)
-            .unwrap_or_else(|e| panic!("{}: {e}", t.display()));
+        let got =
+            r.render(&std::fs::read_to_string(&t).unwrap(), &ctx).unwrap_or_else(|e| panic!("{}: {e}", t.display()));
         let golden = t.with_extension("out");
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&golden, &got).unwrap();

@@ -29,12 +29,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
     let t0 = Instant::now();
     let accounts = Accounts::default();
     let mut staging = Staging::default();
-    let mut planned_dirs = HashSet::new();
+    let mut dirs = HashSet::new();
     let mut out: Vec<ResourceReport> = Vec::with_capacity(plan.resources.len());
 
     for (i, r) in plan.resources.iter().enumerate() {
-        let needs_flush =
-            !stageable(&r.spec) || plan.prereqs[i].iter().any(|&p| staging.contains(p));
+        let needs_flush = !stageable(&r.spec) || plan.prereqs[i].iter().any(|&p| staging.contains(p));
         if needs_flush && !staging.is_empty() {
             flush(plan, &mut staging, &mut out, &accounts);
         }
@@ -77,7 +76,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
             accounts: &accounts,
             staging: &mut staging,
             index: i,
-            planned_dirs: &mut planned_dirs,
+            dirs: &mut dirs,
         };
         let result = h.check(r, &mut ctx).and_then(|changes| {
             if changes.is_empty() || opts.dry_run {
@@ -92,11 +91,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
                     rep.status = Status::Changed;
                     rep.corrective = Some(opts.previous.get(&rep.id) == Some(&r.desired_hash));
                 }
-                rep.changes = if r.sensitive {
-                    changes.iter().map(Change::redacted).collect()
-                } else {
-                    changes
-                };
+                rep.changes = if r.sensitive { changes.iter().map(Change::redacted).collect() } else { changes };
                 if applied == Some(Applied::Done) && h.verifiable() {
                     verify(plan, i, &mut rep, &mut ctx);
                 }
@@ -132,10 +127,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
 /// skipped because of a failure.
 fn blocks(r: &ResourceReport) -> bool {
     r.status == Status::Failed
-        || (r.status == Status::Skipped
-            && r.reason
-                .as_deref()
-                .is_some_and(|s| s.starts_with("dependency")))
+        || (r.status == Status::Skipped && r.reason.as_deref().is_some_and(|s| s.starts_with("dependency")))
 }
 
 fn ms(t: Instant) -> f64 {
@@ -145,15 +137,12 @@ fn ms(t: Instant) -> f64 {
 /// After apply, the resource must check clean.
 fn verify(plan: &Plan, i: usize, rep: &mut ResourceReport, ctx: &mut Ctx) {
     let r = &plan.resources[i];
-    match handler(r.id.kind).check(r, ctx) {
+    match handler(r.id.kind).verify(r, ctx) {
         Ok(left) if left.is_empty() => {}
         Ok(left) => {
             let props: Vec<&str> = left.iter().map(|c| c.property.as_str()).collect();
             rep.status = Status::Failed;
-            rep.error = Some(format!(
-                "verification failed: {} still differ(s) after apply",
-                props.join(", ")
-            ));
+            rep.error = Some(format!("verification failed: {} still differ(s) after apply", props.join(", ")));
         }
         Err(e) => {
             rep.status = Status::Failed;
@@ -180,7 +169,7 @@ fn flush(plan: &Plan, staging: &mut Staging, out: &mut [ResourceReport], account
             accounts,
             staging: &mut scratch,
             index: i,
-            planned_dirs: &mut planned,
+            dirs: &mut planned,
         };
         verify(plan, i, &mut out[i], &mut ctx);
         out[i].duration_ms += ms(t);

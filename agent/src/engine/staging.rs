@@ -57,13 +57,7 @@ impl Staging {
         if let Err(e) = make_durable(&items) {
             for s in items {
                 let _ = std::fs::remove_file(&s.tmp);
-                failed.push((
-                    s.index,
-                    Error::Failed(format!(
-                        "could not make {} durable: {e}",
-                        s.target.display()
-                    )),
-                ));
+                failed.push((s.index, Error::Failed(format!("could not make {} durable: {e}", s.target.display()))));
             }
             return (done, failed);
         }
@@ -72,10 +66,7 @@ impl Staging {
                 Ok(()) => done.push(s.index),
                 Err(e) => {
                     let _ = std::fs::remove_file(&s.tmp);
-                    failed.push((
-                        s.index,
-                        Error::io(format!("rename into {}", s.target.display()))(e),
-                    ));
+                    failed.push((s.index, Error::io(format!("rename into {}", s.target.display()))(e)));
                 }
             }
         }

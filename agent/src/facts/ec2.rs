@@ -48,17 +48,12 @@ pub fn facts(opts: &FactOptions) -> Option<Value> {
     }
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let cache = opts.cache_dir.as_ref().map(|d| d.join("ec2-facts.json"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(cached) = cache.as_ref().and_then(|c| std::fs::read(c).ok()) {
         if let Ok(v) = serde_json::from_slice::<Value>(&cached) {
             let same_boot = v["boot_id"] == boot_id.trim();
             let found = v.get("facts").filter(|f| !f.is_null());
-            let fresh_miss = v["checked_at"]
-                .as_u64()
-                .is_some_and(|t| now.saturating_sub(t) < NEGATIVE_TTL_SECS);
+            let fresh_miss = v["checked_at"].as_u64().is_some_and(|t| now.saturating_sub(t) < NEGATIVE_TTL_SECS);
             // A hit is good for the whole boot; a miss is retried after a while,
             // and at once when the probe is forced on.
             match found {
@@ -71,9 +66,7 @@ pub fn facts(opts: &FactOptions) -> Option<Value> {
     let found = probe(&opts.imds_endpoint, BUDGET);
     if let Some(c) = cache {
         let record = json!({ "boot_id": boot_id.trim(), "checked_at": now, "facts": found });
-        if let Err(e) =
-            crate::state::write_atomic(&c, &serde_json::to_vec(&record).unwrap_or_default(), 0o600)
-        {
+        if let Err(e) = crate::state::write_atomic(&c, &serde_json::to_vec(&record).unwrap_or_default(), 0o600) {
             tracing::debug!(error = %e, "could not cache EC2 facts");
         }
     }
@@ -82,33 +75,17 @@ pub fn facts(opts: &FactOptions) -> Option<Value> {
 
 /// DMI and hypervisor hints, as cloud-init's ds-identify reads them.
 pub fn looks_like_ec2(root: &Path) -> bool {
-    let read = |p: &str| {
-        std::fs::read_to_string(root.join(p))
-            .unwrap_or_default()
-            .to_lowercase()
-    };
-    [
-        "sys/class/dmi/id/sys_vendor",
-        "sys/class/dmi/id/board_vendor",
-        "sys/class/dmi/id/bios_vendor",
-    ]
-    .iter()
-    .any(|p| read(p).contains("amazon"))
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default().to_lowercase();
+    ["sys/class/dmi/id/sys_vendor", "sys/class/dmi/id/board_vendor", "sys/class/dmi/id/bios_vendor"]
+        .iter()
+        .any(|p| read(p).contains("amazon"))
         || read("sys/hypervisor/uuid").starts_with("ec2")
 }
 
 /// Asks IMDSv2 for the instance identity document within `budget`.
 pub fn probe(endpoint: &str, budget: Duration) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        tokio::time::timeout(budget, fetch(endpoint))
-            .await
-            .ok()
-            .flatten()
-    })
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async { tokio::time::timeout(budget, fetch(endpoint)).await.ok().flatten() })
 }
 
 async fn fetch(endpoint: &str) -> Option<Value> {
@@ -125,9 +102,7 @@ async fn fetch(endpoint: &str) -> Option<Value> {
         .await
         .ok()?;
     let doc = client
-        .get(format!(
-            "{endpoint}/latest/dynamic/instance-identity/document"
-        ))
+        .get(format!("{endpoint}/latest/dynamic/instance-identity/document"))
         .header("X-aws-ec2-metadata-token", token.trim())
         .send()
         .await
@@ -138,12 +113,7 @@ async fn fetch(endpoint: &str) -> Option<Value> {
         .await
         .ok()?;
     let d: Value = serde_json::from_slice(&doc).ok()?;
-    let s = |k: &str| {
-        d.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     Some(json!({
         "instance_id": s("instanceId"),
         "instance_type": s("instanceType"),

@@ -39,10 +39,7 @@ impl Default for FactOptions {
 pub fn gather(opts: &FactOptions) -> Value {
     let (hostname, kernel, arch) = os::uname();
     let fqdn = os::fqdn(&hostname);
-    let domain = fqdn
-        .split_once('.')
-        .map(|(_, d)| d.to_string())
-        .unwrap_or_default();
+    let domain = fqdn.split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
     let interfaces = net::interfaces();
     let ipv4 = net::primary_ipv4(&interfaces);
     let mut facts = json!({

@@ -9,9 +9,7 @@ pub fn interfaces() -> Value {
         return Value::Object(out);
     };
     for a in addrs {
-        let entry = out
-            .entry(a.interface_name.clone())
-            .or_insert_with(|| json!({ "mac": "", "ipv4": [], "ipv6": [] }));
+        let entry = out.entry(a.interface_name.clone()).or_insert_with(|| json!({ "mac": "", "ipv4": [], "ipv6": [] }));
         let Some(addr) = a.address else { continue };
         if let Some(sin) = addr.as_sockaddr_in() {
             push(entry, "ipv4", sin.ip().to_string());
@@ -38,18 +36,12 @@ fn push(entry: &mut Value, family: &str, addr: String) {
 pub fn primary_ipv4(interfaces: &Value) -> String {
     let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     let first_v4 = |name: &str| {
-        interfaces[name]["ipv4"]
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        interfaces[name]["ipv4"].as_array().and_then(|a| a.first()).and_then(Value::as_str).map(str::to_string)
     };
     if let Some(v) = default_route_interface(&route).and_then(|i| first_v4(&i)) {
         return v;
     }
-    const VIRTUAL: &[&str] = &[
-        "lo", "docker", "br-", "veth", "virbr", "cni", "flannel", "vxlan",
-    ];
+    const VIRTUAL: &[&str] = &["lo", "docker", "br-", "veth", "virbr", "cni", "flannel", "vxlan"];
     interfaces
         .as_object()
         .into_iter()
@@ -74,8 +66,7 @@ mod tests {
 
     #[test]
     fn primary_address_follows_the_default_route() {
-        let route =
-            "Iface\tDestination\tGateway\nbr-1\t0000A8C0\t00000000\neth0\t00000000\t0100A8C0\n";
+        let route = "Iface\tDestination\tGateway\nbr-1\t0000A8C0\t00000000\neth0\t00000000\t0100A8C0\n";
         assert_eq!(default_route_interface(route).as_deref(), Some("eth0"));
     }
 }

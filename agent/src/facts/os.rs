@@ -38,15 +38,7 @@ fn family(id: &str, like: &str) -> String {
     let has = |names: &[&str]| words.iter().any(|w| names.contains(w));
     if has(&["debian", "ubuntu"]) {
         "debian".into()
-    } else if has(&[
-        "rhel",
-        "fedora",
-        "centos",
-        "amzn",
-        "rocky",
-        "almalinux",
-        "ol",
-    ]) {
+    } else if has(&["rhel", "fedora", "centos", "amzn", "rocky", "almalinux", "ol"]) {
         "redhat".into()
     } else if has(&["suse", "opensuse", "sles"]) {
         "suse".into()
@@ -69,11 +61,7 @@ pub fn uname() -> (String, Value, String) {
                 s(u.machine()),
             )
         }
-        Err(_) => (
-            String::new(),
-            json!({"name": "", "release": "", "version": ""}),
-            String::new(),
-        ),
+        Err(_) => (String::new(), json!({"name": "", "release": "", "version": ""}), String::new()),
     }
 }
 
@@ -85,18 +73,9 @@ pub fn fqdn(hostname: &str) -> String {
     }
     if let Ok(hosts) = std::fs::read_to_string("/etc/hosts") {
         for line in hosts.lines() {
-            let names: Vec<&str> = line
-                .split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .skip(1)
-                .collect();
+            let names: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().skip(1).collect();
             if names.contains(&hostname) {
-                if let Some(f) = names
-                    .iter()
-                    .find(|n| n.starts_with(&format!("{hostname}.")))
-                {
+                if let Some(f) = names.iter().find(|n| n.starts_with(&format!("{hostname}."))) {
                     return f.to_string();
                 }
             }

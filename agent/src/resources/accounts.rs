@@ -34,12 +34,7 @@ impl Accounts {
             .gids
             .borrow_mut()
             .entry(name.to_string())
-            .or_insert_with(|| {
-                Group::from_name(name)
-                    .ok()
-                    .flatten()
-                    .map(|g| g.gid.as_raw())
-            })
+            .or_insert_with(|| Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()))
     }
 
     /// A uid as a name when it has one.
@@ -48,11 +43,7 @@ impl Accounts {
             .borrow_mut()
             .entry(uid)
             .or_insert_with(|| {
-                User::from_uid(Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or(uid.to_string())
+                User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name).unwrap_or(uid.to_string())
             })
             .clone()
     }
@@ -62,11 +53,7 @@ impl Accounts {
             .borrow_mut()
             .entry(gid)
             .or_insert_with(|| {
-                Group::from_gid(Gid::from_raw(gid))
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or(gid.to_string())
+                Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name).unwrap_or(gid.to_string())
             })
             .clone()
     }

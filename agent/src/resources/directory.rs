@@ -22,39 +22,23 @@ impl ResourceType for DirectoryType {
         if p.state == Presence::Absent {
             return Ok(match md {
                 None => vec![],
-                Some(m) if m.is_dir() => vec![Change::new(
-                    "ensure",
-                    Some("directory".into()),
-                    Some("absent".into()),
-                )],
+                Some(m) if m.is_dir() => vec![Change::new("ensure", Some("directory".into()), Some("absent".into()))],
                 Some(m) => {
-                    return Err(Error::Failed(format!(
-                        "{} is a {}, not a directory",
-                        path.display(),
-                        kind_of(&m)
-                    )));
+                    return Err(Error::Failed(format!("{} is a {}, not a directory", path.display(), kind_of(&m))));
                 }
             });
         }
         let meta = Meta::resolve(&r.spec.ownership().unwrap_or_default(), ctx.accounts)?;
         match md {
             None => {
-                require_parent(path, ctx.planned_dirs)?;
+                require_parent(path, ctx.dirs)?;
                 if ctx.dry_run {
-                    ctx.planned_dirs.insert(path.to_path_buf());
+                    ctx.dirs.insert(path.to_path_buf());
                 }
-                Ok(vec![Change::new(
-                    "ensure",
-                    Some("absent".into()),
-                    Some("directory".into()),
-                )])
+                Ok(vec![Change::new("ensure", Some("absent".into()), Some("directory".into()))])
             }
             Some(m) if m.is_dir() => Ok(meta.changes(&m, ctx.accounts)),
-            Some(m) => Err(Error::Failed(format!(
-                "{} is a {}, not a directory",
-                path.display(),
-                kind_of(&m)
-            ))),
+            Some(m) => Err(Error::Failed(format!("{} is a {}, not a directory", path.display(), kind_of(&m)))),
         }
     }
 
@@ -65,11 +49,7 @@ impl ResourceType for DirectoryType {
         let path = Path::new(&r.id.name);
         let ensure = changes.iter().any(|c| c.property == "ensure");
         if p.state == Presence::Absent {
-            let res = if p.force {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_dir(path)
-            };
+            let res = if p.force { std::fs::remove_dir_all(path) } else { std::fs::remove_dir(path) };
             match res {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
@@ -88,14 +68,8 @@ impl ResourceType for DirectoryType {
                     .create(path)
                     .map_err(Error::io(format!("mkdir {}", path.display())))?;
                 // The umask may have narrowed the mode; owner before mode.
-                let all = [
-                    Change::new("owner", None, None),
-                    Change::new("mode", None, None),
-                ];
-                let fixed = Meta {
-                    mode: meta.mode.or(Some(0o755)),
-                    ..meta
-                };
+                let all = [Change::new("owner", None, None), Change::new("mode", None, None)];
+                let fixed = Meta { mode: meta.mode.or(Some(0o755)), ..meta };
                 fixed.apply(path, &all)?;
             } else {
                 meta.apply(path, changes)?;

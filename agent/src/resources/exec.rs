@@ -42,10 +42,7 @@ fn guard(p: &ExecProps, name: &str, script: &str) -> Result<bool> {
     let out = run(&job(p, script)).map_err(|e| Error::Failed(format!("{name} guard: {e}")))?;
     match out.exit {
         // A guard that hangs answers nothing: neither "run" nor "skip".
-        crate::process::Exit::TimedOut => Err(Error::Failed(format!(
-            "{name} guard {}",
-            out.describe_exit()
-        ))),
+        crate::process::Exit::TimedOut => Err(Error::Failed(format!("{name} guard {}", out.describe_exit()))),
         crate::process::Exit::Code(c) => Ok(c == 0),
         crate::process::Exit::Signal(_) => Ok(false),
     }
@@ -72,11 +69,7 @@ impl ResourceType for ExecType {
                 return Ok(vec![]);
             }
         }
-        let shown = if r.sensitive {
-            "(sensitive)".to_string()
-        } else {
-            command(r, p)
-        };
+        let shown = if r.sensitive { "(sensitive)".to_string() } else { command(r, p) };
         Ok(vec![Change::new("command", None, Some(shown))])
     }
 
@@ -86,15 +79,8 @@ impl ResourceType for ExecType {
         if out.success_in(&p.returns) {
             return Ok(Applied::Done);
         }
-        let detail = if r.sensitive {
-            String::new()
-        } else {
-            format!(":\n{}", out.tail(20))
-        };
-        Err(Error::Failed(format!(
-            "command failed with {}{detail}",
-            out.describe_exit()
-        )))
+        let detail = if r.sensitive { String::new() } else { format!(":\n{}", out.tail(20)) };
+        Err(Error::Failed(format!("command failed with {}{detail}", out.describe_exit())))
     }
 
     fn verifiable(&self) -> bool {

@@ -38,6 +38,10 @@ impl ResourceType for FileType {
     fn apply(&self, r: &CompiledResource, changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
         apply(Path::new(&r.id.name), &want(r)?, changes, ctx)
     }
+
+    fn verify(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        verify(Path::new(&r.id.name), &want(r)?, ctx)
+    }
 }
 
 fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
@@ -59,84 +63,101 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
         return Ok(match md {
             None => vec![],
             Some(m) if m.is_dir() => {
-                return Err(Error::Failed(format!(
-                    "{} is a directory, not a file",
-                    path.display()
-                )));
+                return Err(Error::Failed(format!("{} is a directory, not a file", path.display())));
             }
-            Some(m) => vec![Change::new(
-                "ensure",
-                Some(kind_of(&m).into()),
-                Some("absent".into()),
-            )],
+            Some(m) => vec![Change::new("ensure", Some(kind_of(&m).into()), Some("absent".into()))],
         });
     }
     let meta = Meta::resolve(&want.own, ctx.accounts)?;
-    let Some(md) = md.filter(|m| !m.file_type().is_symlink()) else {
-        let from = if lstat(path)?.is_some() {
-            "symlink"
-        } else {
-            "absent"
-        };
-        require_parent(path, ctx.planned_dirs)?;
-        let mut c = vec![Change::new(
-            "ensure",
-            Some(from.into()),
-            Some("file".into()),
-        )];
-        if let Some(new) = want.content {
-            c.push(content_change(b"", new, path, want.sensitive || !ctx.diffs));
+    let md = match md {
+        Some(m) if m.is_file() => m,
+        Some(m) if !m.file_type().is_symlink() => {
+            return Err(Error::Failed(format!("{} is a {}, not a file", path.display(), kind_of(&m))));
         }
-        return Ok(c);
+        other => {
+            // Missing, or a symlink that the file replaces.
+            let from = if other.is_some() { "symlink" } else { "absent" };
+            require_parent(path, ctx.dirs)?;
+            let mut c = vec![Change::new("ensure", Some(from.into()), Some("file".into()))];
+            if let Some(new) = want.content {
+                c.push(content_change(b"", new, path, want.sensitive || !ctx.diffs));
+            }
+            return Ok(c);
+        }
     };
-    if !md.is_file() {
-        return Err(Error::Failed(format!(
-            "{} is a {}, not a file",
-            path.display(),
-            kind_of(&md)
-        )));
-    }
     let mut changes = Vec::new();
     if let (Some(new), true) = (want.content, want.replace) {
-        let same = md.size() == new.len() as u64 && read(path)? == new;
-        if !same {
-            changes.push(content_change(
-                &read(path)?,
-                new,
-                path,
-                want.sensitive || !ctx.diffs,
-            ));
+        let no_diff = want.sensitive || !ctx.diffs;
+        if md.size() != new.len() as u64 {
+            // Sizes differ: read the old content only to show a diff.
+            if no_diff {
+                changes.push(size_change(md.size(), new.len()));
+            } else {
+                changes.push(content_change(&read(path, None)?, new, path, false));
+            }
+        } else {
+            let old = read(path, Some(new.len()))?;
+            if old != new {
+                changes.push(content_change(&old, new, path, no_diff));
+            }
         }
     }
     changes.extend(meta.changes(&md, ctx.accounts));
     Ok(changes)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+/// What still differs after apply wrote the file: type, size, owner, group
+/// and mode (the content is what apply itself wrote, then renamed).
+pub fn verify(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>> {
+    let md = lstat(path)?;
+    let ensure = |from: &str, to: &str| vec![Change::new("ensure", Some(from.into()), Some(to.into()))];
+    Ok(match (want.presence, md) {
+        (Presence::Absent, None) => vec![],
+        (Presence::Absent, Some(m)) => ensure(kind_of(&m), "absent"),
+        (Presence::Present, None) => ensure("absent", "file"),
+        (Presence::Present, Some(m)) if !m.is_file() => ensure(kind_of(&m), "file"),
+        (Presence::Present, Some(m)) => {
+            let mut c = Meta::resolve(&want.own, ctx.accounts)?.changes(&m, ctx.accounts);
+            if want.replace && want.content.is_some_and(|b| b.len() as u64 != m.size()) {
+                c.push(Change::new("content", None, None));
+            }
+            c
+        }
+    })
+}
+
+/// Reads a file; with `len`, exactly that many bytes (the size lstat gave).
+fn read(path: &Path, len: Option<usize>) -> Result<Vec<u8>> {
+    let what = || format!("read {}", path.display());
+    let mut f = std::fs::File::open(path).map_err(Error::io(what()))?;
     let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut buf))
-        .map_err(Error::io(format!("read {}", path.display())))?;
+    match len {
+        Some(n) => {
+            buf.resize(n, 0);
+            f.read_exact(&mut buf).map_err(Error::io(what()))?;
+        }
+        None => {
+            f.read_to_end(&mut buf).map_err(Error::io(what()))?;
+        }
+    }
     Ok(buf)
+}
+
+fn size_change(old: u64, new: usize) -> Change {
+    Change::new("content", Some(format!("{old} bytes")), Some(format!("{new} bytes")))
 }
 
 /// A content change with a unified diff when both sides are text, or with
 /// the sizes when there is no diff to show.
 fn content_change(old: &[u8], new: &[u8], path: &Path, no_diff: bool) -> Change {
-    let mut c = Change::new("content", None, None);
     if no_diff {
-        c.from = Some(format!("{} bytes", old.len()));
-        c.to = Some(format!("{} bytes", new.len()));
-        return c;
+        return size_change(old.len() as u64, new.len());
     }
+    let mut c = Change::new("content", None, None);
     match (std::str::from_utf8(old), std::str::from_utf8(new)) {
         (Ok(o), Ok(n)) if o.len() + n.len() <= DIFF_LIMIT => {
             let name = path.display().to_string();
-            let diff = TextDiff::from_lines(o, n)
-                .unified_diff()
-                .context_radius(3)
-                .header(&name, &name)
-                .to_string();
+            let diff = TextDiff::from_lines(o, n).unified_diff().context_radius(3).header(&name, &name).to_string();
             c.diff = Some(diff);
         }
         _ => {
@@ -165,21 +186,12 @@ pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) ->
         meta.apply(path, changes)?;
         return Ok(Applied::Done);
     }
-    require_parent(path, ctx.planned_dirs)?;
     // Keep the existing owner and mode unless the recipe sets them.
-    let existing = lstat(path)?.filter(|m| m.is_file());
-    let uid = meta
-        .uid
-        .or(existing.as_ref().map(|m| m.uid()))
-        .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
-    let gid = meta
-        .gid
-        .or(existing.as_ref().map(|m| m.gid()))
-        .unwrap_or_else(|| nix::unistd::getegid().as_raw());
-    let mode = meta
-        .mode
-        .or(existing.as_ref().map(|m| m.mode() & 0o7777))
-        .unwrap_or(0o644);
+    let was_absent = changes.iter().any(|c| c.property == "ensure" && c.from.as_deref() == Some("absent"));
+    let existing = if was_absent { None } else { lstat(path)?.filter(|m| m.is_file()) };
+    let uid = meta.uid.or(existing.as_ref().map(|m| m.uid())).unwrap_or_else(|| nix::unistd::geteuid().as_raw());
+    let gid = meta.gid.or(existing.as_ref().map(|m| m.gid())).unwrap_or_else(|| nix::unistd::getegid().as_raw());
+    let mode = meta.mode.or(existing.as_ref().map(|m| m.mode() & 0o7777)).unwrap_or(0o644);
     let content = want.content.unwrap_or_default();
     let tmp = crate::state::temp_path(path);
     let write = || -> std::io::Result<()> {

@@ -20,52 +20,28 @@ pub struct Meta {
 impl Meta {
     pub fn resolve(own: &Ownership, accounts: &Accounts) -> Result<Meta> {
         let uid = match &own.owner {
-            Some(o) => Some(
-                accounts
-                    .uid(o)
-                    .ok_or_else(|| Error::Failed(format!("owner `{o}` does not exist")))?,
-            ),
+            Some(o) => Some(accounts.uid(o).ok_or_else(|| Error::Failed(format!("owner `{o}` does not exist")))?),
             None => None,
         };
         let gid = match &own.group {
-            Some(g) => Some(
-                accounts
-                    .gid(g)
-                    .ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?,
-            ),
+            Some(g) => Some(accounts.gid(g).ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?),
             None => None,
         };
-        Ok(Meta {
-            uid,
-            gid,
-            mode: own.mode.map(|m| m.0),
-        })
+        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0) })
     }
 
     /// What differs between the file's metadata and this.
     pub fn changes(&self, md: &Metadata, accounts: &Accounts) -> Vec<Change> {
         let mut out = Vec::new();
         if let Some(uid) = self.uid.filter(|u| *u != md.uid()) {
-            out.push(Change::new(
-                "owner",
-                Some(accounts.user_name(md.uid())),
-                Some(accounts.user_name(uid)),
-            ));
+            out.push(Change::new("owner", Some(accounts.user_name(md.uid())), Some(accounts.user_name(uid))));
         }
         if let Some(gid) = self.gid.filter(|g| *g != md.gid()) {
-            out.push(Change::new(
-                "group",
-                Some(accounts.group_name(md.gid())),
-                Some(accounts.group_name(gid)),
-            ));
+            out.push(Change::new("group", Some(accounts.group_name(md.gid())), Some(accounts.group_name(gid))));
         }
         let have = md.mode() & 0o7777;
         if let Some(mode) = self.mode.filter(|m| *m != have) {
-            out.push(Change::new(
-                "mode",
-                Some(format!("{have:04o}")),
-                Some(format!("{mode:04o}")),
-            ));
+            out.push(Change::new("mode", Some(format!("{have:04o}")), Some(format!("{mode:04o}"))));
         }
         out
     }
@@ -111,14 +87,15 @@ pub fn kind_of(md: &Metadata) -> &'static str {
 
 /// Errors if the parent directory is missing and no directory resource in
 /// this dry-run would create it.
-pub fn require_parent(
-    path: &Path,
-    planned: &std::collections::HashSet<std::path::PathBuf>,
-) -> Result<()> {
+pub fn require_parent(path: &Path, dirs: &mut std::collections::HashSet<std::path::PathBuf>) -> Result<()> {
     let Some(parent) = path.parent() else {
         return Ok(());
     };
-    if planned.contains(parent) || lstat(parent)?.is_some_and(|m| m.is_dir()) {
+    if dirs.contains(parent) {
+        return Ok(());
+    }
+    if lstat(parent)?.is_some_and(|m| m.is_dir()) {
+        dirs.insert(parent.to_path_buf());
         return Ok(());
     }
     Err(Error::Failed(format!(

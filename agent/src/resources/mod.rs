@@ -24,10 +24,7 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
 }
 
 impl Error {
@@ -51,9 +48,9 @@ pub struct Ctx<'a> {
     pub staging: &'a mut Staging,
     /// Index of the current resource in the plan.
     pub index: usize,
-    /// Directories a dry-run found would be created, so that their contents
-    /// are reported as "would create" rather than as errors.
-    pub planned_dirs: &'a mut HashSet<PathBuf>,
+    /// Directories known to exist in this run, or that a dry-run found would
+    /// be created (so that their contents are "would create", not errors).
+    pub dirs: &'a mut HashSet<PathBuf>,
 }
 
 /// How `apply` left the resource.
@@ -74,9 +71,15 @@ pub trait ResourceType: Sync {
     /// Makes the listed changes.
     fn apply(&self, r: &CompiledResource, changes: &[Change], ctx: &mut Ctx) -> Result<Applied>;
 
-    /// Whether a second `check` after `apply` must find nothing to do.
+    /// Whether a `verify` after `apply` must find nothing to do.
     fn verifiable(&self) -> bool {
         true
+    }
+
+    /// Re-reads the state after `apply`; what still differs. Defaults to a
+    /// full `check`; a type may check less when apply wrote the state itself.
+    fn verify(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        self.check(r, ctx)
     }
 }
 

@@ -32,4 +32,8 @@ impl ResourceType for TemplateType {
     fn apply(&self, r: &CompiledResource, changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
         file::apply(Path::new(&r.id.name), &want(r)?, changes, ctx)
     }
+
+    fn verify(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        file::verify(Path::new(&r.id.name), &want(r)?, ctx)
+    }
 }

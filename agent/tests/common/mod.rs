@@ -11,10 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_tend-agent");
 
 /// The repository root (for `recipes/` and `tests/fixtures/`).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 pub struct Scratch {
@@ -23,16 +20,8 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        let s = Scratch {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        for d in [
-            "root/etc",
-            "root/srv",
-            "root/var/lib",
-            "root/var/log",
-            "facts.d",
-        ] {
+        let s = Scratch { dir: tempfile::tempdir().expect("tempdir") };
+        for d in ["root/etc", "root/srv", "root/var/lib", "root/var/log", "facts.d"] {
             std::fs::create_dir_all(s.path().join(d)).expect("mkdir");
         }
         s
@@ -63,10 +52,7 @@ impl Scratch {
     /// `tend-agent apply RECIPE --param root=ROOT EXTRA...`
     pub fn apply(&self, recipe: &Path, extra: &[&str]) -> Output {
         let mut c = self.agent();
-        c.arg("apply")
-            .arg(recipe)
-            .arg("--param")
-            .arg(format!("root={}", self.root().display()));
+        c.arg("apply").arg(recipe).arg("--param").arg(format!("root={}", self.root().display()));
         c.args(extra);
         c.output().expect("run tend-agent")
     }
@@ -89,8 +75,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// Parses a JSON report from stdout (`--output json`).
 pub fn report(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
 }
 
 /// Path → (mode, uid, gid, content hash) for every entry under `dir`.
@@ -102,11 +87,7 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, u64)> {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             let md = std::fs::symlink_metadata(&p).expect("lstat");
-            let hash = if md.is_file() {
-                fnv(&std::fs::read(&p).expect("read"))
-            } else {
-                0
-            };
+            let hash = if md.is_file() { fnv(&std::fs::read(&p).expect("read")) } else { 0 };
             if md.is_dir() {
                 stack.push(p.clone());
             }
@@ -117,7 +98,5 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, u64)> {
 }
 
 fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
-        (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3)
-    })
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(*x)).wrapping_mul(0x0100_0000_01b3))
 }

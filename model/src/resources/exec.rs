@@ -61,10 +61,7 @@ impl ExecProps {
             }
         }
         if self.returns.is_empty() {
-            out.push((
-                "returns",
-                "returns needs at least one exit code".to_string(),
-            ));
+            out.push(("returns", "returns needs at least one exit code".to_string()));
         }
         out
     }

@@ -36,16 +36,10 @@ impl FileProps {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if self.content.is_some() && self.source.is_some() {
-            out.push((
-                "source",
-                "give either `content` or `source`, not both".to_string(),
-            ));
+            out.push(("source", "give either `content` or `source`, not both".to_string()));
         }
         if self.state == Presence::Absent && (self.content.is_some() || self.source.is_some()) {
-            out.push((
-                "state",
-                "a file with `state: absent` takes no `content` or `source`".to_string(),
-            ));
+            out.push(("state", "a file with `state: absent` takes no `content` or `source`".to_string()));
         }
         out
     }

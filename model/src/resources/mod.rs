@@ -39,13 +39,8 @@ pub fn check_absolute_path(name: &str) -> Option<String> {
     if name.ends_with('/') {
         return Some(format!("{name:?} must not end with '/'"));
     }
-    if name[1..]
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-    {
-        return Some(format!(
-            "{name:?} must not contain '//', '.' or '..' segments"
-        ));
+    if name[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return Some(format!("{name:?} must not contain '//', '.' or '..' segments"));
     }
     None
 }

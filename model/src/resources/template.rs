@@ -30,10 +30,7 @@ pub struct TemplateProps {
 impl TemplateProps {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         match (self.state, &self.source) {
-            (Presence::Present, None) => vec![(
-                "source",
-                "a template needs `source`: the template file".into(),
-            )],
+            (Presence::Present, None) => vec![("source", "a template needs `source`: the template file".into())],
             _ => vec![],
         }
     }
