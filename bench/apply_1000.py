@@ -28,19 +28,32 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(cmd, env=None):
-    """Runs cmd; returns (wall seconds, peak RSS in MiB, exit code)."""
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
+def peak_rss_mib(cmd, env):
+    """Peak RSS of cmd alone, through GNU time. (wait4's ru_maxrss from Python
+    would count the Python process forked before exec, not the program.)"""
+    if not GNU_TIME:
+        return float("nan")
+    with tempfile.NamedTemporaryFile("r") as out:
+        subprocess.run([GNU_TIME, "-f", "%M", "-o", out.name] + cmd, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return int(out.read().strip().splitlines()[-1]) / 1024.0
+
+
+def run(cmd, env=None, rss=False):
+    """Runs cmd; returns (wall seconds, peak RSS in MiB or nan, exit code)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024.0, code
+    return wall, float("nan"), code
 
 
-def summarize(name, samples):
+def summarize(name, samples, rss):
     walls = sorted(s[0] * 1000 for s in samples)
-    rss = max(s[1] for s in samples)
     p90 = walls[min(len(walls) - 1, int(len(walls) * 0.9))]
     print(f"{name:<28} median {statistics.median(walls):8.1f} ms   p90 {p90:8.1f} ms   "
           f"min {walls[0]:8.1f} ms   peak RSS {rss:6.1f} MiB   ({len(walls)} runs)")
@@ -55,6 +68,32 @@ def tend_recipe(path, n):
             f.write(f'  - file: "{{{{params.root}}}}/files/f{i:04d}.conf"\n'
                     f'    content: "# managed file {i}\\nkey = value-{i}\\n"\n'
                     f'    owner: root\n    group: root\n    mode: "0644"\n')
+
+
+def baseline(args, work):
+    """What the filesystem itself costs: creating, renaming and re-reading N
+    small files from Python, with no configuration management at all."""
+    d = os.path.join(work, "baseline")
+    creates, reads = [], []
+    for _ in range(3):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        t = time.perf_counter()
+        for i in range(args.files):
+            fd = os.open(f"{d}/.f{i:04d}.tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, b"# managed file\nkey = value\n")
+            os.close(fd)
+            os.rename(f"{d}/.f{i:04d}.tmp", f"{d}/f{i:04d}.conf")
+        creates.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        for i in range(args.files):
+            os.lstat(f"{d}/f{i:04d}.conf")
+            with open(f"{d}/f{i:04d}.conf", "rb") as f:
+                f.read()
+        reads.append((time.perf_counter() - t) * 1000)
+    shutil.rmtree(d, ignore_errors=True)
+    print(f"filesystem baseline in {work} (Python, {args.files} files): create+rename median "
+          f"{statistics.median(creates):.1f} ms, stat+read median {statistics.median(reads):.1f} ms")
 
 
 def bench_tend(args, work):
@@ -83,9 +122,14 @@ def bench_tend(args, work):
         if w[2] != 0:
             sys.exit(f"no-op run exited {w[2]}, expected 0 (no changes)")
         noop.append(w)
+    noop_rss = peak_rss_mib(cmd(), env)
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(state, ignore_errors=True)
+    os.makedirs(root)
+    first_rss = peak_rss_mib(cmd(), env)
     print(f"tend-agent {args.files} files ({args.bin})")
-    f = summarize("  first run", first)
-    n = summarize("  no-op re-run", noop)
+    f = summarize("  first run", first, first_rss)
+    n = summarize("  no-op re-run", noop, noop_rss)
     return f, n
 
 
@@ -111,8 +155,8 @@ def bench_cfengine(args, work):
         first.append(run(cmd))
     noop = [run(cmd) for _ in range(args.runs)]
     print(f"CFEngine cf-agent {args.files} files")
-    summarize("  first run", first)
-    summarize("  no-op re-run", noop)
+    summarize("  first run", first, float("nan"))
+    summarize("  no-op re-run", noop, peak_rss_mib(cmd, None))
 
 
 def bench_puppet(args, work):
@@ -136,8 +180,8 @@ def bench_puppet(args, work):
         first.append(run(cmd))
     noop = [run(cmd) for _ in range(runs)]
     print(f"Puppet {args.files} files")
-    summarize("  first run", first)
-    summarize("  no-op re-run", noop)
+    summarize("  first run", first, float("nan"))
+    summarize("  no-op re-run", noop, peak_rss_mib(cmd, None))
 
 
 def main():
@@ -146,11 +190,14 @@ def main():
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--bin", default=os.path.join(ROOT, "target/release/tend-agent"))
     p.add_argument("--peers", action="store_true")
+    p.add_argument("--workdir", default="/var/tmp",
+                   help="where the scratch tree goes (default /var/tmp; see the note on /tmp in the README)")
     args = p.parse_args()
     if not os.path.exists(args.bin):
         sys.exit(f"{args.bin} not found: run `cargo build --release -p tend-agent` first")
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
-    with tempfile.TemporaryDirectory(prefix="tend-bench-") as work:
+    with tempfile.TemporaryDirectory(prefix="tend-bench-", dir=args.workdir) as work:
+        baseline(args, work)
         bench_tend(args, work)
         if args.peers:
             bench_cfengine(args, work)

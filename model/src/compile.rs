@@ -530,15 +530,17 @@ fn render_value(
 /// every unknown property and every type error is reported, not just the first.
 fn typed_spec(
     kind: Kind,
-    mut props: Mapping,
+    props: Mapping,
     file: &SourceFile,
     path: &YamlPath,
     id: &ResourceId,
     diags: &mut Diagnostics,
 ) -> Option<Spec> {
-    if let Ok(spec) = kind.spec_from(Value::Mapping(props.clone())) {
+    let whole = Value::Mapping(props);
+    if let Ok(spec) = kind.spec_from(&whole) {
         return Some(spec);
     }
+    let Value::Mapping(mut props) = whole else { return None };
     let known = known_fields(kind);
     let candidates: Vec<&str> = known.iter().map(String::as_str).chain(Common::KEYS.iter().copied()).collect();
     let unknown: Vec<Value> =
@@ -555,7 +557,7 @@ fn typed_spec(
         props.remove(&k);
     }
     for _ in 0..known.len() + 1 {
-        match kind.spec_from(Value::Mapping(props.clone())) {
+        match kind.spec_from(&Value::Mapping(props.clone())) {
             Ok(_) => break,
             Err(e) => {
                 let first_key = e.path().iter().find_map(|s| match s {

@@ -37,7 +37,7 @@ macro_rules! kinds {
             }
 
             /// Deserializes this type's properties.
-            pub fn spec_from(self, v: serde_yaml::Value) -> Result<Spec, serde_path_to_error::Error<serde_yaml::Error>> {
+            pub fn spec_from(self, v: &serde_yaml::Value) -> Result<Spec, serde_path_to_error::Error<serde_yaml::Error>> {
                 Ok(match self {
                     $(Kind::$variant => Spec::$variant(serde_path_to_error::deserialize(v)?)),*
                 })
