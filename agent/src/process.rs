@@ -20,6 +20,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub struct Job {
     /// Shell text, run with `/bin/sh -c`.
     pub script: String,
+    /// When set, run this program with these arguments instead of a shell
+    /// (no shell parsing at all: arguments are passed as they are).
+    pub argv: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
     /// Run as this user (name or uid), with its primary and supplementary groups.
@@ -31,7 +34,22 @@ pub struct Job {
 
 impl Job {
     pub fn shell(script: impl Into<String>, timeout: Duration) -> Self {
-        Self { script: script.into(), env: Vec::new(), cwd: None, user: None, timeout, capture_limit: 64 * 1024 }
+        Self {
+            script: script.into(),
+            argv: None,
+            env: Vec::new(),
+            cwd: None,
+            user: None,
+            timeout,
+            capture_limit: 64 * 1024,
+        }
+    }
+
+    /// A program and its arguments, run without a shell.
+    pub fn argv<S: AsRef<str>>(argv: &[S], timeout: Duration) -> Self {
+        let mut job = Self::shell(String::new(), timeout);
+        job.argv = Some(argv.iter().map(|a| a.as_ref().to_string()).collect());
+        job
     }
 }
 
@@ -79,7 +97,7 @@ impl Outcome {
 pub enum RunError {
     #[error("user `{0}` does not exist")]
     NoUser(String),
-    #[error("cannot start /bin/sh: {0}")]
+    #[error("cannot start the command: {0}")]
     Spawn(std::io::Error),
     #[error("while waiting for the command: {0}")]
     Wait(std::io::Error),
@@ -108,8 +126,21 @@ fn identity(user: &str) -> Result<Identity, RunError> {
 
 /// Runs the job to completion or timeout.
 pub fn run(job: &Job) -> Result<Outcome, RunError> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(&job.script);
+    let mut cmd = match &job.argv {
+        Some(argv) => {
+            let Some((program, args)) = argv.split_first() else {
+                return Err(RunError::Spawn(std::io::Error::other("empty command")));
+            };
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+        None => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(&job.script);
+            c
+        }
+    };
     cmd.env_clear();
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());

@@ -207,7 +207,13 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
             }
         }
     }
-    edges.extend(implicit_edges(&pending));
+    let (implicit, implicit_notify) = implicit_edges(&pending, &by_id);
+    edges.extend(implicit);
+    for e in implicit_notify {
+        if !notify_edges.contains(&e) {
+            notify_edges.push(e);
+        }
+    }
 
     if !diags.is_empty() {
         return Err(diags.sorted());
@@ -313,27 +319,16 @@ fn compile_resource(
         diags.push(file.diag_value(path, "a resource is a mapping such as `- file: /etc/motd`"));
         return None;
     };
-    let kinds: Vec<(Kind, &Value)> =
-        map.iter().filter_map(|(k, v)| k.as_str().and_then(Kind::parse).map(|kind| (kind, v))).collect();
-    let (kind, name_value) = match kinds.as_slice() {
-        [one] => *one,
-        [] => {
-            let first = map.keys().next().and_then(Value::as_str).unwrap_or("?");
-            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-            diags.push(
-                file.diag_key(&path.key(first), format!("unknown resource type `{first}`")).hint(
-                    did_you_mean(first, names.iter().copied())
-                        .or_else(|| Some(format!("known types: {}", names.join(", ")))),
-                ),
-            );
-            return None;
-        }
-        more => {
-            let names: Vec<&str> = more.iter().map(|(k, _)| k.name()).collect();
-            diags
-                .push(file.diag_value(path, format!("a resource has exactly one type, found {}", names.join(" and "))));
-            return None;
-        }
+    // The type is the first key that names one (`- file: /etc/motd`); later
+    // keys are properties, even when they also name a type (`group: root`).
+    let Some((kind, name_value)) = map.iter().find_map(|(k, v)| k.as_str().and_then(Kind::parse).map(|kind| (kind, v)))
+    else {
+        let first = map.keys().next().and_then(Value::as_str).unwrap_or("?");
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        diags.push(file.diag_key(&path.key(first), format!("unknown resource type `{first}`")).hint(
+            did_you_mean(first, names.iter().copied()).or_else(|| Some(format!("known types: {}", names.join(", ")))),
+        ));
+        return None;
     };
     let raw_name = match name_value {
         Value::String(s) if !s.is_empty() => s.clone(),
@@ -657,6 +652,13 @@ fn payload(
                 p.source.as_deref().and_then(|s| read(s, diags)).map(|(_, b)| b)
             }
         }
+        Spec::SystemdUnit(p) if p.state == Presence::Present => {
+            if let Some(c) = &p.content {
+                Some(c.clone().into_bytes())
+            } else {
+                p.source.as_deref().and_then(|s| read(s, diags)).map(|(_, b)| b)
+            }
+        }
         Spec::Template(p) if p.state == Presence::Present => {
             let (tpath, bytes) = read(p.source.as_deref()?, diags)?;
             let Ok(text) = String::from_utf8(bytes) else {
@@ -684,8 +686,14 @@ fn payload(
 }
 
 /// Edges that follow from the resources themselves: a directory before what
-/// it contains (or after, when both are being removed).
-fn implicit_edges(pending: &[Pending]) -> Vec<(usize, usize)> {
+/// it contains (after, when both are being removed); an owner, a group or a
+/// package before what uses it; a unit file before its service, which it also
+/// notifies. Only resources the recipes declare take part. Returns
+/// `(edges, notify_edges)`.
+fn implicit_edges(
+    pending: &[Pending],
+    by_id: &HashMap<ResourceId, usize>,
+) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
     let dirs: HashMap<&str, (usize, Presence)> = pending
         .iter()
         .enumerate()
@@ -695,24 +703,67 @@ fn implicit_edges(pending: &[Pending]) -> Vec<(usize, usize)> {
         })
         .collect();
     let mut edges = Vec::new();
+    let mut notify = Vec::new();
     let mut seen = HashSet::new();
-    for (i, p) in pending.iter().enumerate() {
-        if !p.res.spec.is_path() {
-            continue;
+    let mut add = |e: (usize, usize), edges: &mut Vec<(usize, usize)>| {
+        if e.0 != e.1 && seen.insert(e) {
+            edges.push(e);
         }
-        let mut cur = Path::new(&p.res.id.name).parent();
-        while let Some(dir) = cur {
-            if let Some(&(d, state)) = dir.to_str().and_then(|s| dirs.get(s)) {
-                let e = if state == Presence::Absent { (i, d) } else { (d, i) };
-                if seen.insert(e) {
-                    edges.push(e);
+    };
+    for (i, p) in pending.iter().enumerate() {
+        if p.res.spec.is_path() {
+            let mut cur = Path::new(&p.res.id.name).parent();
+            while let Some(dir) = cur {
+                if let Some(&(d, state)) = dir.to_str().and_then(|s| dirs.get(s)) {
+                    add(if state == Presence::Absent { (i, d) } else { (d, i) }, &mut edges);
+                    break;
                 }
-                break;
+                cur = dir.parent();
             }
-            cur = dir.parent();
+        }
+        for dep in p.res.spec.implicit_after(&p.res.id.name) {
+            if let Some(&d) = by_id.get(&dep) {
+                add((d, i), &mut edges);
+            }
+        }
+        match &p.res.spec {
+            // Members that are declared users come first, unless the user
+            // itself names this group (then the group comes first).
+            Spec::Group(g) => {
+                for m in g.members.iter().flatten() {
+                    if let Some(&u) = by_id.get(&ResourceId::new(crate::resource::Kind::User, m.clone())) {
+                        let names_group = match &pending[u].res.spec {
+                            Spec::User(up) => {
+                                up.group.as_deref() == Some(p.res.id.name.as_str())
+                                    || up.groups.iter().flatten().any(|x| *x == p.res.id.name)
+                            }
+                            _ => false,
+                        };
+                        if !names_group {
+                            add((u, i), &mut edges);
+                        }
+                    }
+                }
+            }
+            // A unit file (or drop-in) before the service that uses it, and a
+            // change to it restarts that service.
+            Spec::SystemdUnit(_) => {
+                let (unit, _) = crate::resources::systemd_unit::SystemdUnitProps::split(&p.res.id.name);
+                for (j, q) in pending.iter().enumerate() {
+                    if let Spec::Service(s) = &q.res.spec {
+                        if s.unit_name(&q.res.id.name) == unit {
+                            add((i, j), &mut edges);
+                            if !notify.contains(&(i, j)) {
+                                notify.push((i, j));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    edges
+    (edges, notify)
 }
 
 fn same_desired(a: &CompiledResource, b: &CompiledResource) -> bool {

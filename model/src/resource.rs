@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::When;
 use crate::resources::{
-    Ownership, Presence, directory::DirectoryProps, exec::ExecProps, file::FileProps, template::TemplateProps,
+    Ownership, Presence, cron::CronProps, directory::DirectoryProps, exec::ExecProps, file::FileProps,
+    group::GroupProps, ntp::NtpProps, package::PackageProps, service::ServiceProps, systemd_unit::SystemdUnitProps,
+    template::TemplateProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -62,6 +64,13 @@ kinds! {
     Directory => "directory", DirectoryProps;
     Template => "template", TemplateProps;
     Exec => "exec", ExecProps;
+    User => "user", UserProps;
+    Group => "group", GroupProps;
+    Package => "package", PackageProps;
+    Service => "service", ServiceProps;
+    SystemdUnit => "systemd_unit", SystemdUnitProps;
+    Cron => "cron", CronProps;
+    Ntp => "ntp", NtpProps;
 }
 
 impl fmt::Display for Kind {
@@ -84,7 +93,48 @@ impl Spec {
             Spec::Template(p) => p.problems(),
             Spec::Exec(p) => p.problems(),
             Spec::Directory(_) => vec![],
+            Spec::User(p) => {
+                let mut v = p.problems();
+                v.extend(crate::resources::user::check_account_name(name).map(|e| ("", e)));
+                v
+            }
+            Spec::Group(_) => crate::resources::user::check_account_name(name).map(|e| ("", e)).into_iter().collect(),
+            Spec::Package(p) => p.problems(name),
+            Spec::Service(p) => p.problems(),
+            Spec::SystemdUnit(p) => p.problems(name),
+            Spec::Cron(p) => p.problems(name),
+            Spec::Ntp(p) => p.problems(),
         });
+        out
+    }
+
+    /// Resources this one must follow when the recipe declares them: the
+    /// owner of a file, the groups of a user, the package of a service.
+    pub fn implicit_after(&self, name: &str) -> Vec<ResourceId> {
+        let mut out = Vec::new();
+        if let Some(o) = self.ownership() {
+            out.extend(o.owner.map(|u| ResourceId::new(Kind::User, u)));
+            out.extend(o.group.map(|g| ResourceId::new(Kind::Group, g)));
+        }
+        match self {
+            Spec::User(p) => {
+                out.extend(p.group.iter().map(|g| ResourceId::new(Kind::Group, g.clone())));
+                out.extend(p.groups.iter().flatten().map(|g| ResourceId::new(Kind::Group, g.clone())));
+            }
+            Spec::Exec(p) => out.extend(p.user.iter().map(|u| ResourceId::new(Kind::User, u.clone()))),
+            Spec::Cron(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
+            Spec::Service(p) => {
+                let unit = p.unit_name(name);
+                let base = unit.strip_suffix(".service").unwrap_or(&unit).to_string();
+                out.push(ResourceId::new(Kind::Package, base));
+            }
+            Spec::Ntp(_) => {
+                for pkg in ["chrony", "systemd-timesyncd", "ntp", "ntpsec"] {
+                    out.push(ResourceId::new(Kind::Package, pkg));
+                }
+            }
+            _ => {}
+        }
         out
     }
 
@@ -99,7 +149,7 @@ impl Spec {
             Spec::File(p) => Some(p.state),
             Spec::Directory(p) => Some(p.state),
             Spec::Template(p) => Some(p.state),
-            Spec::Exec(_) => None,
+            _ => None,
         }
     }
 
@@ -114,7 +164,7 @@ impl Spec {
             Spec::File(p) => Some(o(&p.owner, &p.group, p.mode)),
             Spec::Directory(p) => Some(o(&p.owner, &p.group, p.mode)),
             Spec::Template(p) => Some(o(&p.owner, &p.group, p.mode)),
-            Spec::Exec(_) => None,
+            _ => None,
         }
     }
 }

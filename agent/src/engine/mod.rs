@@ -11,7 +11,7 @@ use std::time::Instant;
 use tend_model::Plan;
 
 use crate::report::{Change, Report, ResourceReport, Status};
-use crate::resources::{Accounts, Applied, Ctx, handler, stageable};
+use crate::resources::{Accounts, Applied, Ctx, RunState, Runner, handler, stageable};
 use staging::Staging;
 
 pub struct RunOptions {
@@ -23,11 +23,18 @@ pub struct RunOptions {
     pub host: String,
 }
 
+/// What the resources run against: the host's facts and a command runner.
+pub struct Host<'a> {
+    pub facts: &'a serde_json::Value,
+    pub runner: &'a dyn Runner,
+}
+
 /// Converges the plan and reports every resource.
-pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
+pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
     let started_at = crate::report::now_rfc3339();
     let t0 = Instant::now();
     let accounts = Accounts::default();
+    let mut state = RunState::default();
     let mut staging = Staging::default();
     let mut dirs = HashSet::new();
     let mut out: Vec<ResourceReport> = Vec::with_capacity(plan.resources.len());
@@ -35,7 +42,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
     for (i, r) in plan.resources.iter().enumerate() {
         let needs_flush = !stageable(&r.spec) || plan.prereqs[i].iter().any(|&p| staging.contains(p));
         if needs_flush && !staging.is_empty() {
-            flush(plan, &mut staging, &mut out, &accounts);
+            flush(plan, &mut staging, &mut out, &accounts, host, &mut state);
         }
         let t = Instant::now();
         let mut rep = ResourceReport {
@@ -70,6 +77,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
         }
         let h = handler(r.id.kind);
         let mut ctx = Ctx {
+            facts: host.facts,
+            runner: host.runner,
+            run: &mut state,
+            plan,
             dry_run: opts.dry_run,
             diffs: opts.diffs || opts.dry_run,
             notified_by,
@@ -86,15 +97,30 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
             Ok((changes, Some(applied)))
         });
         match result {
-            Ok((changes, applied)) => {
+            Ok((mut changes, applied)) => {
                 if !changes.is_empty() {
                     rep.status = Status::Changed;
                     rep.corrective = Some(opts.previous.get(&rep.id) == Some(&r.desired_hash));
                 }
-                rep.changes = if r.sensitive { changes.iter().map(Change::redacted).collect() } else { changes };
                 if applied == Some(Applied::Done) && h.verifiable() {
                     verify(plan, i, &mut rep, &mut ctx);
                 }
+                // Notified: refresh once (restart a service), after every notifier.
+                if !ctx.notified_by.is_empty() && rep.status != Status::Failed {
+                    match h.refresh(r, &mut ctx) {
+                        Ok(Some(c)) => {
+                            rep.status = Status::Changed;
+                            rep.corrective.get_or_insert(false);
+                            changes.push(c);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            rep.status = Status::Failed;
+                            rep.error = Some(format!("refresh: {e}"));
+                        }
+                    }
+                }
+                rep.changes = if r.sensitive { changes.iter().map(Change::redacted).collect() } else { changes };
             }
             Err(e) => {
                 rep.status = Status::Failed;
@@ -105,7 +131,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Report {
         out.push(rep);
     }
     if !staging.is_empty() {
-        flush(plan, &mut staging, &mut out, &accounts);
+        flush(plan, &mut staging, &mut out, &accounts, host, &mut state);
     }
 
     let mut report = Report {
@@ -152,7 +178,14 @@ fn verify(plan: &Plan, i: usize, rep: &mut ResourceReport, ctx: &mut Ctx) {
 }
 
 /// Commits staged writes and verifies each committed resource.
-fn flush(plan: &Plan, staging: &mut Staging, out: &mut [ResourceReport], accounts: &Accounts) {
+fn flush(
+    plan: &Plan,
+    staging: &mut Staging,
+    out: &mut [ResourceReport],
+    accounts: &Accounts,
+    host: &Host,
+    state: &mut RunState,
+) {
     let (done, failed) = staging.commit();
     for (i, e) in failed {
         out[i].status = Status::Failed;
@@ -163,6 +196,10 @@ fn flush(plan: &Plan, staging: &mut Staging, out: &mut [ResourceReport], account
     for i in done {
         let t = Instant::now();
         let mut ctx = Ctx {
+            facts: host.facts,
+            runner: host.runner,
+            run: &mut *state,
+            plan,
             dry_run: false,
             diffs: false,
             notified_by: Vec::new(),

@@ -29,6 +29,7 @@ fn command(r: &CompiledResource, p: &ExecProps) -> String {
 fn job(p: &ExecProps, script: &str) -> Job {
     Job {
         script: script.to_string(),
+        argv: None,
         env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         cwd: p.cwd.clone(),
         user: p.user.clone(),

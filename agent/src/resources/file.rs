@@ -168,6 +168,20 @@ fn content_change(old: &[u8], new: &[u8], path: &Path, no_diff: bool) -> Change 
     c
 }
 
+/// Applies and commits at once (durable before returning), for resources
+/// that act on the file right after writing it (restart a daemon).
+pub fn apply_now(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) -> Result<()> {
+    let mut own = crate::engine::staging::Staging::default();
+    std::mem::swap(ctx.staging, &mut own);
+    let applied = apply(path, want, changes, ctx);
+    std::mem::swap(ctx.staging, &mut own);
+    applied?;
+    match own.commit().1.pop() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
 pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
     let has = |p: &str| changes.iter().any(|c| c.property == p);
     if want.presence == Presence::Absent {

@@ -2,11 +2,19 @@
 //! the desired state, and applies exactly those changes. One file per type.
 
 mod accounts;
+pub mod cron;
 pub mod directory;
 pub mod exec;
 pub mod file;
 mod fsmeta;
+pub mod group;
+pub mod ntp;
+pub mod package;
+pub mod service;
+pub mod systemd;
+pub mod systemd_unit;
 pub mod template;
+pub mod user;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -36,8 +44,57 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Runs system commands (package managers, useradd, systemctl) without a
+/// shell. Behind a trait so that providers that cannot run here (dnf) are
+/// tested against recorded outputs.
+pub trait Runner {
+    fn run(&self, argv: &[&str], env: &[(&str, &str)], timeout: std::time::Duration)
+    -> Result<crate::process::Outcome>;
+}
+
+/// Runs commands for real.
+pub struct SystemRunner;
+
+impl Runner for SystemRunner {
+    fn run(
+        &self,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        timeout: std::time::Duration,
+    ) -> Result<crate::process::Outcome> {
+        let mut job = crate::process::Job::argv(argv, timeout);
+        job.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        job.capture_limit = 1024 * 1024;
+        crate::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
+    }
+}
+
+/// Runs a command and fails with its own message unless it exits 0.
+pub fn run_ok(runner: &dyn Runner, argv: &[&str], env: &[(&str, &str)]) -> Result<crate::process::Outcome> {
+    let out = runner.run(argv, env, std::time::Duration::from_secs(600))?;
+    if matches!(out.exit, crate::process::Exit::Code(0)) {
+        return Ok(out);
+    }
+    Err(Error::Failed(format!("`{}` failed with {}:\n{}", argv.join(" "), out.describe_exit(), out.tail(15))))
+}
+
+/// State that the resources of one run share: caches read once per run
+/// (accounts, package database, unit states) and deferred work.
+#[derive(Default)]
+pub struct RunState {
+    pub accounts: user::AccountsCache,
+    pub packages: package::PackageCache,
+    pub systemd: systemd::SystemdState,
+}
+
 /// What a run shares with each resource.
 pub struct Ctx<'a> {
+    /// The host's facts.
+    pub facts: &'a serde_json::Value,
+    pub runner: &'a dyn Runner,
+    pub run: &'a mut RunState,
+    /// The whole plan, for types that batch work across resources (packages).
+    pub plan: &'a tend_model::Plan,
     pub dry_run: bool,
     /// Compute unified diffs of content changes.
     pub diffs: bool,
@@ -76,6 +133,14 @@ pub trait ResourceType: Sync {
         true
     }
 
+    /// Called when a resource that notifies this one changed: restart a
+    /// service, and so on. Returns the change made (or, in dry-run, the change
+    /// that would be made); None when the type ignores notifications (exec
+    /// handles them in `check`) or there is nothing to refresh.
+    fn refresh(&self, _r: &CompiledResource, _ctx: &mut Ctx) -> Result<Option<Change>> {
+        Ok(None)
+    }
+
     /// Re-reads the state after `apply`; what still differs. Defaults to a
     /// full `check`; a type may check less when apply wrote the state itself.
     fn verify(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
@@ -90,6 +155,13 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Directory => &directory::DirectoryType,
         Kind::Template => &template::TemplateType,
         Kind::Exec => &exec::ExecType,
+        Kind::User => &user::UserType,
+        Kind::Group => &group::GroupType,
+        Kind::Package => &package::PackageType,
+        Kind::Service => &service::ServiceType,
+        Kind::SystemdUnit => &systemd_unit::SystemdUnitType,
+        Kind::Cron => &cron::CronType,
+        Kind::Ntp => &ntp::NtpType,
     }
 }
 

@@ -1,10 +1,17 @@
 //! The properties of each resource type, one file per type. The agent holds
 //! their behaviour; this crate holds their shape and their static checks.
 
+pub mod cron;
 pub mod directory;
 pub mod exec;
 pub mod file;
+pub mod group;
+pub mod ntp;
+pub mod package;
+pub mod service;
+pub mod systemd_unit;
 pub mod template;
+pub mod user;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
