@@ -85,19 +85,23 @@ pub fn daemon_reload_if_pending(runner: &dyn Runner, state: &mut SystemdState) -
 
 /// `systemctl VERB UNIT`; a failure carries the last lines of the unit's journal.
 pub fn systemctl(runner: &dyn Runner, verb: &str, unit: &str) -> Result<()> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     match run_ok(runner, &["systemctl", verb, unit], &[]) {
         Ok(_) => Ok(()),
         Err(e) if matches!(verb, "start" | "restart" | "reload" | "reload-or-restart" | "try-restart") => {
-            let journal = journal_tail(runner, unit, 20);
+            let journal = journal_tail(runner, unit, 20, since);
             Err(super::Error::Failed(format!("{e}\nlast lines of the journal of {unit}:\n{journal}")))
         }
         Err(e) => Err(e),
     }
 }
 
-pub fn journal_tail(runner: &dyn Runner, unit: &str, lines: usize) -> String {
+/// The unit's journal since `since` (seconds since the epoch), last `lines` lines.
+pub fn journal_tail(runner: &dyn Runner, unit: &str, lines: usize, since: u64) -> String {
     let n = lines.to_string();
-    match runner.run(&["journalctl", "-u", unit, "-n", &n, "--no-pager", "-o", "cat"], &[], Duration::from_secs(10)) {
+    let since = format!("@{since}");
+    let argv = ["journalctl", "-u", unit, "-n", &n, "--since", &since, "--no-pager", "-o", "cat"];
+    match runner.run(&argv, &[], Duration::from_secs(10)) {
         Ok(o) => String::from_utf8_lossy(&o.stdout).trim_end().to_string(),
         Err(e) => format!("(journal unavailable: {e})"),
     }
