@@ -421,6 +421,7 @@ fn facts_command_prints_json() {
     assert!(f["memory"]["total_bytes"].as_u64().unwrap() > 0);
     assert!(f["interfaces"]["lo"]["ipv4"].as_array().unwrap().iter().any(|a| a == "127.0.0.1"));
     assert_eq!(f["custom"]["datacenter"], "fra1");
+    assert!(f["ntp"]["synchronized"].is_boolean(), "time sync status from the kernel clock");
     assert!(f.get("ec2").is_none());
 }
 

@@ -5,6 +5,7 @@ mod custom;
 pub mod ec2;
 mod net;
 mod os;
+mod time;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,9 @@ pub fn gather(opts: &FactOptions) -> Value {
     if let Some(e) = ec2::facts(opts) {
         facts["ec2"] = e;
     }
+    if let Some(t) = time::ntp() {
+        facts["ntp"] = t;
+    }
     facts
 }
 
@@ -79,6 +83,7 @@ pub fn skeleton() -> Value {
         "ipv4": "",
         "custom": {},
         "tend": { "version": "" },
+        "ntp": { "synchronized": false, "max_error_us": 0, "est_error_us": 0, "provider": "" },
         "ec2": { "instance_id": "", "instance_type": "", "region": "", "availability_zone": "", "ami_id": "", "account_id": "", "private_ip": "" },
     })
 }
