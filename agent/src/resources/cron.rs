@@ -107,18 +107,10 @@ fn read_crontab(ctx: &Ctx, user: &str) -> Result<Option<String>> {
     }
 }
 
-fn file_want<'a>(p: &CronProps, content: &'a [u8]) -> FileWant<'a> {
-    FileWant {
-        presence: p.state,
-        content: Some(content),
-        replace: true,
-        own: tend_model::resources::Ownership {
-            owner: Some("root".into()),
-            group: Some("root".into()),
-            mode: Some(tend_model::mode::Mode(0o644)),
-        },
-        sensitive: false,
-    }
+/// The /etc/cron.d file of a system job, and its content (None when absent).
+fn system_target(name: &str, p: &CronProps) -> (std::path::PathBuf, Option<Vec<u8>>) {
+    let content = (p.state == Presence::Present).then(|| system_file(name, p).into_bytes());
+    (Path::new(CRON_D).join(name), content)
 }
 
 impl ResourceType for CronType {
@@ -126,13 +118,8 @@ impl ResourceType for CronType {
         let p = props(r)?;
         match p.target {
             CronTarget::System => {
-                let content = system_file(&r.id.name, p);
-                let path = Path::new(CRON_D).join(&r.id.name);
-                let mut w = file_want(p, content.as_bytes());
-                if p.state == Presence::Absent {
-                    w.content = None;
-                }
-                file::check(&path, &w, ctx)
+                let (path, content) = system_target(&r.id.name, p);
+                file::check(&path, &FileWant::system(p.state, content.as_deref()), ctx)
             }
             CronTarget::User => {
                 let Some(current) = read_crontab(ctx, &p.user)? else {
@@ -153,13 +140,8 @@ impl ResourceType for CronType {
         let p = props(r)?;
         match p.target {
             CronTarget::System => {
-                let content = system_file(&r.id.name, p);
-                let path = Path::new(CRON_D).join(&r.id.name);
-                let mut w = file_want(p, content.as_bytes());
-                if p.state == Presence::Absent {
-                    w.content = None;
-                }
-                file::apply_now(&path, &w, changes, ctx)?;
+                let (path, content) = system_target(&r.id.name, p);
+                file::apply_now(&path, &FileWant::system(p.state, content.as_deref()), changes, ctx)?;
                 Ok(Applied::Done)
             }
             CronTarget::User => {

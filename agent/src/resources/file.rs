@@ -27,6 +27,24 @@ pub struct FileWant<'a> {
     pub sensitive: bool,
 }
 
+impl<'a> FileWant<'a> {
+    /// A system file owned by root:root with mode 0644 (unit files, cron.d
+    /// files, daemon configuration).
+    pub fn system(presence: Presence, content: Option<&'a [u8]>) -> Self {
+        FileWant {
+            presence,
+            content,
+            replace: true,
+            own: Ownership {
+                owner: Some("root".into()),
+                group: Some("root".into()),
+                mode: Some(tend_model::mode::Mode(0o644)),
+            },
+            sensitive: false,
+        }
+    }
+}
+
 /// Files larger than this get a size summary instead of a diff.
 const DIFF_LIMIT: usize = 1024 * 1024;
 

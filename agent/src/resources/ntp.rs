@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tend_model::resources::ntp::{NtpProps, NtpProvider};
-use tend_model::resources::{Ownership, Presence};
+use tend_model::resources::Presence;
 use tend_model::{CompiledResource, Spec};
 
 use super::file::{self, FileWant};
@@ -158,17 +158,7 @@ pub fn render(pr: NtpProvider, p: &NtpProps, facts: &serde_json::Value, id: &str
 }
 
 fn want(content: &[u8]) -> FileWant<'_> {
-    FileWant {
-        presence: Presence::Present,
-        content: Some(content),
-        replace: true,
-        own: Ownership {
-            owner: Some("root".into()),
-            group: Some("root".into()),
-            mode: Some(tend_model::mode::Mode(0o644)),
-        },
-        sensitive: false,
-    }
+    FileWant::system(Presence::Present, Some(content))
 }
 
 impl ResourceType for NtpType {

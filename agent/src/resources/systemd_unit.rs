@@ -16,17 +16,9 @@ pub struct SystemdUnitType;
 
 fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
     let Spec::SystemdUnit(p) = &r.spec else { return Err(mismatch(r)) };
-    Ok(FileWant {
-        presence: p.state,
-        content: r.payload.as_deref(),
-        replace: true,
-        own: tend_model::resources::Ownership {
-            owner: Some("root".into()),
-            group: Some("root".into()),
-            mode: Some(tend_model::mode::Mode(0o644)),
-        },
-        sensitive: r.sensitive,
-    })
+    let mut w = FileWant::system(p.state, r.payload.as_deref());
+    w.sensitive = r.sensitive;
+    Ok(w)
 }
 
 impl ResourceType for SystemdUnitType {
