@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -110,11 +110,11 @@ impl Host {
     pub fn boot(opts: BootOptions) -> Host {
         let rootfs = rootfs::rootfs();
         let hosts = hosts_dir();
-        sweep_stale_hosts(&hosts);
+        sweep_stale_hosts(hosts);
         check_name(&opts.name);
 
         let dir = hosts.join(&opts.name);
-        fs::create_dir_all(&hosts).unwrap_or_else(|e| panic!("create {}: {e}", hosts.display()));
+        fs::create_dir_all(hosts).unwrap_or_else(|e| panic!("create {}: {e}", hosts.display()));
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {} (is the name unique?): {e}", dir.display()));
         let me = std::process::id();
         fs::write(dir.join("owner"), format!("{me} {}\n", sys::start_time(me).expect("own start time")))
@@ -423,10 +423,29 @@ fn remove_host_dir(dir: &Path) {
     }
 }
 
-/// Where the hosts' copies live: `<cache>/hosts/`, on the same file system as the cached tree
-/// (so `cp --reflink=auto` can share blocks) and not in `/tmp`.
-fn hosts_dir() -> PathBuf {
-    rootfs::cache_dir().join("hosts")
+/// Where the hosts' copies live: `$TEND_E2E_HOSTS` if set; else `/dev/shm/tend-e2e-hosts` when
+/// `/dev/shm` allows set-user-id programs (sudo) and executables and has 4 GiB free; else
+/// `<cache>/hosts`. Never `/tmp`.
+///
+/// Memory first because creating files is slow on this machine's disk (about 1 ms each): copying
+/// the tree (about 10,000 files) takes about 9 s to the disk and under 1 s to `/dev/shm`.
+pub fn hosts_dir() -> &'static Path {
+    static HOSTS: OnceLock<PathBuf> = OnceLock::new();
+    HOSTS.get_or_init(|| match std::env::var_os("TEND_E2E_HOSTS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ if memory_is_suitable(Path::new("/dev/shm")) => PathBuf::from("/dev/shm/tend-e2e-hosts"),
+        _ => rootfs::cache_dir().join("hosts"),
+    })
+}
+
+// `fsblkcnt_t` and `c_ulong` are `u64` on 64-bit Linux only.
+#[allow(clippy::useless_conversion)]
+fn memory_is_suitable(dir: &Path) -> bool {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(st) = statvfs(dir) else { return false };
+    let unusable = FsFlags::ST_NOSUID | FsFlags::ST_NOEXEC | FsFlags::ST_RDONLY;
+    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    !st.flags().intersects(unusable) && free >= 4 << 30
 }
 
 /// Once per process: stops and deletes hosts left by test processes that died without dropping
@@ -440,19 +459,25 @@ fn sweep_stale_hosts(hosts: &Path) {
             if !owner_is_gone(&dir) {
                 continue;
             }
+            eprintln!("tend-e2e: removing the stale host {}", dir.display());
             let root = dir.join("root");
+            let mut killed = Vec::new();
             for pid in sys::all_pids() {
                 let args = sys::cmdline(pid);
                 let is_nspawn = args.first().is_some_and(|a| Path::new(a).ends_with("systemd-nspawn"));
                 if is_nspawn && args.windows(2).any(|w| w[0] == "-D" && Path::new(&w[1]) == root) {
+                    // Its children: the guest's PID 1, whose death ends every process of the guest.
                     for child in sys::children(pid) {
                         let _ = kill(Pid::from_raw(child as i32), Signal::SIGKILL);
                     }
                     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    killed.push(pid);
                 }
             }
-            eprintln!("tend-e2e: removing the stale host {}", dir.display());
-            std::thread::sleep(Duration::from_millis(200));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && killed.iter().any(|&pid| sys::start_time(pid).is_some()) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             remove_host_dir(&dir);
         }
     });

@@ -8,10 +8,11 @@
 //!    sources (so `apt-get update && apt-get install` works inside on a [`Network::Shared`] host;
 //!    the package lists are not in the tree, so run `apt-get update` first), and no downloaded
 //!    packages. The first build takes about a minute.
-//! 2. **Hosts, one per test.** [`Host::boot`] copies the tree with `cp -a --reflink=auto` (about
-//!    2 s), boots the copy with `systemd-nspawn -b --register=no --keep-unit`, finds the guest's
-//!    PID 1 (its systemd, the child of nspawn) and waits until `systemctl is-system-running` says
-//!    `running` or `degraded` (about 5 s). Commands run inside through `nsenter -t PID -a`, in a
+//! 2. **Hosts, one per test.** [`Host::boot`] copies the tree with `cp -a --reflink=auto` into
+//!    [`hosts_dir()`] (under 1 s to `/dev/shm`, about 9 s to this machine's disk), boots the copy
+//!    with `systemd-nspawn -b --register=no --keep-unit`, finds the guest's PID 1 (its systemd,
+//!    the child of nspawn) and waits until `systemctl is-system-running` says `running` or
+//!    `degraded` (about 1 s). Commands run inside through `nsenter -t PID -a`, in a
 //!    clean environment. Nothing on the machine running the tests changes: everything happens in
 //!    the copy. Chrony stays inactive in a guest (`ConditionCapability=CAP_SYS_TIME`): expected.
 //! 3. **Teardown, always.** Dropping a [`Host`] (also while a test panics) sends `SIGTERM` to
@@ -26,8 +27,12 @@
 //!   `rootfs-<key>.tmp-<pid>/` and is renamed into place only when complete; `rootfs.lock`
 //!   (`flock`) makes concurrent test processes wait for one builder. `rootfs-<key>.log` is the
 //!   debootstrap log. Delete the directory to force a rebuild; old keys are not removed.
-//! - `hosts/<name>/`: one booted host while it lives: `root/` (its `/`), `nspawn.log` (its
-//!   console) and `owner` (the test process that booted it).
+//!
+//! The hosts are not cached: each lives in `<hosts>/<name>/` while it runs, with `root/` (its
+//! `/`), `nspawn.log` (its console) and `owner` (the test process that booted it). `<hosts>` is
+//! [`hosts_dir()`]: `$TEND_E2E_HOSTS` if set, else `/dev/shm/tend-e2e-hosts` (memory, where
+//! creating files is fast) when that allows set-user-id programs and has room, else
+//! `<cache>/hosts`.
 //!
 //! # Requirements
 //! Root, `debootstrap` and `systemd-nspawn` (`apt-get install debootstrap systemd-container`,
@@ -45,5 +50,5 @@ mod host;
 pub mod rootfs;
 mod sys;
 
-pub use host::{BootOptions, Host, Network};
+pub use host::{BootOptions, Host, Network, hosts_dir};
 pub use rootfs::{PACKAGES, SUITE, cache_dir, cache_key, rootfs};

@@ -44,7 +44,8 @@ const HARNESS_VERSION: &str = "1";
 /// The cache directory: `$TEND_E2E_CACHE` if set, else `/var/cache/tend-e2e`.
 ///
 /// It holds the built trees (`rootfs-<key>/`), their build logs, the lock file that serializes
-/// builders, and the per-host copies (`hosts/<name>/`).
+/// builders, and, when memory is not used for them, the per-host copies (see
+/// [`hosts_dir`](crate::hosts_dir)).
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("TEND_E2E_CACHE") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
