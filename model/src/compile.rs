@@ -685,15 +685,15 @@ fn payload(
     }
 }
 
+/// `(before, after)` pairs of plan indices.
+type Edges = Vec<(usize, usize)>;
+
 /// Edges that follow from the resources themselves: a directory before what
 /// it contains (after, when both are being removed); an owner, a group or a
 /// package before what uses it; a unit file before its service, which it also
 /// notifies. Only resources the recipes declare take part. Returns
 /// `(edges, notify_edges)`.
-fn implicit_edges(
-    pending: &[Pending],
-    by_id: &HashMap<ResourceId, usize>,
-) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+fn implicit_edges(pending: &[Pending], by_id: &HashMap<ResourceId, usize>) -> (Edges, Edges) {
     let dirs: HashMap<&str, (usize, Presence)> = pending
         .iter()
         .enumerate()

@@ -58,6 +58,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
         if let Some(&p) = plan.prereqs[i].iter().find(|&&p| blocks(&out[p])) {
             rep.status = Status::Skipped;
             rep.reason = Some(format!("dependency {} did not converge", out[p].id));
+            state.blocked.insert(i);
             out.push(rep);
             continue;
         }
@@ -128,6 +129,9 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
             }
         }
         rep.duration_ms = ms(t);
+        if rep.status == Status::Failed {
+            state.blocked.insert(i);
+        }
         out.push(rep);
     }
     if !staging.is_empty() {
@@ -190,6 +194,7 @@ fn flush(
     for (i, e) in failed {
         out[i].status = Status::Failed;
         out[i].error = Some(e.to_string());
+        state.blocked.insert(i);
     }
     let mut scratch = Staging::default();
     let mut planned = HashSet::new();

@@ -19,22 +19,29 @@ impl Accounts {
         if let Ok(n) = name.parse() {
             return Some(n);
         }
-        *self
-            .uids
-            .borrow_mut()
-            .entry(name.to_string())
-            .or_insert_with(|| User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()))
+        // Only hits are cached: a user created later in the run must be found.
+        if let Some(hit) = self.uids.borrow().get(name) {
+            return *hit;
+        }
+        let found = User::from_name(name).ok().flatten().map(|u| u.uid.as_raw());
+        if found.is_some() {
+            self.uids.borrow_mut().insert(name.to_string(), found);
+        }
+        found
     }
 
     pub fn gid(&self, name: &str) -> Option<u32> {
         if let Ok(n) = name.parse() {
             return Some(n);
         }
-        *self
-            .gids
-            .borrow_mut()
-            .entry(name.to_string())
-            .or_insert_with(|| Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()))
+        if let Some(hit) = self.gids.borrow().get(name) {
+            return *hit;
+        }
+        let found = Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw());
+        if found.is_some() {
+            self.gids.borrow_mut().insert(name.to_string(), found);
+        }
+        found
     }
 
     /// A uid as a name when it has one.

@@ -28,7 +28,7 @@ impl ResourceType for DirectoryType {
                 }
             });
         }
-        let meta = Meta::resolve(&r.spec.ownership().unwrap_or_default(), ctx.accounts)?;
+        let meta = Meta::resolve_in(&r.spec.ownership().unwrap_or_default(), ctx)?;
         match md {
             None => {
                 require_parent(path, ctx.dirs)?;

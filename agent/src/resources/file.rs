@@ -86,7 +86,7 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
             Some(m) => vec![Change::new("ensure", Some(kind_of(&m).into()), Some("absent".into()))],
         });
     }
-    let meta = Meta::resolve(&want.own, ctx.accounts)?;
+    let meta = Meta::resolve_in(&want.own, ctx)?;
     let md = match md {
         Some(m) if m.is_file() => m,
         Some(m) if !m.file_type().is_symlink() => {

@@ -10,11 +10,15 @@ use super::{Accounts, Error, Result};
 use crate::report::Change;
 
 /// Desired ownership with names resolved to ids.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Meta {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub mode: Option<u32>,
+    /// Dry-run only: an owner or group that does not exist yet, but that a
+    /// `user` or `group` resource earlier in the plan creates.
+    pub pending_owner: Option<String>,
+    pub pending_group: Option<String>,
 }
 
 impl Meta {
@@ -27,12 +31,45 @@ impl Meta {
             Some(g) => Some(accounts.gid(g).ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?),
             None => None,
         };
-        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0) })
+        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0), ..Meta::default() })
+    }
+
+    /// Like `resolve`, but in a dry-run an owner or group that the plan
+    /// creates is pending rather than an error (the real run creates it first).
+    pub fn resolve_in(own: &Ownership, ctx: &super::Ctx) -> Result<Meta> {
+        if !ctx.dry_run {
+            return Meta::resolve(own, ctx.accounts);
+        }
+        let declared = |kind: tend_model::resource::Kind, name: &str| {
+            ctx.plan.resources.iter().any(|r| r.enabled && r.id.kind == kind && r.id.name == name)
+        };
+        let mut m = Meta { mode: own.mode.map(|m| m.0), ..Meta::default() };
+        if let Some(o) = &own.owner {
+            match ctx.accounts.uid(o) {
+                Some(u) => m.uid = Some(u),
+                None if declared(tend_model::resource::Kind::User, o) => m.pending_owner = Some(o.clone()),
+                None => return Err(Error::Failed(format!("owner `{o}` does not exist"))),
+            }
+        }
+        if let Some(g) = &own.group {
+            match ctx.accounts.gid(g) {
+                Some(x) => m.gid = Some(x),
+                None if declared(tend_model::resource::Kind::Group, g) => m.pending_group = Some(g.clone()),
+                None => return Err(Error::Failed(format!("group `{g}` does not exist"))),
+            }
+        }
+        Ok(m)
     }
 
     /// What differs between the file's metadata and this.
     pub fn changes(&self, md: &Metadata, accounts: &Accounts) -> Vec<Change> {
         let mut out = Vec::new();
+        if let Some(o) = &self.pending_owner {
+            out.push(Change::new("owner", Some(accounts.user_name(md.uid())), Some(o.clone())));
+        }
+        if let Some(g) = &self.pending_group {
+            out.push(Change::new("group", Some(accounts.group_name(md.gid())), Some(g.clone())));
+        }
         if let Some(uid) = self.uid.filter(|u| *u != md.uid()) {
             out.push(Change::new("owner", Some(accounts.user_name(md.uid())), Some(accounts.user_name(uid))));
         }

@@ -2,6 +2,7 @@
 //! the desired state, and applies exactly those changes. One file per type.
 
 mod accounts;
+mod accounts_db;
 pub mod cron;
 pub mod directory;
 pub mod exec;
@@ -82,6 +83,10 @@ pub fn run_ok(runner: &dyn Runner, argv: &[&str], env: &[(&str, &str)]) -> Resul
 /// (accounts, package database, unit states) and deferred work.
 #[derive(Default)]
 pub struct RunState {
+    /// Plan indices of resources that failed, or were skipped because a
+    /// dependency failed: work batched ahead of time must not include their
+    /// dependents.
+    pub blocked: std::collections::HashSet<usize>,
     pub accounts: user::AccountsCache,
     pub packages: package::PackageCache,
     pub systemd: systemd::SystemdState,

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use tend_model::resources::ntp::{NtpProps, NtpProvider};
 use tend_model::resources::Presence;
+use tend_model::resources::ntp::{NtpProps, NtpProvider};
 use tend_model::{CompiledResource, Spec};
 
 use super::file::{self, FileWant};

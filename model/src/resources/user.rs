@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use super::Presence;
 
 /// A local user account, managed with useradd, usermod and userdel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+/// (No `Default`: the defaults are serde's, `manage_home: true` among them.)
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserProps {
     #[serde(default)]
@@ -52,8 +53,13 @@ impl UserProps {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(p) = &self.password {
-            let hashed = p.starts_with('$') && p.matches('$').count() >= 3;
-            let locked = p.starts_with('!') || p == "*";
+            let is_hash = |h: &str| h.starts_with('$') && h.matches('$').count() >= 3;
+            let hashed = is_hash(p);
+            // Locked: `!`, `*`, `!*`, or `!` before a hash (usermod -L).
+            let locked = matches!(p.as_str(), "!" | "*" | "!*" | "!!") || p.strip_prefix('!').is_some_and(is_hash);
+            if p.contains(':') || p.contains('\n') {
+                out.push(("password", "password must not contain ':' or a newline".to_string()));
+            }
             if !hashed && !locked {
                 out.push((
                     "password",

@@ -1,0 +1,829 @@
+//! The local account databases (/etc/passwd, /etc/group, /etc/shadow),
+//! parsed once per run and shared by the `user` and `group` types, plus what
+//! both need: the plan's declared accounts and running the shadow-utils tools
+//! without leaking a password hash.
+//!
+//! The files are parsed defensively: a malformed line is skipped (and
+//! logged), never a panic. NIS compat lines (`+`, `-`) and comments are
+//! ignored: tend manages local accounts only, as useradd does.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use tend_model::resource::Kind;
+use tend_model::resources::Presence;
+use tend_model::{CompiledResource, Plan, Spec};
+
+use super::{Error, Result, Runner, run_ok};
+
+/// Where the databases live: /etc on a host, temporary files in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsPaths {
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+    pub shadow: PathBuf,
+}
+
+impl Default for AccountsPaths {
+    fn default() -> Self {
+        Self { passwd: "/etc/passwd".into(), group: "/etc/group".into(), shadow: "/etc/shadow".into() }
+    }
+}
+
+impl AccountsPaths {
+    /// `passwd`, `group` and `shadow` in one directory.
+    pub fn under(dir: &std::path::Path) -> Self {
+        Self { passwd: dir.join("passwd"), group: dir.join("group"), shadow: dir.join("shadow") }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowEntry {
+    pub name: String,
+    pub hash: String,
+}
+
+/// Parsed entries and the (1-based) numbers of the lines that were skipped
+/// as malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<T> {
+    pub entries: Vec<T>,
+    pub malformed: Vec<usize>,
+}
+
+/// Splits a database into (line number, fields), skipping blank lines,
+/// comments and NIS compat entries.
+fn records(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') || line.starts_with('+') || line.starts_with('-') {
+            return None;
+        }
+        Some((i + 1, line.split(':').collect()))
+    })
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn parse_with<T>(text: &str, f: impl Fn(&[&str]) -> Option<T>) -> Parsed<T> {
+    let mut out = Parsed { entries: Vec::new(), malformed: Vec::new() };
+    for (n, fields) in records(text) {
+        match f(&fields) {
+            Some(e) => out.entries.push(e),
+            None => out.malformed.push(n),
+        }
+    }
+    out
+}
+
+/// `name:password:uid:gid:gecos:home:shell`
+pub fn parse_passwd(text: &str) -> Parsed<PasswdEntry> {
+    parse_with(text, |f| match f {
+        [name, _pw, uid, gid, gecos, home, shell] if valid_name(name) => Some(PasswdEntry {
+            name: name.to_string(),
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+            gecos: gecos.to_string(),
+            home: home.to_string(),
+            shell: shell.to_string(),
+        }),
+        _ => None,
+    })
+}
+
+/// `name:password:gid:member,member`
+pub fn parse_group(text: &str) -> Parsed<GroupEntry> {
+    parse_with(text, |f| match f {
+        [name, _pw, gid, members] if valid_name(name) => Some(GroupEntry {
+            name: name.to_string(),
+            gid: gid.parse().ok()?,
+            members: members.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect(),
+        }),
+        _ => None,
+    })
+}
+
+/// `name:hash:lastchange:min:max:warn:inactive:expire:reserved`; only the
+/// hash is kept.
+pub fn parse_shadow(text: &str) -> Parsed<ShadowEntry> {
+    parse_with(text, |f| match f {
+        [name, hash, ..] if valid_name(name) => Some(ShadowEntry { name: name.to_string(), hash: hash.to_string() }),
+        _ => None,
+    })
+}
+
+/// The three databases, indexed.
+#[derive(Debug)]
+pub struct AccountsDb {
+    users: Vec<PasswdEntry>,
+    groups: Vec<GroupEntry>,
+    by_user: HashMap<String, usize>,
+    by_uid: HashMap<u32, usize>,
+    by_group: HashMap<String, usize>,
+    by_gid: HashMap<u32, usize>,
+    /// User name to hash, or why /etc/shadow could not be read.
+    shadow: std::result::Result<HashMap<String, String>, String>,
+}
+
+fn index<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> HashMap<K, usize> {
+    let mut m = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        // The first entry wins, as with getpwnam.
+        m.entry(key(it)).or_insert(i);
+    }
+    m
+}
+
+impl AccountsDb {
+    /// Builds the database from file contents; `shadow` is the error text
+    /// when /etc/shadow could not be read.
+    pub fn from_text(passwd: &str, group: &str, shadow: std::result::Result<&str, String>) -> Self {
+        let users = parse_passwd(passwd).entries;
+        let groups = parse_group(group).entries;
+        Self::from_entries(users, groups, shadow.map(|s| parse_shadow(s).entries))
+    }
+
+    fn from_entries(
+        users: Vec<PasswdEntry>,
+        groups: Vec<GroupEntry>,
+        shadow: std::result::Result<Vec<ShadowEntry>, String>,
+    ) -> Self {
+        let shadow = shadow.map(|entries| {
+            let mut m = HashMap::new();
+            for e in entries {
+                m.entry(e.name).or_insert(e.hash);
+            }
+            m
+        });
+        Self {
+            by_user: index(&users, |u| u.name.clone()),
+            by_uid: index(&users, |u| u.uid),
+            by_group: index(&groups, |g| g.name.clone()),
+            by_gid: index(&groups, |g| g.gid),
+            users,
+            groups,
+            shadow,
+        }
+    }
+
+    /// Reads the databases. A missing or unreadable /etc/shadow is only an
+    /// error for the resources that manage a password.
+    pub fn load(paths: &AccountsPaths) -> Result<Self> {
+        let read = |p: &PathBuf| -> std::io::Result<String> {
+            std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let passwd = read(&paths.passwd).map_err(Error::io(format!("read {}", paths.passwd.display())))?;
+        let group = read(&paths.group).map_err(Error::io(format!("read {}", paths.group.display())))?;
+        let shadow = read(&paths.shadow).map_err(|e| format!("cannot read {}: {e}", paths.shadow.display()));
+        let p = parse_passwd(&passwd);
+        let g = parse_group(&group);
+        let s = shadow.as_deref().map(parse_shadow).map_err(Clone::clone);
+        let warn = |path: &PathBuf, lines: &[usize]| {
+            if !lines.is_empty() {
+                tracing::warn!("{}: ignoring malformed line(s) {:?}", path.display(), lines);
+            }
+        };
+        warn(&paths.passwd, &p.malformed);
+        warn(&paths.group, &g.malformed);
+        if let Ok(s) = &s {
+            warn(&paths.shadow, &s.malformed);
+        }
+        Ok(Self::from_entries(p.entries, g.entries, s.map(|s| s.entries)))
+    }
+
+    pub fn user(&self, name: &str) -> Option<&PasswdEntry> {
+        self.by_user.get(name).map(|&i| &self.users[i])
+    }
+
+    pub fn user_by_uid(&self, uid: u32) -> Option<&PasswdEntry> {
+        self.by_uid.get(&uid).map(|&i| &self.users[i])
+    }
+
+    pub fn group(&self, name: &str) -> Option<&GroupEntry> {
+        self.by_group.get(name).map(|&i| &self.groups[i])
+    }
+
+    pub fn group_by_gid(&self, gid: u32) -> Option<&GroupEntry> {
+        self.by_gid.get(&gid).map(|&i| &self.groups[i])
+    }
+
+    /// A gid as its group's name, or the number when no group has it.
+    pub fn group_name(&self, gid: u32) -> String {
+        self.group_by_gid(gid).map(|g| g.name.clone()).unwrap_or_else(|| gid.to_string())
+    }
+
+    /// The groups whose member list names the user (supplementary groups),
+    /// in file order.
+    pub fn groups_of(&self, user: &str) -> Vec<String> {
+        self.groups.iter().filter(|g| g.members.iter().any(|m| m == user)).map(|g| g.name.clone()).collect()
+    }
+
+    /// The user's password hash; None when shadow has no entry for them.
+    pub fn password(&self, user: &str) -> Result<Option<&str>> {
+        match &self.shadow {
+            Ok(m) => Ok(m.get(user).map(String::as_str)),
+            Err(e) => Err(Error::Failed(format!("{e} (needed to compare the password)"))),
+        }
+    }
+}
+
+/// The passwd, group and shadow databases, read once per run and re-read
+/// after tend changes them.
+pub struct AccountsCache {
+    paths: AccountsPaths,
+    db: Option<AccountsDb>,
+}
+
+impl Default for AccountsCache {
+    fn default() -> Self {
+        Self::with_paths(AccountsPaths::default())
+    }
+}
+
+impl AccountsCache {
+    pub fn with_paths(paths: AccountsPaths) -> Self {
+        Self { paths, db: None }
+    }
+
+    /// The databases, read on first use.
+    pub fn db(&mut self) -> Result<&AccountsDb> {
+        if self.db.is_none() {
+            self.db = Some(AccountsDb::load(&self.paths)?);
+        }
+        match &self.db {
+            Some(db) => Ok(db),
+            None => Err(Error::Failed("internal error: accounts database not loaded".into())),
+        }
+    }
+
+    /// Forgets what was read: the next `db()` reads the files again.
+    pub fn invalidate(&mut self) {
+        self.db = None;
+    }
+}
+
+/// A `user` resource of this plan that creates (or keeps) the named user.
+pub fn declared_user<'p>(plan: &'p Plan, name: &str) -> Option<(usize, &'p tend_model::resources::user::UserProps)> {
+    declared(plan, Kind::User, name).and_then(|(i, r)| match &r.spec {
+        Spec::User(p) if p.state == Presence::Present => Some((i, p)),
+        _ => None,
+    })
+}
+
+/// A `group` resource of this plan that creates (or keeps) the named group.
+pub fn declared_group<'p>(plan: &'p Plan, name: &str) -> Option<(usize, &'p tend_model::resources::group::GroupProps)> {
+    declared(plan, Kind::Group, name).and_then(|(i, r)| match &r.spec {
+        Spec::Group(p) if p.state == Presence::Present => Some((i, p)),
+        _ => None,
+    })
+}
+
+fn declared<'p>(plan: &'p Plan, kind: Kind, name: &str) -> Option<(usize, &'p CompiledResource)> {
+    plan.resources.iter().enumerate().find(|(_, r)| r.enabled && r.id.kind == kind && r.id.name == name)
+}
+
+/// Runs a shadow-utils command; a failure carries the tool's own message.
+/// `secret` (a password hash) is replaced by `(sensitive)` in the error.
+pub fn run_cmd(runner: &dyn Runner, argv: &[String], secret: Option<&str>) -> Result<()> {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        return run_ok(runner, &args, &[]).map(|_| ());
+    };
+    // Short values (`!`, `*`) are not worth hiding in the tool's text, and
+    // replacing them would garble it.
+    let redact = |text: String| if secret.len() > 2 { text.replace(secret, "(sensitive)") } else { text };
+    let out = runner
+        .run(&args, &[], std::time::Duration::from_secs(600))
+        .map_err(|e| Error::Failed(redact(e.to_string())))?;
+    if matches!(out.exit, crate::process::Exit::Code(0)) {
+        return Ok(());
+    }
+    let shown: Vec<&str> = args.iter().map(|a| if *a == secret { "(sensitive)" } else { a }).collect();
+    Err(Error::Failed(format!("`{}` failed with {}:\n{}", shown.join(" "), out.describe_exit(), redact(out.tail(15)))))
+}
+
+/// A list of names for a change: comma-separated, or `(none)`.
+pub fn show_list<S: AsRef<str>>(names: &[S]) -> String {
+    if names.is_empty() {
+        return "(none)".to_string();
+    }
+    names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(",")
+}
+
+/// The names once each, in first-seen order.
+pub fn dedup(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().filter(|n| seen.insert(n.clone())).collect()
+}
+
+#[cfg(test)]
+pub(super) mod testkit {
+    //! A fake host for the account types: the databases in temporary files
+    //! and a runner that records each command and plays its effect on those
+    //! files, the way shadow-utils would (only what the tests use).
+
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+
+    use tend_model::resource::ResourceId;
+    use tend_model::{CompiledResource, Plan, Spec};
+
+    use super::*;
+    use crate::engine::staging::Staging;
+    use crate::process::{Exit, Outcome};
+    use crate::report::Change;
+    use crate::resources::{Accounts, Applied, Ctx, RunState};
+
+    pub struct FakeRunner {
+        pub calls: RefCell<Vec<Vec<String>>>,
+        /// A program that fails: (program, exit code, stderr).
+        pub fail: RefCell<Option<(String, i32, String)>>,
+        pub paths: AccountsPaths,
+        /// Home directory for users the fake useradd creates.
+        pub home_root: PathBuf,
+    }
+
+    impl Runner for FakeRunner {
+        fn run(&self, argv: &[&str], _env: &[(&str, &str)], _t: std::time::Duration) -> Result<Outcome> {
+            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            self.calls.borrow_mut().push(argv.clone());
+            let outcome = |code: i32, stderr: &str| Outcome {
+                exit: Exit::Code(code),
+                stdout: Vec::new(),
+                stderr: stderr.as_bytes().to_vec(),
+                truncated: false,
+                duration: std::time::Duration::ZERO,
+            };
+            if let Some((prog, code, err)) = &*self.fail.borrow() {
+                if argv.first() == Some(prog) {
+                    return Ok(outcome(*code, err));
+                }
+            }
+            match simulate(&self.paths, &self.home_root, &argv) {
+                Ok(()) => Ok(outcome(0, "")),
+                Err(e) => Ok(outcome(1, &e)),
+            }
+        }
+    }
+
+    struct Files {
+        users: Vec<PasswdEntry>,
+        groups: Vec<GroupEntry>,
+        shadow: Vec<ShadowEntry>,
+    }
+
+    fn load(paths: &AccountsPaths) -> Files {
+        let r = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        Files {
+            users: parse_passwd(&r(&paths.passwd)).entries,
+            groups: parse_group(&r(&paths.group)).entries,
+            shadow: parse_shadow(&r(&paths.shadow)).entries,
+        }
+    }
+
+    fn save(paths: &AccountsPaths, f: &Files) {
+        let p: String = f
+            .users
+            .iter()
+            .map(|u| format!("{}:x:{}:{}:{}:{}:{}\n", u.name, u.uid, u.gid, u.gecos, u.home, u.shell))
+            .collect();
+        let g: String = f.groups.iter().map(|g| format!("{}:x:{}:{}\n", g.name, g.gid, g.members.join(","))).collect();
+        let s: String = f.shadow.iter().map(|s| format!("{}:{}:19000:0:99999:7:::\n", s.name, s.hash)).collect();
+        std::fs::write(&paths.passwd, p).expect("write passwd");
+        std::fs::write(&paths.group, g).expect("write group");
+        std::fs::write(&paths.shadow, s).expect("write shadow");
+    }
+
+    /// Options with a value, then the operand.
+    fn opts(args: &[String], with_value: &str) -> Option<(HashMap<char, String>, String)> {
+        let mut m = HashMap::new();
+        let mut it = args.iter();
+        let mut operand = None;
+        while let Some(a) = it.next() {
+            if let Some(flag) = a.strip_prefix('-').and_then(|f| f.chars().next()) {
+                let v = if with_value.contains(flag) { it.next()?.clone() } else { String::new() };
+                m.insert(flag, v);
+            } else {
+                operand = Some(a.clone());
+            }
+        }
+        Some((m, operand?))
+    }
+
+    fn gid_of(f: &Files, g: &str) -> std::result::Result<u32, String> {
+        f.groups
+            .iter()
+            .find(|x| x.name == g || x.gid.to_string() == g)
+            .map(|x| x.gid)
+            .ok_or(format!("group '{g}' does not exist"))
+    }
+
+    fn set_groups(f: &mut Files, user: &str, list: &str, append: bool) -> std::result::Result<(), String> {
+        let want: Vec<&str> = list.split(',').filter(|s| !s.is_empty()).collect();
+        for w in &want {
+            gid_of(f, w)?;
+        }
+        for g in &mut f.groups {
+            let listed = want.contains(&g.name.as_str());
+            let has = g.members.iter().any(|m| m == user);
+            if listed && !has {
+                g.members.push(user.to_string());
+            } else if !listed && has && !append {
+                g.members.retain(|m| m != user);
+            }
+        }
+        Ok(())
+    }
+
+    fn simulate(paths: &AccountsPaths, home_root: &Path, argv: &[String]) -> std::result::Result<(), String> {
+        let mut f = load(paths);
+        let (prog, args) = argv.split_first().ok_or("empty argv")?;
+        let me_uid = nix::unistd::geteuid().as_raw();
+        let me_gid = nix::unistd::getegid().as_raw();
+        match prog.as_str() {
+            "useradd" => {
+                let (o, name) = opts(args, "ugGdscp").ok_or("bad args")?;
+                if f.users.iter().any(|u| u.name == name) {
+                    return Err(format!("useradd: user '{name}' already exists"));
+                }
+                let gid = match o.get(&'g') {
+                    Some(g) => gid_of(&f, g)?,
+                    None => {
+                        f.groups.push(GroupEntry { name: name.clone(), gid: me_gid, members: vec![] });
+                        me_gid
+                    }
+                };
+                let home = o.get(&'d').cloned().unwrap_or_else(|| home_root.join(&name).display().to_string());
+                if o.contains_key(&'m') {
+                    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+                }
+                f.users.push(PasswdEntry {
+                    name: name.clone(),
+                    uid: o.get(&'u').and_then(|u| u.parse().ok()).unwrap_or(me_uid),
+                    gid,
+                    gecos: o.get(&'c').cloned().unwrap_or_default(),
+                    home,
+                    shell: o.get(&'s').cloned().unwrap_or("/bin/sh".into()),
+                });
+                f.shadow.push(ShadowEntry { name: name.clone(), hash: o.get(&'p').cloned().unwrap_or("!".into()) });
+                if let Some(g) = o.get(&'G') {
+                    set_groups(&mut f, &name, g, true)?;
+                }
+            }
+            "usermod" => {
+                let (o, name) = opts(args, "ugGdscp").ok_or("bad args")?;
+                let gid = o.get(&'g').map(|g| gid_of(&f, g)).transpose()?;
+                if let Some(g) = o.get(&'G') {
+                    set_groups(&mut f, &name, g, o.contains_key(&'a'))?;
+                }
+                let u = f.users.iter_mut().find(|u| u.name == name).ok_or("no such user")?;
+                if let Some(v) = o.get(&'u') {
+                    u.uid = v.parse().map_err(|_| "bad uid")?;
+                }
+                if let Some(g) = gid {
+                    u.gid = g;
+                }
+                if let Some(d) = o.get(&'d') {
+                    if o.contains_key(&'m') && Path::new(&u.home).exists() {
+                        std::fs::rename(&u.home, d).map_err(|e| e.to_string())?;
+                    }
+                    u.home = d.clone();
+                }
+                if let Some(s) = o.get(&'s') {
+                    u.shell = s.clone();
+                }
+                if let Some(c) = o.get(&'c') {
+                    u.gecos = c.clone();
+                }
+                if let Some(p) = o.get(&'p') {
+                    match f.shadow.iter_mut().find(|s| s.name == name) {
+                        Some(s) => s.hash = p.clone(),
+                        None => f.shadow.push(ShadowEntry { name: name.clone(), hash: p.clone() }),
+                    }
+                }
+            }
+            "userdel" => {
+                let (_, name) = opts(args, "").ok_or("bad args")?;
+                let before = f.users.len();
+                f.users.retain(|u| u.name != name);
+                if f.users.len() == before {
+                    return Err(format!("userdel: user '{name}' does not exist"));
+                }
+                f.shadow.retain(|s| s.name != name);
+                for g in &mut f.groups {
+                    g.members.retain(|m| *m != name);
+                }
+            }
+            "groupadd" => {
+                let (o, name) = opts(args, "g").ok_or("bad args")?;
+                let gid = match o.get(&'g') {
+                    Some(g) => g.parse().map_err(|_| "bad gid")?,
+                    None if o.contains_key(&'r') => 999 - f.groups.len() as u32,
+                    None => 1000 + f.groups.len() as u32,
+                };
+                f.groups.push(GroupEntry { name, gid, members: vec![] });
+            }
+            "groupmod" => {
+                let (o, name) = opts(args, "g").ok_or("bad args")?;
+                let g = f.groups.iter_mut().find(|g| g.name == name).ok_or("no such group")?;
+                g.gid = o.get(&'g').ok_or("no -g")?.parse().map_err(|_| "bad gid")?;
+            }
+            "groupdel" => {
+                let (_, name) = opts(args, "").ok_or("bad args")?;
+                f.groups.retain(|g| g.name != name);
+            }
+            "gpasswd" => {
+                let (o, name) = opts(args, "aM").ok_or("bad args")?;
+                let users: Vec<String> = f.users.iter().map(|u| u.name.clone()).collect();
+                let g = f.groups.iter_mut().find(|g| g.name == name).ok_or("no such group")?;
+                if let Some(list) = o.get(&'M') {
+                    let want: Vec<String> = list.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+                    if let Some(bad) = want.iter().find(|w| !users.contains(w)) {
+                        return Err(format!("gpasswd: user '{bad}' does not exist"));
+                    }
+                    g.members = want;
+                } else if let Some(u) = o.get(&'a') {
+                    if !users.contains(u) {
+                        return Err(format!("gpasswd: user '{u}' does not exist"));
+                    }
+                    if !g.members.contains(u) {
+                        g.members.push(u.clone());
+                    }
+                }
+            }
+            other => return Err(format!("{other}: not simulated")),
+        }
+        save(paths, &f);
+        Ok(())
+    }
+
+    /// A fake host: account files and homes in a temporary directory.
+    pub struct Host {
+        pub dir: tempfile::TempDir,
+        pub runner: FakeRunner,
+        pub plan: Plan,
+        pub state: RunState,
+        facts: serde_json::Value,
+        accounts: Accounts,
+        staging: Staging,
+        dirs: HashSet<PathBuf>,
+    }
+
+    /// The current user's ids, so that the fake accounts can own files.
+    pub fn me() -> (u32, u32) {
+        (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+    }
+
+    impl Host {
+        /// `passwd` and `group` text; `{home}` is replaced by the homes
+        /// directory, `{uid}`/`{gid}` by the ids of the user running the tests.
+        pub fn new(passwd: &str, group: &str, shadow: &str) -> Host {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let homes = dir.path().join("home");
+            std::fs::create_dir(&homes).expect("mkdir home");
+            let (uid, gid) = me();
+            let fill = |s: &str| {
+                s.replace("{home}", &homes.display().to_string())
+                    .replace("{uid}", &uid.to_string())
+                    .replace("{gid}", &gid.to_string())
+            };
+            let paths = AccountsPaths::under(dir.path());
+            std::fs::write(&paths.passwd, fill(passwd)).expect("passwd");
+            std::fs::write(&paths.group, fill(group)).expect("group");
+            std::fs::write(&paths.shadow, fill(shadow)).expect("shadow");
+            let state = RunState { accounts: AccountsCache::with_paths(paths.clone()), ..Default::default() };
+            Host {
+                runner: FakeRunner {
+                    calls: RefCell::new(Vec::new()),
+                    fail: RefCell::new(None),
+                    paths,
+                    home_root: homes,
+                },
+                dir,
+                plan: Plan::default(),
+                state,
+                facts: serde_json::Value::Null,
+                accounts: Accounts::default(),
+                staging: Staging::default(),
+                dirs: HashSet::new(),
+            }
+        }
+
+        pub fn home(&self, name: &str) -> PathBuf {
+            self.dir.path().join("home").join(name)
+        }
+
+        /// Adds resources to the plan (in this order).
+        pub fn declare(&mut self, specs: Vec<(&str, Spec)>) {
+            for (name, spec) in specs {
+                self.plan.resources.push(resource(name, spec));
+                self.plan.prereqs.push(Vec::new());
+                self.plan.notified_by.push(Vec::new());
+            }
+        }
+
+        pub fn ctx(&mut self, index: usize, dry_run: bool) -> Ctx<'_> {
+            Ctx {
+                facts: &self.facts,
+                runner: &self.runner,
+                run: &mut self.state,
+                plan: &self.plan,
+                dry_run,
+                diffs: true,
+                notified_by: Vec::new(),
+                accounts: &self.accounts,
+                staging: &mut self.staging,
+                index,
+                dirs: &mut self.dirs,
+            }
+        }
+
+        pub fn check(&mut self, i: usize, dry_run: bool) -> Result<Vec<Change>> {
+            let r = self.plan.resources[i].clone();
+            super::super::handler(r.id.kind).check(&r, &mut self.ctx(i, dry_run))
+        }
+
+        /// check, apply and verify, as the engine does; the changes made.
+        pub fn converge(&mut self, i: usize) -> Result<Vec<Change>> {
+            let r = self.plan.resources[i].clone();
+            let h = super::super::handler(r.id.kind);
+            let mut ctx = self.ctx(i, false);
+            let changes = h.check(&r, &mut ctx)?;
+            if changes.is_empty() {
+                return Ok(changes);
+            }
+            assert_eq!(h.apply(&r, &changes, &mut ctx)?, Applied::Done);
+            let left = h.verify(&r, &mut ctx)?;
+            assert!(left.is_empty(), "{} still differs after apply: {left:?}", r.id);
+            Ok(changes)
+        }
+
+        /// Every command run so far, each as one string; and forget them.
+        pub fn take_calls(&self) -> Vec<String> {
+            self.runner.calls.borrow_mut().drain(..).map(|a| a.join(" ")).collect()
+        }
+
+        pub fn file(&self, name: &str) -> String {
+            std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+        }
+    }
+
+    pub fn resource(name: &str, spec: Spec) -> CompiledResource {
+        CompiledResource {
+            id: ResourceId::new(spec.kind(), name),
+            spec,
+            payload: None,
+            requires: Vec::new(),
+            notifies: Vec::new(),
+            enabled: true,
+            sensitive: false,
+            desired_hash: 0,
+            origin: PathBuf::from("test.yaml"),
+        }
+    }
+
+    /// Property names of changes.
+    pub fn props(changes: &[Change]) -> Vec<&str> {
+        changes.iter().map(|c| c.property.as_str()).collect()
+    }
+
+    pub fn change<'c>(changes: &'c [Change], property: &str) -> &'c Change {
+        changes.iter().find(|c| c.property == property).unwrap_or_else(|| panic!("no {property} in {changes:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_parses_and_skips_malformed_lines() {
+        let text = "root:x:0:0:root:/root:/bin/bash\n\
+                    # a comment\n\
+                    \n\
+                    daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+                    broken line without colons\n\
+                    short:x:5:5\n\
+                    baduid:x:abc:5::/:/bin/sh\n\
+                    toomany:x:1:1:a:b:c:d\n\
+                    :x:7:7::/:/bin/sh\n\
+                    neg:x:-1:1::/:/bin/sh\n\
+                    +nisuser::::::\n\
+                    -nisgroup\n\
+                    alice:x:1001:1001:Alice A,,,:/home/alice:/bin/bash\r\n\
+                    \u{fffd}odd:x:1002:1002::/home/odd:\n";
+        let p = parse_passwd(text);
+        let names: Vec<&str> = p.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["root", "daemon", "alice", "\u{fffd}odd"]);
+        assert_eq!(p.malformed, [5, 6, 7, 8, 9, 10]);
+        assert_eq!(
+            p.entries[2],
+            PasswdEntry {
+                name: "alice".into(),
+                uid: 1001,
+                gid: 1001,
+                gecos: "Alice A,,,".into(),
+                home: "/home/alice".into(),
+                shell: "/bin/bash".into(),
+            }
+        );
+        assert_eq!(p.entries[3].shell, "");
+        // Nothing at all, or only junk.
+        assert!(parse_passwd("").entries.is_empty());
+        assert_eq!(parse_passwd(":::::::\n\0\n").malformed, [1, 2]);
+    }
+
+    #[test]
+    fn group_parses_members_and_skips_malformed_lines() {
+        let text =
+            "root:x:0:\nsudo:x:27:alice,bob\ndocker:x:999: alice , ,carol,\nbad:x:notanumber:\nnofields\nx:x:1:a:b\n";
+        let g = parse_group(text);
+        assert_eq!(g.malformed, [4, 5, 6]);
+        assert_eq!(g.entries.len(), 3);
+        assert!(g.entries[0].members.is_empty());
+        assert_eq!(g.entries[1].members, ["alice", "bob"]);
+        assert_eq!(g.entries[2].members, ["alice", "carol"]);
+    }
+
+    #[test]
+    fn shadow_keeps_only_the_hash() {
+        let s = parse_shadow("root:*:19000:0:99999:7:::\nalice:$6$salt$hash:19000:0:99999:7:::\njunk\nshort:!\n");
+        assert_eq!(s.malformed, [3]);
+        let hashes: Vec<(&str, &str)> = s.entries.iter().map(|e| (e.name.as_str(), e.hash.as_str())).collect();
+        assert_eq!(hashes, [("root", "*"), ("alice", "$6$salt$hash"), ("short", "!")]);
+    }
+
+    #[test]
+    fn the_database_indexes_and_the_first_duplicate_wins() {
+        let db = AccountsDb::from_text(
+            "alice:x:1001:100::/home/alice:/bin/sh\nalice:x:2002:100::/x:/bin/sh\nbob:x:1002:27::/home/bob:/bin/sh\n",
+            "users:x:100:\nsudo:x:27:alice\ndocker:x:999:bob,alice\n",
+            Err("cannot read /etc/shadow: Permission denied".into()),
+        );
+        assert_eq!(db.user("alice").map(|u| u.uid), Some(1001));
+        assert_eq!(db.user_by_uid(1002).map(|u| u.name.as_str()), Some("bob"));
+        assert!(db.user("carol").is_none());
+        assert_eq!(db.group("docker").map(|g| g.gid), Some(999));
+        assert_eq!(db.group_name(27), "sudo");
+        assert_eq!(db.group_name(4242), "4242");
+        assert_eq!(db.groups_of("alice"), ["sudo", "docker"]);
+        assert_eq!(db.groups_of("bob"), ["docker"]);
+        let e = db.password("alice").expect_err("shadow unreadable").to_string();
+        assert!(e.contains("Permission denied"), "{e}");
+    }
+
+    #[test]
+    fn the_cache_reads_once_and_rereads_after_invalidate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = AccountsPaths::under(dir.path());
+        std::fs::write(&paths.passwd, "alice:x:1001:1001::/home/alice:/bin/sh\n").expect("write");
+        std::fs::write(&paths.group, "alice:x:1001:\n").expect("write");
+        let mut cache = AccountsCache::with_paths(paths.clone());
+        assert!(cache.db().expect("load").user("alice").is_some());
+        // No shadow file: only password lookups fail.
+        assert!(cache.db().expect("cached").password("alice").is_err());
+        std::fs::write(&paths.passwd, "bob:x:1002:1002::/home/bob:/bin/sh\n").expect("write");
+        assert!(cache.db().expect("cached").user("alice").is_some(), "read once");
+        cache.invalidate();
+        assert!(cache.db().expect("reload").user("bob").is_some());
+        std::fs::remove_file(&paths.group).expect("rm");
+        cache.invalidate();
+        let e = cache.db().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("group"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_command_never_shows_the_password_hash() {
+        let host = testkit::Host::new("", "", "");
+        *host.runner.fail.borrow_mut() = Some(("usermod".into(), 1, "usermod: bad hash $6$s$secret for alice".into()));
+        let argv: Vec<String> = ["usermod", "-p", "$6$s$secret", "alice"].iter().map(|s| s.to_string()).collect();
+        let e = run_cmd(&host.runner, &argv, Some("$6$s$secret")).expect_err("fails").to_string();
+        assert!(!e.contains("secret"), "{e}");
+        assert!(e.contains("`usermod -p (sensitive) alice` failed with exit code 1"), "{e}");
+        assert!(e.contains("usermod: bad hash (sensitive) for alice"), "{e}");
+        // Without a secret, run_ok's own message.
+        let argv: Vec<String> = ["usermod", "-s", "/bin/sh", "alice"].iter().map(|s| s.to_string()).collect();
+        let e = run_cmd(&host.runner, &argv, None).expect_err("fails").to_string();
+        assert!(e.contains("`usermod -s /bin/sh alice` failed"), "{e}");
+    }
+}
