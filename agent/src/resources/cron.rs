@@ -123,6 +123,10 @@ impl ResourceType for CronType {
             }
             CronTarget::User => {
                 let Some(current) = read_crontab(ctx, &p.user)? else {
+                    // Dry-run, and the user is created earlier in this run.
+                    if p.state == Presence::Absent {
+                        return Ok(vec![]);
+                    }
                     return Ok(vec![Change::new("entry", None, Some(user_entry(p)))]);
                 };
                 let entry = (p.state == Presence::Present).then(|| user_entry(p));

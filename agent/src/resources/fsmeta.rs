@@ -40,8 +40,18 @@ impl Meta {
         if !ctx.dry_run {
             return Meta::resolve(own, ctx.accounts);
         }
+        // Declared and present: a `user` or `group` resource that creates it.
         let declared = |kind: tend_model::resource::Kind, name: &str| {
-            ctx.plan.resources.iter().any(|r| r.enabled && r.id.kind == kind && r.id.name == name)
+            ctx.plan.resources.iter().any(|r| {
+                r.enabled
+                    && r.id.kind == kind
+                    && r.id.name == name
+                    && match &r.spec {
+                        tend_model::Spec::User(u) => u.state == tend_model::resources::Presence::Present,
+                        tend_model::Spec::Group(g) => g.state == tend_model::resources::Presence::Present,
+                        _ => false,
+                    }
+            })
         };
         let mut m = Meta { mode: own.mode.map(|m| m.0), ..Meta::default() };
         if let Some(o) = &own.owner {

@@ -105,11 +105,12 @@ impl ResourceType for ServiceType {
             return Ok(None);
         }
         let verb = if p.reload_on_notify { "reload" } else { "restart" };
+        // Not running: either this run starts it (dry-run: would start), which
+        // needs no restart, or it is not asked to run and there is nothing to restart.
+        if !systemd::status(ctx.runner, &unit)?.active() {
+            return Ok(None);
+        }
         if !ctx.dry_run {
-            if p.state.is_none() && !systemd::status(ctx.runner, &unit)?.active() {
-                // Not running and not asked to run: nothing to restart.
-                return Ok(None);
-            }
             systemd::daemon_reload_if_pending(ctx.runner, &mut ctx.run.systemd)?;
             systemd::systemctl(ctx.runner, verb, &unit)?;
             ctx.run.systemd.started.insert(unit);

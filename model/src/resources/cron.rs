@@ -60,12 +60,30 @@ pub fn check_schedule(s: &str) -> Result<(), String> {
             "schedule {s:?} has {fields} fields; cron needs 5 (minute hour day-of-month month day-of-week)"
         ));
     }
+    // Vixie cron (Debian) and cronie (RHEL) know numbers, ranges, steps, lists
+    // and month/day names; not Quartz's L, W, # or ?, which croner accepts.
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '*' | ',' | '-' | '/' | ' ' | '\t')))
+    {
+        return Err(format!("invalid schedule {s:?}: cron does not understand {c:?}"));
+    }
+    const NAMES: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "sun", "mon", "tue", "wed",
+        "thu", "fri", "sat",
+    ];
+    for word in s.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()) {
+        if !NAMES.contains(&word.to_ascii_lowercase().as_str()) {
+            return Err(format!("invalid schedule {s:?}: {word:?} is not a month or day name"));
+        }
+    }
     croner::parser::CronParser::new().parse(s).map(|_| ()).map_err(|e| format!("invalid schedule {s:?}: {e}"))
 }
 
 impl CronProps {
     pub fn problems(&self, name: &str) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if self.target == CronTarget::User && (name.contains('\n') || name.trim() != name || name.is_empty()) {
+            out.push(("", format!("{name:?} is not a usable cron job name (it marks the crontab entry)")));
+        }
         if self.target == CronTarget::System
             && !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
@@ -96,5 +114,21 @@ impl CronProps {
             out.push(("user", e));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_schedule;
+
+    #[test]
+    fn schedules_cron_understands() {
+        for ok in ["*/5 * * * *", "0 2 * * sun", "15 3 1-7 jan,jul mon-fri", "@daily", "@reboot"] {
+            assert!(check_schedule(ok).is_ok(), "{ok}");
+        }
+        for bad in ["61 * * * *", "* * * *", "0 0 L * *", "0 0 ? * MON", "0 0 * * 1#2", "@sometimes", "0 0 * * funday"]
+        {
+            assert!(check_schedule(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -76,7 +76,14 @@ impl NtpProps {
             }
         }
         if self.provider == Some(NtpProvider::Timesyncd) && (self.minpoll.is_some() || self.makestep.is_some()) {
-            out.push(("provider", "systemd-timesyncd has no minpoll/maxpoll/makestep; use chrony".to_string()));
+            out.push((
+                "provider",
+                "systemd-timesyncd has no minpoll or makestep (maxpoll sets PollIntervalMaxSec); use chrony"
+                    .to_string(),
+            ));
+        }
+        if self.provider == Some(NtpProvider::Timesyncd) && self.maxpoll.is_some_and(|p| p < 5) {
+            out.push(("maxpoll", "systemd-timesyncd needs maxpoll 5 (32 s) or more".to_string()));
         }
         out
     }
