@@ -140,12 +140,15 @@ def bench_cfengine(args, work):
     root = os.path.join(work, "cf-root")
     policy = os.path.join(work, "bench.cf")
     with open(policy, "w") as f:
-        f.write('body common control { bundlesequence => { "bench" }; inputs => { "$(sys.libdir)/stdlib.cf" }; }\n')
+        # Self-contained (no masterfiles or stdlib needed).
+        f.write('body common control { bundlesequence => { "bench" }; }\n')
+        f.write('body edit_defaults empty { empty_file_before_editing => "true"; edit_backup => "false"; }\n')
+        f.write('body perms m644 { mode => "0644"; owners => { "root" }; groups => { "root" }; rxdirs => "false"; }\n')
+        f.write('bundle edit_line lines(s) { insert_lines: "$(s)"; }\n')
         f.write('bundle agent bench {\nfiles:\n')
         for i in range(args.files):
-            f.write(f'  "{root}/files/f{i:04d}.conf" create => "true", '
-                    f'edit_defaults => empty, edit_line => insert_lines("# managed file {i}$(const.n)key = value-{i}"), '
-                    f'perms => mog("0644", "root", "root");\n')
+            f.write(f'  "{root}/files/f{i:04d}.conf" create => "true", edit_defaults => empty, '
+                    f'edit_line => lines("# managed file {i}$(const.n)key = value-{i}"), perms => m644;\n')
         f.write('}\n')
     cmd = ["cf-agent", "-K", "-f", policy]
     first = []
@@ -154,6 +157,9 @@ def bench_cfengine(args, work):
         os.makedirs(os.path.join(root, "files"))
         first.append(run(cmd))
     noop = [run(cmd) for _ in range(args.runs)]
+    made = len([n for n in os.listdir(os.path.join(root, "files")) if n.endswith(".conf")])
+    if made != args.files:
+        sys.exit(f"CFEngine made {made} of {args.files} files: its policy failed")
     print(f"CFEngine cf-agent {args.files} files")
     summarize("  first run", first, float("nan"))
     summarize("  no-op re-run", noop, peak_rss_mib(cmd, None))
@@ -179,6 +185,9 @@ def bench_puppet(args, work):
         os.makedirs(root)
         first.append(run(cmd))
     noop = [run(cmd) for _ in range(runs)]
+    made = len([n for n in os.listdir(os.path.join(root, "files")) if n.endswith(".conf")])
+    if made != args.files:
+        sys.exit(f"Puppet made {made} of {args.files} files: its manifest failed")
     print(f"Puppet {args.files} files")
     summarize("  first run", first, float("nan"))
     summarize("  no-op re-run", noop, peak_rss_mib(cmd, None))
