@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod engine;
 pub mod facts;
+pub mod identity;
 pub mod output;
 pub mod process;
 pub mod report;

@@ -126,6 +126,28 @@ enum Command {
     },
     /// Print the JSON Schema of the recipe format.
     Schema,
+    /// Register this host with a tend-server, using an activation.
+    Register {
+        #[arg(long, env = "TEND_SERVER")]
+        server: String,
+        /// The server's CA certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        activation_id: String,
+        #[arg(long, env = "TEND_ACTIVATION_CODE", hide_env_values = true)]
+        activation_code: String,
+        /// Extra tags for this node: k=v,k=v
+        #[arg(long, default_value = "")]
+        tags: String,
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+    },
+    /// Ask the server who this node is (checks the registration and mTLS).
+    Whoami {
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+    },
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -205,6 +227,26 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Enable { state_dir } => {
             let was = StateDir::new(&state_dir).enable().context("enabling")?;
             println!("{}", if was { "tend-agent enabled" } else { "tend-agent was not disabled" });
+            Ok(0)
+        }
+        Command::Register { server, ca, activation_id, activation_code, tags, state_dir } => {
+            let mut t = tend_model::wire::Tags::new();
+            for kv in tags.split(',').filter(|s| !s.trim().is_empty()) {
+                let (k, v) = kv.split_once('=').with_context(|| format!("tag {kv:?} is not key=value"))?;
+                t.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+            let args =
+                tend_agent::identity::RegisterArgs { server, ca, activation_id, activation_code, hostname, tags: t };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let node = rt.block_on(tend_agent::identity::register(&state_dir, &args))?;
+            println!("registered as {} with {}", node.node_id, node.server);
+            Ok(0)
+        }
+        Command::Whoami { state_dir } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let node = rt.block_on(tend_agent::identity::whoami(&state_dir))?;
+            println!("{}", serde_json::to_string_pretty(&node)?);
             Ok(0)
         }
         Command::Schema => {

@@ -17,6 +17,7 @@ pub mod resource;
 pub mod resources;
 pub mod schema;
 pub mod suggest;
+pub mod wire;
 
 pub use compile::{CompileOptions, CompiledResource, Plan, compile};
 pub use diag::{Diagnostic, Diagnostics};

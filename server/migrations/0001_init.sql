@@ -1,0 +1,39 @@
+-- tend-server schema v1 (SQLite; the PostgreSQL schema mirrors it).
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    scope TEXT,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS activations (
+    id TEXT PRIMARY KEY,
+    code_hash TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    usage_limit INTEGER NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL UNIQUE,
+    cert_fingerprint TEXT NOT NULL UNIQUE,
+    activation_id TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen TEXT,
+    last_run TEXT,
+    deregistered_at TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);

@@ -1,0 +1,219 @@
+//! The HTTP API (JSON over HTTPS): tokens, activations, registration, nodes
+//! and the audit log. Every change is audited.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use tend_model::wire::{
+    Activation, ActivationCreate, ApiError, AuditEntry, Node, RegisterRequest, RegisterResponse, Role, Token,
+    TokenCreate,
+};
+
+use crate::auth::{Agent, Operator, parse_scope};
+use crate::pki::{Pki, random_hex, sha256_hex};
+use crate::store::{NewNode, RegisterRefusal, Store};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub pki: Arc<Pki>,
+}
+
+pub type ApiFailure = (StatusCode, Json<ApiError>);
+pub type ApiResult<T> = Result<T, ApiFailure>;
+
+pub fn fail(status: StatusCode, msg: impl Into<String>) -> ApiFailure {
+    (status, Json(ApiError { error: msg.into() }))
+}
+
+/// An internal failure: logged in full, reported briefly.
+pub fn internal(e: impl std::fmt::Display) -> ApiFailure {
+    tracing::error!(error = %e, "request failed");
+    fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/tokens", post(create_token).get(list_tokens))
+        .route("/v1/tokens/{id}", delete(revoke_token))
+        .route("/v1/activations", post(create_activation).get(list_activations))
+        .route("/v1/register", post(register))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(show_node).delete(deregister))
+        .route("/v1/agent/whoami", get(whoami))
+        .route("/v1/audit", get(audit))
+        .with_state(state)
+}
+
+async fn create_token(State(s): State<AppState>, op: Operator, Json(req): Json<TokenCreate>) -> ApiResult<Json<Token>> {
+    op.require(Role::Admin)?;
+    if req.name.trim().is_empty() {
+        return Err(fail(StatusCode::BAD_REQUEST, "a token needs a name"));
+    }
+    if let Some(sc) = &req.scope {
+        if parse_scope(sc).is_none() {
+            return Err(fail(StatusCode::BAD_REQUEST, format!("scope {sc:?} is not of the form tag:key=value")));
+        }
+    }
+    let id = format!("tok-{}", random_hex(6).map_err(internal)?);
+    let secret = format!("tend_{}", random_hex(24).map_err(internal)?);
+    let at = s
+        .store
+        .create_token(&id, &req.name, req.role, req.scope.as_deref(), &sha256_hex(secret.as_bytes()))
+        .await
+        .map_err(internal)?;
+    let detail = serde_json::json!({ "id": id, "name": req.name, "role": req.role, "scope": req.scope });
+    s.store.audit(&op.actor(), "token.create", &detail).await.map_err(internal)?;
+    Ok(Json(Token {
+        id,
+        name: req.name,
+        role: req.role,
+        scope: req.scope,
+        token: Some(secret),
+        created_at: at,
+        revoked_at: None,
+    }))
+}
+
+async fn list_tokens(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Token>>> {
+    op.require(Role::Admin)?;
+    Ok(Json(s.store.list_tokens().await.map_err(internal)?))
+}
+
+async fn revoke_token(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    op.require(Role::Admin)?;
+    if !s.store.revoke_token(&id).await.map_err(internal)? {
+        return Err(fail(StatusCode::NOT_FOUND, format!("no active token {id}")));
+    }
+    s.store.audit(&op.actor(), "token.revoke", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_activation(
+    State(s): State<AppState>,
+    op: Operator,
+    Json(req): Json<ActivationCreate>,
+) -> ApiResult<Json<Activation>> {
+    op.require(Role::Operator)?;
+    if !op.in_scope(&req.tags) {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token `{}` is scoped to {}: activations must carry that tag",
+                op.0.name,
+                op.0.scope.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    if req.limit == 0 || req.expires_in == 0 {
+        return Err(fail(StatusCode::BAD_REQUEST, "an activation needs a limit and an expiry above zero"));
+    }
+    let id = format!("act-{}", random_hex(6).map_err(internal)?);
+    let code = random_hex(16).map_err(internal)?;
+    let expires = SystemTime::now() + Duration::from_secs(req.expires_in.min(10 * 365 * 86_400));
+    let expires_at = humantime::format_rfc3339_seconds(expires).to_string();
+    let mut act = s
+        .store
+        .create_activation(&id, &sha256_hex(code.as_bytes()), &req.tags, req.limit, &expires_at, &op.actor())
+        .await
+        .map_err(internal)?;
+    let detail = serde_json::json!({ "id": id, "tags": req.tags, "limit": req.limit, "expires_at": expires_at });
+    s.store.audit(&op.actor(), "activation.create", &detail).await.map_err(internal)?;
+    act.code = Some(code);
+    Ok(Json(act))
+}
+
+async fn list_activations(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Activation>>> {
+    op.require(Role::Viewer)?;
+    let all = s.store.list_activations().await.map_err(internal)?;
+    Ok(Json(all.into_iter().filter(|a| op.in_scope(&a.tags)).collect()))
+}
+
+async fn register(State(s): State<AppState>, Json(req): Json<RegisterRequest>) -> ApiResult<Json<RegisterResponse>> {
+    if req.hostname.is_empty() || req.hostname.len() > 253 {
+        return Err(fail(StatusCode::BAD_REQUEST, "a valid hostname is required"));
+    }
+    let node_id = format!("n-{}", random_hex(8).map_err(internal)?);
+    let (cert_pem, key_fp) = s
+        .pki
+        .sign_agent(&req.csr_pem, &node_id)
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("invalid certificate signing request: {e}")))?;
+    let cert_der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer| sha256_hex(&c))
+        .map_err(internal)?;
+    let new = NewNode {
+        id: node_id.clone(),
+        hostname: req.hostname.clone(),
+        tags: req.tags.clone(),
+        key_fingerprint: key_fp,
+        cert_fingerprint: cert_der,
+    };
+    let refused = |msg: &str| fail(StatusCode::FORBIDDEN, format!("registration refused: {msg}"));
+    let outcome = s
+        .store
+        .register(&req.activation_id, &sha256_hex(req.activation_code.trim().as_bytes()), &new)
+        .await
+        .map_err(internal)?;
+    let detail = serde_json::json!({ "activation": req.activation_id, "hostname": req.hostname });
+    match outcome {
+        Ok(tags) => {
+            let detail = serde_json::json!({ "node": node_id, "hostname": req.hostname, "tags": tags, "activation": req.activation_id });
+            s.store.audit(&format!("node:{node_id}"), "node.register", &detail).await.map_err(internal)?;
+            Ok(Json(RegisterResponse { node_id, cert_pem, ca_pem: s.pki.ca_pem.clone() }))
+        }
+        Err(why) => {
+            s.store.audit("anonymous", &format!("node.register.refused.{why:?}"), &detail).await.map_err(internal)?;
+            Err(match why {
+                RegisterRefusal::UnknownActivation | RegisterRefusal::WrongCode => {
+                    refused("unknown activation id or wrong activation code")
+                }
+                RegisterRefusal::Expired => refused("the activation has expired"),
+                RegisterRefusal::LimitReached => refused("the activation's registration limit is reached"),
+                RegisterRefusal::KeyAlreadyRegistered => {
+                    refused("this key is already registered (a replayed request?); make a new key pair")
+                }
+            })
+        }
+    }
+}
+
+async fn list_nodes(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Node>>> {
+    op.require(Role::Viewer)?;
+    let all = s.store.list_nodes().await.map_err(internal)?;
+    Ok(Json(all.into_iter().filter(|n| op.in_scope(&n.tags)).collect()))
+}
+
+async fn show_node(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<Node>> {
+    op.require(Role::Viewer)?;
+    match s.store.node(&id).await.map_err(internal)? {
+        Some(n) if op.in_scope(&n.tags) => Ok(Json(n)),
+        _ => Err(fail(StatusCode::NOT_FOUND, format!("no node {id}"))),
+    }
+}
+
+async fn deregister(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    op.require(Role::Operator)?;
+    let node = s.store.node(&id).await.map_err(internal)?;
+    match node {
+        Some(n) if op.in_scope(&n.tags) && n.deregistered_at.is_none() => {}
+        _ => return Err(fail(StatusCode::NOT_FOUND, format!("no registered node {id}"))),
+    }
+    s.store.deregister(&id).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "node.deregister", &serde_json::json!({ "node": id })).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn whoami(State(s): State<AppState>, Agent(node): Agent) -> ApiResult<Json<Node>> {
+    s.store.touch_node(&node.id).await.map_err(internal)?;
+    Ok(Json(node))
+}
+
+async fn audit(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<AuditEntry>>> {
+    op.require(Role::Admin)?;
+    Ok(Json(s.store.audit_log(1000).await.map_err(internal)?))
+}

@@ -1,0 +1,81 @@
+//! Who is asking: an operator with a bearer token (role and optional tag
+//! scope), or an agent with its client certificate.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use tend_model::wire::{Node, Role, Tags};
+
+use crate::api::{ApiResult, AppState, fail};
+use crate::pki::sha256_hex;
+use crate::store::TokenRecord;
+use crate::tls::PeerCert;
+
+/// An operator, authenticated by token.
+pub struct Operator(pub TokenRecord);
+
+impl Operator {
+    /// Refuses unless the token has at least `role`.
+    pub fn require(&self, role: Role) -> ApiResult<()> {
+        if self.0.role >= role {
+            Ok(())
+        } else {
+            Err(fail(
+                StatusCode::FORBIDDEN,
+                format!("this needs the {role} role; token `{}` is {}", self.0.name, self.0.role),
+            ))
+        }
+    }
+
+    /// True if the token may act on something with these tags.
+    pub fn in_scope(&self, tags: &Tags) -> bool {
+        match self.0.scope.as_deref().and_then(parse_scope) {
+            None => true,
+            Some((k, v)) => tags.get(k).is_some_and(|x| x == v),
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.0.name)
+    }
+}
+
+/// `tag:key=value` → (key, value).
+pub fn parse_scope(s: &str) -> Option<(&str, &str)> {
+    s.strip_prefix("tag:").and_then(|kv| kv.split_once('='))
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = (StatusCode, axum::Json<tend_model::wire::ApiError>);
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return Err(fail(StatusCode::UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)"));
+        };
+        let record =
+            state.store.token_by_hash(&sha256_hex(secret.trim().as_bytes())).await.map_err(crate::api::internal)?;
+        match record {
+            Some(t) if !t.revoked => Ok(Operator(t)),
+            Some(_) => Err(fail(StatusCode::UNAUTHORIZED, "this API token was revoked")),
+            None => Err(fail(StatusCode::UNAUTHORIZED, "unknown API token")),
+        }
+    }
+}
+
+/// An agent, authenticated by its client certificate.
+pub struct Agent(pub Node);
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = (StatusCode, axum::Json<tend_model::wire::ApiError>);
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(fp) = parts.extensions.get::<PeerCert>().and_then(|p| p.0.clone()) else {
+            return Err(fail(StatusCode::UNAUTHORIZED, "agents must present their client certificate"));
+        };
+        match state.store.node_by_cert(&fp).await.map_err(crate::api::internal)? {
+            Some(node) => Ok(Agent(node)),
+            None => Err(fail(StatusCode::FORBIDDEN, "this certificate belongs to no registered node (deregistered?)")),
+        }
+    }
+}

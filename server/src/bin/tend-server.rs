@@ -1,0 +1,41 @@
+//! The `tend-server` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tend-server", version, about = "tend's server: recipes, nodes, reports and agent certificates")]
+struct Cli {
+    #[arg(long, global = true, default_value = "info", env = "TEND_LOG")]
+    log: tracing::Level,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API over HTTPS.
+    Serve {
+        /// Holds the database, the CA (ca.pem) and the first admin token (admin.token).
+        #[arg(long, default_value = "/var/lib/tend-server")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// More host names or addresses for the server certificate.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve { data_dir, listen, names } => {
+            runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions { data_dir, listen, names }))
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `tend`: the operator CLI over tend-server's API.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tend_model::wire::{Activation, ActivationCreate, ApiError, AuditEntry, Node, Role, Token, TokenCreate};
+
+#[derive(Parser)]
+#[command(name = "tend", version, about = "Operate a tend fleet through tend-server")]
+struct Cli {
+    /// The server, e.g. https://tend.example.net:8443
+    #[arg(long, global = true, env = "TEND_SERVER", default_value = "https://127.0.0.1:8443")]
+    server: String,
+    /// The server's CA certificate (its data directory's ca.pem).
+    #[arg(long, global = true, env = "TEND_CA")]
+    ca: Option<PathBuf>,
+    /// An API token (`tend token create`); the first is the server's admin.token.
+    #[arg(long, global = true, env = "TEND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Activations let hosts register.
+    Activation {
+        #[command(subcommand)]
+        cmd: ActivationCmd,
+    },
+    /// API tokens for operators.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Registered nodes.
+    Nodes {
+        #[command(subcommand)]
+        cmd: NodesCmd,
+    },
+    /// One node.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
+    /// The audit log, newest first.
+    Audit,
+}
+
+#[derive(Subcommand)]
+enum ActivationCmd {
+    Create {
+        /// Tags every node registering with it gets: k=v,k=v
+        #[arg(long, value_parser = parse_tags, default_value = "")]
+        tags: BTreeMap<String, String>,
+        /// How many hosts may register with it.
+        #[arg(long, default_value_t = 1)]
+        limit: u32,
+        /// How long it is valid (e.g. 24h, 30m).
+        #[arg(long, default_value = "24h")]
+        expires: humantime::Duration,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: Role,
+        /// Limit the token to nodes with a tag: tag:key=value
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesCmd {
+    List,
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    Show { id: String },
+    Deregister { id: String },
+}
+
+fn parse_tags(s: &str) -> Result<BTreeMap<String, String>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or(format!("{p:?} is not key=value"))
+        })
+        .collect()
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(cli: &Cli) -> anyhow::Result<Client> {
+        let mut b = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(60));
+        if let Some(ca) = &cli.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+            b = b.tls_certs_only([reqwest::Certificate::from_pem(&pem).context("parsing the CA certificate")?]);
+        }
+        Ok(Client { http: b.build()?, base: cli.server.trim_end_matches('/').to_string(), token: cli.token.clone() })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<T>> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t.trim()),
+            None => req,
+        };
+        let resp = req.send().await.with_context(|| format!("contacting {}", self.base))?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ApiError>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            bail!("{msg} ({status})");
+        }
+        if body.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_slice(&body).context("reading the server's answer")?))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await?.context("empty answer")
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await?.context("empty answer")
+    }
+
+    async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.send::<serde_json::Value>(self.http.delete(format!("{}{path}", self.base))).await.map(|_| ())
+    }
+}
+
+/// Prints JSON, or a table of the given columns.
+fn show<T: Serialize>(output: Output, value: &T, columns: &[&str]) -> anyhow::Result<()> {
+    let v = serde_json::to_value(value)?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = match v {
+        serde_json::Value::Array(a) => a,
+        other => vec![other],
+    };
+    let cell = |row: &serde_json::Value, col: &str| -> String {
+        match row.pointer(&format!("/{}", col.replace('.', "/"))) {
+            None | Some(serde_json::Value::Null) => "-".into(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(&v.to_string())))
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(other) => other.to_string(),
+        }
+    };
+    let table: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|c| cell(r, c)).collect()).collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| table.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect()));
+    for r in table {
+        println!("{}", line(r));
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = Client::new(&cli)?;
+    let out = cli.output;
+    match cli.command {
+        Command::Activation { cmd: ActivationCmd::Create { tags, limit, expires } } => {
+            let req = ActivationCreate { tags, limit, expires_in: expires.as_secs() };
+            let a: Activation = c.post("/v1/activations", &req).await?;
+            show(out, &a, &["id", "code", "tags", "limit", "expires_at"])
+        }
+        Command::Activation { cmd: ActivationCmd::List } => {
+            let a: Vec<Activation> = c.get("/v1/activations").await?;
+            show(out, &a, &["id", "tags", "used", "limit", "expires_at"])
+        }
+        Command::Token { cmd: TokenCmd::Create { name, role, scope } } => {
+            let t: Token = c.post("/v1/tokens", &TokenCreate { name, role, scope }).await?;
+            show(out, &t, &["id", "name", "role", "scope", "token"])
+        }
+        Command::Token { cmd: TokenCmd::List } => {
+            let t: Vec<Token> = c.get("/v1/tokens").await?;
+            show(out, &t, &["id", "name", "role", "scope", "created_at", "revoked_at"])
+        }
+        Command::Token { cmd: TokenCmd::Revoke { id } } => {
+            c.delete(&format!("/v1/tokens/{id}")).await?;
+            println!("revoked {id}");
+            Ok(())
+        }
+        Command::Nodes { cmd: NodesCmd::List } => {
+            let n: Vec<Node> = c.get("/v1/nodes").await?;
+            show(
+                out,
+                &n,
+                &[
+                    "id",
+                    "hostname",
+                    "tags",
+                    "last_seen",
+                    "last_run.status",
+                    "last_run.changed",
+                    "last_run.failed",
+                    "last_run.cached",
+                ],
+            )
+        }
+        Command::Node { cmd: NodeCmd::Show { id } } => {
+            let n: Node = c.get(&format!("/v1/nodes/{id}")).await?;
+            show(out, &n, &["id", "hostname", "tags", "registered_at", "last_seen", "last_run.status"])
+        }
+        Command::Node { cmd: NodeCmd::Deregister { id } } => {
+            c.delete(&format!("/v1/nodes/{id}")).await?;
+            println!("deregistered {id}");
+            Ok(())
+        }
+        Command::Audit => {
+            let a: Vec<AuditEntry> = c.get("/v1/audit").await?;
+            show(out, &a, &["at", "actor", "action", "detail"])
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

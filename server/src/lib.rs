@@ -1,0 +1,11 @@
+//! tend-server: stores tokens, activations and nodes, signs agent
+//! certificates, and serves the API over HTTPS (rustls). The `tend` CLI
+//! (`src/bin/tend.rs`) is its operator client.
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod pki;
+pub mod serve;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,70 @@
+//! `tend-server serve`: data directory, CA, first admin token, HTTPS.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tend_model::wire::Role;
+
+use crate::api::{AppState, router};
+use crate::pki::{Pki, random_hex, sha256_hex, write_secret};
+use crate::store::Store;
+
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Extra names for the server certificate (besides localhost and the listen address).
+    pub names: Vec<String>,
+}
+
+pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+    let dir = &opts.data_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    if !opts.listen.ip().is_unspecified() {
+        names.push(opts.listen.ip().to_string());
+    }
+    names.extend(opts.names.iter().cloned());
+    names.dedup();
+    let pki = Arc::new(Pki::load_or_create(dir, &names).context("setting up the certificate authority")?);
+    let store = Store::open_sqlite(dir).await.context("opening the database")?;
+    let token_path = dir.join("admin.token");
+    if store.count_tokens().await? == 0 {
+        let secret = format!("tend_{}", random_hex(24)?);
+        let id = format!("tok-{}", random_hex(6)?);
+        store.create_token(&id, "admin", Role::Admin, None, &sha256_hex(secret.as_bytes())).await?;
+        write_secret(&token_path, &format!("{secret}\n"), 0o600)?;
+        store
+            .audit("server", "token.create", &serde_json::json!({ "id": id, "name": "admin", "role": "admin" }))
+            .await?;
+        println!("first admin token written to {}", token_path.display());
+    }
+    let tls = crate::tls::server_config(&pki)?;
+    let listener =
+        tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("CA certificate: {}", dir.join(crate::pki::CA_CERT).display());
+    println!("tend-server listening on https://{addr}");
+    let app = router(AppState { store, pki });
+    crate::tls::serve(listener, tls, app, shutdown_signal()).await;
+    println!("tend-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

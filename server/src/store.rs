@@ -1,0 +1,344 @@
+//! Storage: tokens, activations, nodes and the audit log, in embedded SQLite
+//! (sqlx). Registration is one transaction: an activation use and a node,
+//! or neither.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, sqlite::SqliteRow};
+use tend_model::wire::{Activation, AuditEntry, LastRun, Node, Role, Tags, Token};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A token as the server checks it.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub scope: Option<String>,
+    pub revoked: bool,
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterRefusal {
+    UnknownActivation,
+    WrongCode,
+    Expired,
+    LimitReached,
+    KeyAlreadyRegistered,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn tags_of(text: &str) -> Result<Tags> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))
+}
+
+impl Store {
+    /// Opens (creating) `DIR/tend.db` in WAL mode and applies the schema.
+    pub async fn open_sqlite(dir: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("tend.db").display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    // --- tokens ---
+
+    pub async fn create_token(
+        &self,
+        id: &str,
+        name: &str,
+        role: Role,
+        scope: Option<&str>,
+        hash: &str,
+    ) -> Result<String> {
+        let at = now();
+        sqlx::query("INSERT INTO tokens (id, name, role, scope, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(name)
+            .bind(role.to_string())
+            .bind(scope)
+            .bind(hash)
+            .bind(&at)
+            .execute(&self.pool)
+            .await?;
+        Ok(at)
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT id, name, role, scope, revoked_at FROM tokens WHERE secret_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let role: String = r.get("role");
+            Ok(TokenRecord {
+                id: r.get("id"),
+                name: r.get("name"),
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                scope: r.get("scope"),
+                revoked: r.get::<Option<String>, _>("revoked_at").is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<Token>> {
+        let rows =
+            sqlx::query("SELECT id, name, role, scope, created_at, revoked_at FROM tokens ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.get("role");
+                Ok(Token {
+                    id: r.get("id"),
+                    name: r.get("name"),
+                    role: role.parse().map_err(StoreError::Corrupt)?,
+                    scope: r.get("scope"),
+                    token: None,
+                    created_at: r.get("created_at"),
+                    revoked_at: r.get("revoked_at"),
+                })
+            })
+            .collect()
+    }
+
+    /// Returns false if there is no such token.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub async fn count_tokens(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM tokens").fetch_one(&self.pool).await?.get("n"))
+    }
+
+    // --- activations ---
+
+    pub async fn create_activation(
+        &self,
+        id: &str,
+        code_hash: &str,
+        tags: &Tags,
+        limit: u32,
+        expires_at: &str,
+        by: &str,
+    ) -> Result<Activation> {
+        let at = now();
+        sqlx::query(
+            "INSERT INTO activations (id, code_hash, tags, usage_limit, used, expires_at, created_at, created_by) \
+             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(code_hash)
+        .bind(serde_json::to_string(tags).unwrap_or_default())
+        .bind(i64::from(limit))
+        .bind(expires_at)
+        .bind(&at)
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(Activation {
+            id: id.into(),
+            code: None,
+            tags: tags.clone(),
+            limit,
+            used: 0,
+            expires_at: expires_at.into(),
+            created_at: at,
+        })
+    }
+
+    pub async fn list_activations(&self) -> Result<Vec<Activation>> {
+        let rows = sqlx::query("SELECT * FROM activations ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(activation_of).collect()
+    }
+
+    /// Checks the activation and records the node, in one transaction.
+    pub async fn register(
+        &self,
+        activation_id: &str,
+        code_hash: &str,
+        node: &NewNode,
+    ) -> Result<std::result::Result<Tags, RegisterRefusal>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query("SELECT * FROM activations WHERE id = ?").bind(activation_id).fetch_optional(&mut *tx).await?
+        else {
+            return Ok(Err(RegisterRefusal::UnknownActivation));
+        };
+        let stored: String = row.get("code_hash");
+        if !constant_time_eq(stored.as_bytes(), code_hash.as_bytes()) {
+            return Ok(Err(RegisterRefusal::WrongCode));
+        }
+        let act = activation_of(&row)?;
+        if act.expires_at <= now() {
+            return Ok(Err(RegisterRefusal::Expired));
+        }
+        if act.used >= act.limit {
+            return Ok(Err(RegisterRefusal::LimitReached));
+        }
+        let used = sqlx::query("SELECT 1 FROM nodes WHERE key_fingerprint = ?")
+            .bind(&node.key_fingerprint)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if used.is_some() {
+            return Ok(Err(RegisterRefusal::KeyAlreadyRegistered));
+        }
+        let mut tags = act.tags.clone();
+        tags.extend(node.tags.clone());
+        sqlx::query("UPDATE activations SET used = used + 1 WHERE id = ?")
+            .bind(activation_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO nodes (id, hostname, tags, key_fingerprint, cert_fingerprint, activation_id, registered_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&node.id)
+        .bind(&node.hostname)
+        .bind(serde_json::to_string(&tags).unwrap_or_default())
+        .bind(&node.key_fingerprint)
+        .bind(&node.cert_fingerprint)
+        .bind(activation_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(tags))
+    }
+
+    // --- nodes ---
+
+    pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+        let rows = sqlx::query("SELECT * FROM nodes WHERE deregistered_at IS NULL ORDER BY hostname, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(node_of).collect()
+    }
+
+    pub async fn node(&self, id: &str) -> Result<Option<Node>> {
+        let row = sqlx::query("SELECT * FROM nodes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(node_of).transpose()
+    }
+
+    /// The live node holding this client certificate; deregistered nodes are
+    /// refused at once.
+    pub async fn node_by_cert(&self, cert_fingerprint: &str) -> Result<Option<Node>> {
+        let row = sqlx::query("SELECT * FROM nodes WHERE cert_fingerprint = ? AND deregistered_at IS NULL")
+            .bind(cert_fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(node_of).transpose()
+    }
+
+    pub async fn touch_node(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE nodes SET last_seen = ? WHERE id = ?").bind(now()).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn deregister(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query("UPDATE nodes SET deregistered_at = ? WHERE id = ? AND deregistered_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // --- audit ---
+
+    pub async fn audit(&self, actor: &str, action: &str, detail: &serde_json::Value) -> Result<()> {
+        sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+            .bind(now())
+            .bind(actor)
+            .bind(action)
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// A node about to be registered.
+pub struct NewNode {
+    pub id: String,
+    pub hostname: String,
+    pub tags: Tags,
+    pub key_fingerprint: String,
+    pub cert_fingerprint: String,
+}
+
+fn activation_of(r: &SqliteRow) -> Result<Activation> {
+    Ok(Activation {
+        id: r.get("id"),
+        code: None,
+        tags: tags_of(r.get("tags"))?,
+        limit: u32::try_from(r.get::<i64, _>("usage_limit")).unwrap_or(0),
+        used: u32::try_from(r.get::<i64, _>("used")).unwrap_or(u32::MAX),
+        expires_at: r.get("expires_at"),
+        created_at: r.get("created_at"),
+    })
+}
+
+fn node_of(r: &SqliteRow) -> Result<Node> {
+    let last_run: Option<String> = r.get("last_run");
+    Ok(Node {
+        id: r.get("id"),
+        hostname: r.get("hostname"),
+        tags: tags_of(r.get("tags"))?,
+        registered_at: r.get("registered_at"),
+        last_seen: r.get("last_seen"),
+        last_run: last_run.and_then(|t| serde_json::from_str::<LastRun>(&t).ok()),
+        deregistered_at: r.get("deregistered_at"),
+    })
+}
+
+/// Compares secrets without leaking where they differ through timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
