@@ -60,14 +60,20 @@ pub fn compile(
 }
 
 /// Runs `apply`; returns the process exit code.
+/// True (after saying why) when converges are disabled.
+pub fn refused_while_disabled(state: &StateDir) -> bool {
+    let Some(d) = state.disabled() else { return false };
+    eprintln!(
+        "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
+        if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
+        if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
+        d.reason
+    );
+    true
+}
+
 pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
-    if let Some(d) = args.state.disabled() {
-        eprintln!(
-            "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
-            if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
-            if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
-            d.reason
-        );
+    if refused_while_disabled(&args.state) {
         return Ok(EXIT_INVALID);
     }
     let _lock = args.state.lock()?;
@@ -94,7 +100,7 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     // The run happened: record it before anything else can fail, and let a
     // failure to record or print count as a failure, not as invalid input.
     if !args.dry_run {
-        if let Err(e) = save(&plan, &report, previous, &args.state) {
+        if let Err(e) = save(plan.resources.iter().zip(&report.resources), &report, previous, &args.state) {
             eprintln!("error: the run finished but its state was not saved: {e:#}");
             code |= 4;
         }
@@ -128,14 +134,14 @@ fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {
 }
 
 /// Records the last report and the desired state of each converged resource.
-fn save(
-    plan: &Plan,
+pub fn save<'a>(
+    pairs: impl Iterator<Item = (&'a tend_model::CompiledResource, &'a crate::report::ResourceReport)>,
     report: &Report,
     mut previous: std::collections::HashMap<String, u64>,
     state: &StateDir,
 ) -> anyhow::Result<()> {
     let mut hashes = std::collections::HashMap::new();
-    for (r, rep) in plan.resources.iter().zip(&report.resources) {
+    for (r, rep) in pairs {
         let id = r.id.to_string();
         match rep.status {
             crate::report::Status::Changed | crate::report::Status::Unchanged => {

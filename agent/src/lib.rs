@@ -12,6 +12,7 @@ pub mod facts;
 pub mod identity;
 pub mod output;
 pub mod process;
+pub mod pull;
 pub mod report;
 pub mod resources;
 pub mod state;

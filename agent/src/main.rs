@@ -60,7 +60,7 @@ impl ParamArgs {
             Some(p) => apply::read_params_file(p)?,
             None => Default::default(),
         };
-        Ok(Overrides { raw: self.params.clone(), typed })
+        Ok(Overrides { raw: self.params.clone(), typed, placeholders: false })
     }
 }
 
@@ -142,6 +142,16 @@ enum Command {
         tags: String,
         #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
         state_dir: PathBuf,
+    },
+    /// Fetch this node's recipes from the server, converge, and report.
+    Run {
+        /// One run, then exit (the daemon loop comes with the service packaging).
+        #[arg(long, required = true)]
+        once: bool,
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        facts: FactArgs,
     },
     /// Ask the server who this node is (checks the registration and mTLS).
     Whoami {
@@ -242,6 +252,10 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             let node = rt.block_on(tend_agent::identity::register(&state_dir, &args))?;
             println!("registered as {} with {}", node.node_id, node.server);
             Ok(0)
+        }
+        Command::Run { once: _, state_dir, facts } => {
+            let fopts = facts.options(Some(state_dir.clone()));
+            tend_agent::pull::run_once(&StateDir::new(&state_dir), &fopts)
         }
         Command::Whoami { state_dir } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -76,6 +76,10 @@ pub struct Report {
     /// True when the recipes came from the on-disk cache (server unreachable).
     pub cached: bool,
     pub recipes: Vec<String>,
+    /// Recipes that could not be compiled (each with its diagnostics); their
+    /// resources did not run. Each counts as a failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
     pub summary: Summary,
     pub resources: Vec<ResourceReport>,
 }
@@ -126,7 +130,7 @@ impl Report {
         if self.summary.changed > 0 {
             code |= 2;
         }
-        if self.summary.failed > 0 {
+        if self.summary.failed > 0 || !self.errors.is_empty() {
             code |= 4;
         }
         code

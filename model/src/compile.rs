@@ -409,6 +409,10 @@ fn compile_resource(
     };
     let spec = typed_spec(kind, rendered, file, path, &id, diags)?;
     for (field, msg) in spec.problems(&id.name) {
+        // Without a host, a name made from a host-specific fact is unknown.
+        if field.is_empty() && opts.placeholder_facts && is_template(&id.name) {
+            continue;
+        }
         let at = if field.is_empty() { path.key(kind.name()) } else { path.key(field) };
         diags.push(file.diag_value(&at, msg).resource(id.to_string()));
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// One problem found in a recipe, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     pub file: PathBuf,
     /// 1-based line; 0 when unknown.
@@ -59,7 +59,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Every problem found, in file and line order.
-#[derive(Debug, Default, Clone, thiserror::Error, serde::Serialize)]
+#[derive(Debug, Default, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 

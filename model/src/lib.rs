@@ -4,9 +4,11 @@
 //! Everything here is pure: no host access beyond reading recipe files.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod compile;
 pub mod condition;
 pub mod diag;
+pub mod facts;
 pub mod graph;
 pub mod load;
 pub mod locate;

@@ -90,6 +90,20 @@ impl ParamSpec {
         })
     }
 
+    /// A stand-in value of the right type, for validation without values.
+    pub fn placeholder(&self) -> Value {
+        if let Some(first) = self.allowed.as_ref().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        match self.kind {
+            ParamType::String => Value::from("placeholder"),
+            ParamType::Integer => Value::from(self.min.map(|m| m as i64).unwrap_or(0)),
+            ParamType::Number => Value::from(self.min.unwrap_or(0.0)),
+            ParamType::Boolean => Value::Bool(false),
+            ParamType::List => Value::Array(vec![]),
+        }
+    }
+
     /// Checks a value against the type, pattern, allowed values and range.
     pub fn check(&self, v: &Value) -> Result<(), String> {
         let type_ok = match self.kind {
@@ -174,6 +188,10 @@ pub struct Overrides {
     pub raw: Vec<(String, String)>,
     /// A params file or an API payload: already typed.
     pub typed: serde_json::Map<String, Value>,
+    /// Validation before the values are known (a recipe pushed to the
+    /// server): a parameter with no value and no default gets a placeholder
+    /// of its type instead of an error.
+    pub placeholders: bool,
 }
 
 /// Resolves declared parameters against overrides into one JSON object.
@@ -212,6 +230,9 @@ pub fn resolve(
             (v.clone(), ParamProblemAt::Override(name.clone()))
         } else if let Some(v) = &spec.default {
             (v.clone(), ParamProblemAt::Declaration(name.clone()))
+        } else if overrides.placeholders {
+            out.insert(name.clone(), spec.placeholder());
+            continue;
         } else {
             problems.push(ParamProblem {
                 at: ParamProblemAt::Declaration(name.clone()),
@@ -257,7 +278,7 @@ mod tests {
         let mut specs = IndexMap::new();
         specs.insert("site".to_string(), spec("{type: string, default: example.org}"));
         specs.insert("port".to_string(), spec("{type: integer}"));
-        let o = Overrides { raw: vec![("sitee".into(), "x".into())], typed: Default::default() };
+        let o = Overrides { raw: vec![("sitee".into(), "x".into())], typed: Default::default(), placeholders: false };
         let (vals, problems) = resolve(&specs, &o);
         assert_eq!(vals["site"], "example.org");
         assert_eq!(problems.len(), 2, "{problems:?}");
@@ -268,7 +289,8 @@ mod tests {
     fn sensitive_values_stay_out_of_problems() {
         let mut specs = IndexMap::new();
         specs.insert("pw".to_string(), spec("{type: string, pattern: '^[a-z]+$', sensitive: true}"));
-        let o = Overrides { raw: vec![("pw".into(), "Hunter2".into())], typed: Default::default() };
+        let o =
+            Overrides { raw: vec![("pw".into(), "Hunter2".into())], typed: Default::default(), placeholders: false };
         let (_, problems) = resolve(&specs, &o);
         assert_eq!(problems.len(), 1);
         assert!(!problems[0].message.contains("Hunter2"), "{}", problems[0].message);

@@ -140,3 +140,56 @@ pub struct AuditEntry {
     pub action: String,
     pub detail: serde_json::Value,
 }
+
+/// A stored recipe version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecipeVersion {
+    pub name: String,
+    pub version: String,
+    pub created_at: String,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssignmentCreate {
+    /// `NAME` (the latest version at each fetch) or `NAME@VERSION`.
+    pub recipe: String,
+    /// `tag:key=value` or node ids; a node matching any of them gets the recipe.
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    pub id: String,
+    pub recipe: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub targets: Vec<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub created_at: String,
+}
+
+/// One recipe assigned to a node, with everything needed to converge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignedRecipe {
+    pub assignment: String,
+    pub version: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub bundle: crate::bundle::Bundle,
+}
+
+/// What an agent fetches: its resolved recipe set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecipes {
+    pub recipes: Vec<AssignedRecipe>,
+}
+
+/// True if a node with this id and these tags is one of the targets.
+pub fn matches_targets(targets: &[String], node_id: &str, tags: &Tags) -> bool {
+    targets.iter().any(|t| match t.strip_prefix("tag:").and_then(|kv| kv.split_once('=')) {
+        Some((k, v)) => tags.get(k).is_some_and(|x| x == v),
+        None => t == node_id,
+    })
+}

@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{id}", get(show_node).delete(deregister))
         .route("/v1/agent/whoami", get(whoami))
         .route("/v1/audit", get(audit))
+        .merge(crate::fleet_api::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .with_state(state)
 }
 

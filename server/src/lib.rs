@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod fleet_api;
 pub mod pki;
 pub mod serve;
 pub mod store;

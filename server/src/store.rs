@@ -342,3 +342,141 @@ fn node_of(r: &SqliteRow) -> Result<Node> {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// Reports kept per node (older ones are deleted as new ones arrive).
+pub const REPORTS_KEPT: i64 = 100;
+
+impl Store {
+    // --- recipes ---
+
+    /// Stores a version; returns false if it was there already (versions are immutable).
+    pub async fn put_recipe(&self, name: &str, version: &str, bundle: &str, by: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO recipes (name, version, bundle, created_at, created_by, seq) \
+             VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM recipes))",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(bundle)
+        .bind(now())
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// (version, bundle JSON, created_at) of NAME, at VERSION or the newest.
+    pub async fn recipe(&self, name: &str, version: Option<&str>) -> Result<Option<(String, String, String)>> {
+        let row = match version {
+            Some(v) => {
+                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = ? AND version = ?")
+                    .bind(name)
+                    .bind(v)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = ? ORDER BY seq DESC LIMIT 1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        Ok(row.map(|r| (r.get("version"), r.get("bundle"), r.get("created_at"))))
+    }
+
+    /// Every version: (name, version, created_at, bundle JSON), newest first per name.
+    pub async fn list_recipes(&self) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query("SELECT name, version, created_at, bundle FROM recipes ORDER BY name, seq DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("name"), r.get("version"), r.get("created_at"), r.get("bundle"))).collect())
+    }
+
+    // --- assignments ---
+
+    pub async fn create_assignment(&self, a: &tend_model::wire::Assignment, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO assignments (id, recipe, version, targets, params, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(&a.recipe)
+        .bind(&a.version)
+        .bind(serde_json::to_string(&a.targets).unwrap_or_default())
+        .bind(serde_json::to_string(&a.params).unwrap_or_default())
+        .bind(&a.created_at)
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_assignments(&self) -> Result<Vec<tend_model::wire::Assignment>> {
+        let rows = sqlx::query("SELECT * FROM assignments ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(tend_model::wire::Assignment {
+                    id: r.get("id"),
+                    recipe: r.get("recipe"),
+                    version: r.get("version"),
+                    targets: serde_json::from_str(r.get("targets")).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    params: serde_json::from_str(r.get("params")).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at: r.get("created_at"),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_assignment(&self, id: &str) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM assignments WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    // --- reports ---
+
+    /// Stores a report, updates the node's last run, and trims old reports.
+    pub async fn add_report(&self, node_id: &str, last_run: &LastRun, report: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO reports (node_id, at, report) VALUES (?, ?, ?)")
+            .bind(node_id)
+            .bind(&last_run.at)
+            .bind(report)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE nodes SET last_run = ?, last_seen = ? WHERE id = ?")
+            .bind(serde_json::to_string(last_run).unwrap_or_default())
+            .bind(now())
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM reports WHERE node_id = ? AND id NOT IN (SELECT id FROM reports WHERE node_id = ? ORDER BY id DESC LIMIT ?)",
+        )
+        .bind(node_id)
+        .bind(node_id)
+        .bind(REPORTS_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reports, newest first: (node, at, report JSON).
+    pub async fn reports(&self, node: Option<&str>, limit: i64) -> Result<Vec<(String, String, String)>> {
+        let rows = match node {
+            Some(n) => {
+                sqlx::query("SELECT node_id, at, report FROM reports WHERE node_id = ? ORDER BY id DESC LIMIT ?")
+                    .bind(n)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT node_id, at, report FROM reports ORDER BY id DESC LIMIT ?")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(|r| (r.get("node_id"), r.get("at"), r.get("report"))).collect())
+    }
+}

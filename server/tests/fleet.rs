@@ -22,9 +22,29 @@ impl Drop for Server {
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0");
+        Server { child, url, dir }
+    }
+
+    /// Stops the server (as a crash would) and starts it again on the same
+    /// address with the same data.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        let addr = self.url.trim_start_matches("https://").to_string();
+        let (child, url) = Self::spawn(self.dir.path(), &addr);
+        assert_eq!(url, self.url);
+        self.child = child;
+    }
+
+    fn spawn(dir: &Path, listen: &str) -> (Child, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tend-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(dir.join("data"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -39,7 +59,7 @@ impl Server {
             }
         }
         assert!(!url.is_empty(), "the server did not start");
-        Server { child, url, dir }
+        (child, url)
     }
 
     fn data(&self, name: &str) -> PathBuf {
@@ -213,4 +233,155 @@ fn roles_and_scopes_are_enforced() {
     assert!(tokens.to_string().find("tend_").is_none(), "token list leaks secrets");
     assert!(s.tend(&admin, &["token", "revoke", &ro_id]).status.success());
     assert!(stderr(&s.tend(&viewer, &["nodes", "list"])).contains("revoked"));
+}
+
+/// An agent process: its own state directory, custom facts (`root`, where
+/// its recipes write) and no EC2 probe.
+struct TestAgent {
+    state: PathBuf,
+    root: PathBuf,
+    facts: PathBuf,
+}
+
+impl TestAgent {
+    fn new(base: &Path, name: &str) -> TestAgent {
+        let t = TestAgent {
+            state: base.join(name).join("state"),
+            root: base.join(name).join("root"),
+            facts: base.join(name).join("facts.d"),
+        };
+        std::fs::create_dir_all(t.root.join("etc")).expect("mkdir");
+        std::fs::create_dir_all(&t.facts).expect("mkdir");
+        std::fs::write(t.facts.join("test.yaml"), format!("root: {}\n", t.root.display())).expect("facts");
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(agent_bin())
+            .args(args)
+            .env("TEND_STATE_DIR", &self.state)
+            .env("TEND_FACTS_DIR", &self.facts)
+            .env("TEND_EC2", "off")
+            .env("TEND_LOG", "info")
+            .output()
+            .expect("run tend-agent")
+    }
+
+    fn conf(&self) -> String {
+        std::fs::read_to_string(self.root.join("etc/fleet.conf")).unwrap_or_default()
+    }
+}
+
+const FLEET_RECIPE: &str = "name: fleet\nparameters:\n  env: { type: string }\nresources:\n  - file: \"{{facts.custom.root}}/etc/fleet.conf\"\n    content: \"env={{params.env}} VERSION\\n\"\n";
+
+#[test]
+fn assigned_recipes_converge_three_agents_and_survive_a_server_outage() {
+    let mut s = Server::start();
+    let admin = s.admin_token();
+    let work = tempfile::tempdir().expect("tempdir");
+    let (id, code) = s.activation("env=prod,role=web", 3, "1h");
+    let agents: Vec<TestAgent> = ["a", "b", "c"].iter().map(|n| TestAgent::new(work.path(), n)).collect();
+    for a in &agents {
+        let ca = s.data("ca.pem");
+        let out = a.run(&[
+            "register",
+            "--server",
+            &s.url,
+            "--ca",
+            ca.to_str().expect("path"),
+            "--activation-id",
+            &id,
+            "--activation-code",
+            &code,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // Push (validated as the agent validates), assign by tag, run each agent once.
+    let recipe = work.path().join("fleet.yaml");
+    std::fs::write(&recipe, FLEET_RECIPE.replace("VERSION", "v1")).expect("write");
+    let pushed = s.tend_json(&admin, &["recipe", "push", recipe.to_str().expect("path")]);
+    assert_eq!(pushed[0]["name"], "fleet");
+    let params = work.path().join("params.yaml");
+    std::fs::write(&params, "env: prod\n").expect("write");
+    let asg =
+        s.tend(&admin, &["assign", "fleet", "--targets", "tag:role=web", "--params", params.to_str().expect("path")]);
+    assert!(asg.status.success(), "{}", stderr(&asg));
+    for a in &agents {
+        let out = a.run(&["run", "--once"]);
+        assert_eq!(out.status.code(), Some(2), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(a.conf(), "env=prod v1\n");
+    }
+    let nodes = s.tend_json(&admin, &["nodes", "list"]);
+    let nodes = nodes.as_array().expect("array");
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert_eq!(n["last_run"]["status"], "changed", "{n}");
+        assert_eq!(n["last_run"]["changed"], 1);
+        assert_eq!(n["last_run"]["failed"], 0);
+        assert_eq!(n["last_run"]["cached"], false);
+    }
+
+    // Unchanged: a 304, and nothing to do.
+    let out = agents[0].run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unchanged (304)"), "{}", stderr(&out));
+
+    // A changed recipe is picked up on the next run.
+    std::fs::write(&recipe, FLEET_RECIPE.replace("VERSION", "v2")).expect("write");
+    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("path")]).status.success());
+    assert_eq!(agents[0].run(&["run", "--once"]).status.code(), Some(2));
+    assert_eq!(agents[0].conf(), "env=prod v2\n");
+
+    // The server goes away: the agent converges from its cache (drift
+    // repaired), marks the report cached, and queues it.
+    s.stop();
+    std::fs::write(agents[1].root.join("etc/fleet.conf"), "tampered\n").expect("write");
+    let out = agents[1].run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cached recipe set") && stderr(&out).contains("queued"), "{}", stderr(&out));
+    assert_eq!(agents[1].conf(), "env=prod v1\n", "the cached set is the last good one");
+
+    // Back: the queued report is sent in order, then the new one.
+    s.restart();
+    let out = agents[1].run(&["run", "--once"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(agents[1].conf(), "env=prod v2\n");
+    let b_id = agents[1].run(&["whoami"]);
+    let b: serde_json::Value = serde_json::from_slice(&b_id.stdout).expect("JSON");
+    let reports = s.tend_json(&admin, &["reports", "--node", b["id"].as_str().expect("id")]);
+    let cached: Vec<bool> =
+        reports.as_array().expect("array").iter().map(|r| r["cached"].as_bool().unwrap_or(false)).collect();
+    assert_eq!(cached, [false, true, false], "newest first: this run, the queued cached run, the first run");
+}
+
+#[test]
+fn a_bad_recipe_is_refused_with_the_agents_own_errors() {
+    let s = Server::start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(&bad, "name: bad\nresources:\n  - file: /etc/x\n    contnet: hi\n").expect("write");
+    let out = s.tend(&s.admin_token(), &["recipe", "push", bad.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bad.yaml:4:5") && stderr(&out).contains("did you mean `content`"),
+        "{}",
+        stderr(&out)
+    );
+    // The server checks too, with the same code: a hand-made bundle is refused.
+    let bundle = serde_json::json!({ "name": "bad", "root": "bad.yaml", "files": { "bad.yaml": "name: bad\nresources:\n  - fiel: /x\n" } });
+    let (status, body) = post_json(&s, "/v1/recipes", &bundle);
+    assert_eq!(status, 422);
+    assert!(body.contains("unknown resource type `fiel`") && body.contains("\"line\":3"), "{body}");
+}
+
+/// POSTs JSON with the admin token; returns the status and the body.
+fn post_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(s.data("ca.pem")).expect("ca")).expect("pem");
+        let c = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().expect("client");
+        let r = c.post(format!("{}{path}", s.url)).bearer_auth(s.admin_token()).json(body).send().await.expect("send");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    })
 }

@@ -145,6 +145,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
         dry_run: opts.dry_run,
         cached: false,
         recipes: plan.recipes.clone(),
+        errors: Vec::new(),
         summary: Default::default(),
         resources: out,
     };

@@ -57,6 +57,51 @@ enum Command {
     },
     /// The audit log, newest first.
     Audit,
+    /// Recipes: validated exactly as the agent does, stored as immutable versions.
+    Recipe {
+        #[command(subcommand)]
+        cmd: RecipeCmd,
+    },
+    /// Assign a recipe to nodes (by tag:key=value or node id).
+    Assign {
+        /// NAME or NAME@VERSION (NAME follows the newest version).
+        recipe: String,
+        #[arg(long, num_args = 1.., required = true)]
+        targets: Vec<String>,
+        /// Parameter values (YAML or JSON mapping).
+        #[arg(long)]
+        params: Option<PathBuf>,
+    },
+    /// Remove an assignment.
+    Unassign { id: String },
+    /// List assignments.
+    Assignments,
+    /// Run reports, newest first.
+    Reports {
+        #[arg(long)]
+        node: Option<String>,
+        /// Only runs with failures.
+        #[arg(long)]
+        failed: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecipeCmd {
+    /// Push a recipe file, or every recipe file in a directory.
+    Push {
+        path: PathBuf,
+    },
+    List,
+    /// NAME or NAME@VERSION.
+    Show {
+        spec: String,
+    },
+    /// The differences between two versions: NAME@A NAME@B.
+    Diff {
+        a: String,
+        b: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -253,6 +298,114 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             c.delete(&format!("/v1/nodes/{id}")).await?;
             println!("deregistered {id}");
             Ok(())
+        }
+        Command::Recipe { cmd: RecipeCmd::Push { path } } => {
+            let files: Vec<PathBuf> = if path.is_dir() {
+                let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                    .collect();
+                v.sort();
+                v
+            } else {
+                vec![path]
+            };
+            let skeleton = tend_model::facts::skeleton();
+            let mut pushed = Vec::new();
+            for f in files {
+                let bundle =
+                    tend_model::bundle::Bundle::from_file(&f, &skeleton).map_err(|d| anyhow::anyhow!("{d}"))?;
+                let v: tend_model::wire::RecipeVersion = c.post("/v1/recipes", &bundle).await?;
+                pushed.push(v);
+            }
+            show(out, &pushed, &["name", "version", "files", "created_at"])
+        }
+        Command::Recipe { cmd: RecipeCmd::List } => {
+            let v: Vec<tend_model::wire::RecipeVersion> = c.get("/v1/recipes").await?;
+            show(out, &v, &["name", "version", "files", "created_at"])
+        }
+        Command::Recipe { cmd: RecipeCmd::Show { spec } } => {
+            let v: serde_json::Value = c.get(&format!("/v1/recipes/{spec}")).await?;
+            if out == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}@{} ({})",
+                    v["name"].as_str().unwrap_or(""),
+                    v["version"].as_str().unwrap_or(""),
+                    v["created_at"].as_str().unwrap_or("")
+                );
+                for (path, text) in v["bundle"]["files"].as_object().into_iter().flatten() {
+                    println!("--- {path}\n{}", text.as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
+        Command::Recipe { cmd: RecipeCmd::Diff { a, b } } => {
+            let va: serde_json::Value = c.get(&format!("/v1/recipes/{a}")).await?;
+            let vb: serde_json::Value = c.get(&format!("/v1/recipes/{b}")).await?;
+            let files = |v: &serde_json::Value| -> BTreeMap<String, String> {
+                v["bundle"]["files"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, t)| (k.clone(), t.as_str().unwrap_or("").to_string()))
+                    .collect()
+            };
+            let (fa, fb) = (files(&va), files(&vb));
+            let mut names: Vec<&String> = fa.keys().chain(fb.keys()).collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                let (x, y) = (fa.get(n).map(String::as_str).unwrap_or(""), fb.get(n).map(String::as_str).unwrap_or(""));
+                if x != y {
+                    print!(
+                        "{}",
+                        similar::TextDiff::from_lines(x, y)
+                            .unified_diff()
+                            .header(&format!("{a}/{n}"), &format!("{b}/{n}"))
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Assign { recipe, targets, params } => {
+            let params = match params {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    match serde_yaml::from_str::<serde_json::Value>(&text)
+                        .with_context(|| format!("parsing {}", p.display()))?
+                    {
+                        serde_json::Value::Object(m) => m,
+                        _ => bail!("{} must be a mapping of parameter names to values", p.display()),
+                    }
+                }
+                None => Default::default(),
+            };
+            let a: tend_model::wire::Assignment =
+                c.post("/v1/assignments", &tend_model::wire::AssignmentCreate { recipe, targets, params }).await?;
+            show(out, &a, &["id", "recipe", "version", "targets"])
+        }
+        Command::Unassign { id } => {
+            c.delete(&format!("/v1/assignments/{id}")).await?;
+            println!("removed {id}");
+            Ok(())
+        }
+        Command::Assignments => {
+            let a: Vec<tend_model::wire::Assignment> = c.get("/v1/assignments").await?;
+            show(out, &a, &["id", "recipe", "version", "targets"])
+        }
+        Command::Reports { node, failed } => {
+            let mut q = Vec::new();
+            if let Some(n) = node {
+                q.push(format!("node={n}"));
+            }
+            if failed {
+                q.push("failed=true".into());
+            }
+            let r: Vec<serde_json::Value> = c.get(&format!("/v1/reports?{}", q.join("&"))).await?;
+            show(out, &r, &["node", "at", "summary.changed", "summary.failed", "summary.total", "cached"])
         }
         Command::Audit => {
             let a: Vec<AuditEntry> = c.get("/v1/audit").await?;

@@ -1,0 +1,175 @@
+//! One agent run against the server: fetch the resolved recipe set (ETag;
+//! an unchanged set costs a 304), keep the last good set on disk, converge
+//! it (from the cache when the server is unreachable, marked `cached`),
+//! and post the report, queueing reports on disk while the server is away.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use reqwest::StatusCode;
+use tend_model::params::Overrides;
+use tend_model::wire::AgentRecipes;
+
+use crate::engine::{self, RunOptions};
+use crate::facts::{self, FactOptions};
+use crate::identity::Identity;
+use crate::report::Report;
+use crate::state::{StateDir, write_atomic};
+
+/// Reports kept on disk while the server cannot be reached (oldest dropped).
+pub const QUEUE_LIMIT: usize = 100;
+
+/// Where the recipe set came from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Source {
+    Fresh,
+    NotModified,
+    /// The server could not be reached: the cached set, with the reason.
+    Cached(String),
+}
+
+fn cache_dir(state: &StateDir) -> PathBuf {
+    state.path("cache")
+}
+
+fn queue_dir(state: &StateDir) -> PathBuf {
+    state.path("queue")
+}
+
+/// Fetches the recipe set, or falls back to the cache.
+async fn fetch(id: &Identity, server: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
+    let dir = cache_dir(state);
+    let etag_path = dir.join("recipes.etag");
+    let body_path = dir.join("recipes.json");
+    let cached = || -> anyhow::Result<AgentRecipes> {
+        let bytes = std::fs::read(&body_path).context("no cached recipe set (the agent never reached its server)")?;
+        serde_json::from_slice(&bytes).context("the cached recipe set is corrupt")
+    };
+    let mut req = id.client()?.get(format!("{server}/v1/agent/recipes")).timeout(std::time::Duration::from_secs(60));
+    if let (Ok(tag), true) = (std::fs::read_to_string(&etag_path), body_path.exists()) {
+        req = req.header(reqwest::header::IF_NONE_MATCH, tag.trim());
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return Ok((cached()?, Source::Cached(format!("{e}")))),
+    };
+    match resp.status() {
+        StatusCode::NOT_MODIFIED => Ok((cached()?, Source::NotModified)),
+        s if s.is_success() => {
+            let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = resp.bytes().await?;
+            let set: AgentRecipes = serde_json::from_slice(&body).context("reading the recipe set")?;
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(&body_path, &body, 0o600)?;
+            if let Some(t) = etag {
+                write_atomic(&etag_path, t.as_bytes(), 0o600)?;
+            }
+            Ok((set, Source::Fresh))
+        }
+        s if s.is_server_error() => Ok((cached()?, Source::Cached(format!("server answered {s}")))),
+        s => {
+            let msg = resp.text().await.unwrap_or_default();
+            anyhow::bail!("the server refused the recipe fetch ({s}): {msg}")
+        }
+    }
+}
+
+/// Sends queued reports (oldest first), then this one; what cannot be sent
+/// is queued. Returns how many are still queued.
+async fn send_reports(id: &Identity, server: &str, state: &StateDir, report: &Report) -> anyhow::Result<usize> {
+    let qdir = queue_dir(state);
+    std::fs::create_dir_all(&qdir)?;
+    let name = format!("{}-{:06}.json", report.started_at.replace(':', ""), std::process::id());
+    write_atomic(&qdir.join(name), &serde_json::to_vec(report)?, 0o600)?;
+    let mut queued: Vec<PathBuf> = std::fs::read_dir(&qdir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    queued.sort();
+    while queued.len() > QUEUE_LIMIT {
+        let _ = std::fs::remove_file(queued.remove(0));
+    }
+    let client = id.client()?;
+    let mut left = queued.len();
+    for path in queued {
+        let body = std::fs::read(&path)?;
+        let sent = client
+            .post(format!("{server}/v1/agent/reports"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() || r.status().is_client_error() => {
+                // Sent, or refused for good (a bad report must not block the queue).
+                let _ = std::fs::remove_file(&path);
+                left -= 1;
+            }
+            _ => break,
+        }
+    }
+    Ok(left)
+}
+
+/// `tend-agent run --once`: returns the exit code (as `apply`).
+pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
+    if crate::apply::refused_while_disabled(state) {
+        return Ok(crate::apply::EXIT_INVALID);
+    }
+    let _lock = state.lock()?;
+    let id = Identity::at(&state.root);
+    let node = id.node().context("this host is not registered (run `tend-agent register`)")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (set, source) = rt.block_on(fetch(&id, &node.server, state))?;
+    match &source {
+        Source::Fresh => tracing::info!(recipes = set.recipes.len(), "fetched the recipe set"),
+        Source::NotModified => tracing::info!("recipe set unchanged (304)"),
+        Source::Cached(why) => eprintln!("warning: server unreachable ({why}); converging from the cached recipe set"),
+    }
+    let facts = facts::gather(fopts);
+    let skeleton = facts::skeleton();
+    let previous = state.desired_hashes();
+    let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
+    let started = crate::report::now_rfc3339();
+    let t0 = std::time::Instant::now();
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for a in &set.recipes {
+        let overrides = Overrides { raw: Vec::new(), typed: a.params.clone(), placeholders: false };
+        match a.bundle.compile(&facts, &skeleton, &overrides) {
+            Ok(p) => plans.push(p),
+            Err(d) => errors.push(format!("{}@{} ({}): {d}", a.bundle.name, a.version, a.assignment)),
+        }
+    }
+    let runner = crate::resources::SystemRunner;
+    let opts = RunOptions { dry_run: false, diffs: false, previous: previous.clone(), host: host.clone() };
+    let reports: Vec<Report> =
+        plans.iter().map(|p| engine::run(p, &opts, &engine::Host { facts: &facts, runner: &runner })).collect();
+    let mut report = Report {
+        version: 1,
+        host,
+        started_at: started,
+        dry_run: false,
+        cached: matches!(source, Source::Cached(_)),
+        recipes: plans.iter().flat_map(|p| p.recipes.clone()).collect(),
+        errors,
+        summary: Default::default(),
+        resources: reports.iter().flat_map(|r| r.resources.clone()).collect(),
+    };
+    report.summarize((t0.elapsed().as_secs_f64() * 1e6).round() / 1e3);
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    let mut code = report.exit_code();
+    let pairs = plans.iter().zip(&reports).flat_map(|(p, r)| p.resources.iter().zip(&r.resources));
+    if let Err(e) = crate::apply::save(pairs, &report, previous, state) {
+        eprintln!("error: the run finished but its state was not saved: {e:#}");
+        code |= 4;
+    }
+    match rt.block_on(send_reports(&id, &node.server, state, &report)) {
+        Ok(0) => {}
+        Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
+        Err(e) => eprintln!("warning: reports not sent: {e:#}"),
+    }
+    let stdout = std::io::stdout();
+    crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
+    Ok(code)
+}
