@@ -21,6 +21,7 @@ use crate::store::{NewNode, RegisterRefusal, Store};
 pub struct AppState {
     pub store: Store,
     pub pki: Arc<Pki>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -37,8 +38,10 @@ pub fn internal(e: impl std::fmt::Display) -> ApiFailure {
 }
 
 pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}", delete(revoke_token))
         .route("/v1/activations", post(create_activation).get(list_activations))
@@ -49,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit))
         .merge(crate::fleet_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
+        .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)
 }
 

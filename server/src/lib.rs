@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod fleet_api;
+pub mod metrics;
 pub mod pki;
 pub mod serve;
 pub mod store;

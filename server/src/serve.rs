@@ -51,7 +51,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("CA certificate: {}", dir.join(crate::pki::CA_CERT).display());
     println!("tend-server listening on https://{addr}");
-    let app = router(AppState { store, pki });
+    let app = router(AppState { store, pki, metrics: Default::default() });
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())

@@ -189,6 +189,13 @@ fn agents_register_with_activations_and_talk_mtls() {
     assert!(!refused.status.success() && stderr(&refused).contains("no registered node"), "{}", stderr(&refused));
     assert!(agent(&b, &["whoami"]).status.success(), "the other node is unaffected");
 
+    // Metrics: nodes by last run, requests by route.
+    let metrics = get_text(&s, "/metrics");
+    assert!(metrics.contains("tend_nodes{last_run=\"never\"} 1"), "{metrics}");
+    assert!(metrics.contains("tend_http_requests_total{route=\"/v1/register\",status=\"200\"} 2"), "{metrics}");
+    assert!(metrics.contains("tend_http_request_duration_seconds_bucket"), "{metrics}");
+    assert_eq!(get_text(&s, "/healthz"), "ok\n");
+
     // The audit log has it all.
     let audit = s.tend_json(&s.admin_token(), &["audit"]);
     let actions: Vec<&str> = audit.as_array().expect("array").iter().filter_map(|e| e["action"].as_str()).collect();
@@ -383,5 +390,40 @@ fn post_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) 
         let c = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().expect("client");
         let r = c.post(format!("{}{path}", s.url)).bearer_auth(s.admin_token()).json(body).send().await.expect("send");
         (r.status().as_u16(), r.text().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn a_replayed_registration_is_refused_and_leaves_nothing_half_done() {
+    let s = Server::start();
+    let (id, code) = s.activation("env=prod", 5, "1h");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr =
+        rcgen::CertificateParams::new(Vec::<String>::new()).expect("params").serialize_request(&key).expect("csr");
+    let req = serde_json::json!({
+        "activation_id": id, "activation_code": code, "csr_pem": csr.pem().expect("pem"), "hostname": "replayed", "tags": {}
+    });
+    let (first, _) = post_json(&s, "/v1/register", &req);
+    assert_eq!(first, 200);
+    let (again, body) = post_json(&s, "/v1/register", &req);
+    assert_eq!(again, 403);
+    assert!(body.contains("already registered"), "{body}");
+    // Garbage CSRs are refused clearly, and neither counts against the activation.
+    let mut bad = req.clone();
+    bad["csr_pem"] =
+        serde_json::Value::from("-----BEGIN CERTIFICATE REQUEST-----\nnope\n-----END CERTIFICATE REQUEST-----\n");
+    let (status, body) = post_json(&s, "/v1/register", &bad);
+    assert_eq!(status, 400, "{body}");
+    let acts = s.tend_json(&s.admin_token(), &["activation", "list"]);
+    assert_eq!(acts[0]["used"], 1);
+    assert_eq!(s.tend_json(&s.admin_token(), &["nodes", "list"]).as_array().map(Vec::len), Some(1));
+}
+
+fn get_text(s: &Server, path: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(s.data("ca.pem")).expect("ca")).expect("pem");
+        let c = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().expect("client");
+        c.get(format!("{}{path}", s.url)).send().await.expect("send").text().await.unwrap_or_default()
     })
 }
