@@ -109,6 +109,42 @@ async fn send_reports(id: &Identity, server: &str, state: &StateDir, report: &Re
     Ok(left)
 }
 
+/// Facts that change all the time and say nothing about the host's state.
+const VOLATILE: &[(&str, &str)] = &[("memory", "available_bytes"), ("ntp", "max_error_us"), ("ntp", "est_error_us")];
+
+/// Uploads the facts if they changed since the last upload.
+async fn upload_facts(
+    id: &Identity,
+    server: &str,
+    state: &StateDir,
+    facts: &serde_json::Value,
+) -> anyhow::Result<bool> {
+    let mut stable = facts.clone();
+    for (a, b) in VOLATILE {
+        if let Some(m) = stable.get_mut(*a).and_then(|v| v.as_object_mut()) {
+            m.remove(*b);
+        }
+    }
+    let body = serde_json::to_vec(&stable)?;
+    let hash = format!("{:x}", tend_model::compile::stable_hash(&[&body]));
+    let hash_path = cache_dir(state).join("facts.sent");
+    if std::fs::read_to_string(&hash_path).is_ok_and(|h| h.trim() == hash) {
+        return Ok(false);
+    }
+    let resp = id
+        .client()?
+        .post(format!("{server}/v1/agent/facts"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(facts)?)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "the server refused the facts ({})", resp.status());
+    std::fs::create_dir_all(cache_dir(state))?;
+    write_atomic(&hash_path, hash.as_bytes(), 0o600)?;
+    Ok(true)
+}
+
 /// `tend-agent run --once`: returns the exit code (as `apply`).
 pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
     if crate::apply::refused_while_disabled(state) {
@@ -125,6 +161,12 @@ pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
         Source::Cached(why) => eprintln!("warning: server unreachable ({why}); converging from the cached recipe set"),
     }
     let facts = facts::gather(fopts);
+    if !matches!(source, Source::Cached(_)) {
+        match rt.block_on(upload_facts(&id, &node.server, state, &facts)) {
+            Ok(sent) => tracing::info!(sent, "inventory"),
+            Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
+        }
+    }
     let skeleton = facts::skeleton();
     let previous = state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();

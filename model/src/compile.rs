@@ -774,12 +774,11 @@ fn same_desired(a: &CompiledResource, b: &CompiledResource) -> bool {
     a.spec == b.spec && a.payload == b.payload && a.enabled == b.enabled
 }
 
-/// A stable hash of the id, the typed properties and the payload: stable
-/// across runs and builds, unlike `DefaultHasher`. FNV-1a over 8-byte words,
-/// so that large payloads hash quickly.
-fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
+/// A hash that is stable across runs, builds and machines (unlike
+/// `DefaultHasher`): FNV-1a over 8-byte words, so large inputs hash quickly.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
+    for bytes in parts {
         let mut words = bytes.chunks_exact(8);
         for w in &mut words {
             let mut buf = [0u8; 8];
@@ -790,9 +789,12 @@ fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
             h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
         h = (h ^ bytes.len() as u64).wrapping_mul(0x0100_0000_01b3);
-    };
-    feed(id.to_string().as_bytes());
-    feed(&serde_json::to_vec(spec).unwrap_or_default());
-    feed(payload.unwrap_or_default());
+    }
     h
+}
+
+/// The desired state's hash: id, typed properties and payload.
+fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
+    let spec = serde_json::to_vec(spec).unwrap_or_default();
+    stable_hash(&[id.to_string().as_bytes(), &spec, payload.unwrap_or_default()])
 }

@@ -124,6 +124,12 @@ pub struct Node {
     pub last_run: Option<LastRun>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistered_at: Option<String>,
+    /// `node show` only: the facts the agent last uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<serde_json::Value>,
+    /// `node show` only: the last report, per resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report: Option<serde_json::Value>,
 }
 
 /// An error from the API: a message meant for a person.

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     registered_at TEXT NOT NULL,
     last_seen TEXT,
     last_run TEXT,
+    facts TEXT,
+    facts_at TEXT,
     deregistered_at TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (

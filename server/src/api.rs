@@ -197,7 +197,17 @@ async fn list_nodes(State(s): State<AppState>, op: Operator) -> ApiResult<Json<V
 async fn show_node(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<Node>> {
     op.require(Role::Viewer)?;
     match s.store.node(&id).await.map_err(internal)? {
-        Some(n) if op.in_scope(&n.tags) => Ok(Json(n)),
+        Some(mut n) if op.in_scope(&n.tags) => {
+            n.facts = s.store.facts(&id).await.map_err(internal)?;
+            n.last_report = s
+                .store
+                .reports(Some(&id), 1)
+                .await
+                .map_err(internal)?
+                .first()
+                .and_then(|(_, _, r)| serde_json::from_str(r).ok());
+            Ok(Json(n))
+        }
         _ => Err(fail(StatusCode::NOT_FOUND, format!("no node {id}"))),
     }
 }

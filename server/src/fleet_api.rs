@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/assignments/{id}", delete(unassign))
         .route("/v1/agent/recipes", get(agent_recipes))
         .route("/v1/agent/reports", post(agent_report))
+        .route("/v1/agent/facts", post(agent_facts))
         .route("/v1/reports", get(list_reports))
 }
 
@@ -223,6 +224,23 @@ async fn agent_report(
         return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "report too large"));
     }
     s.store.add_report(&node.id, &last, &text).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Inventory: the agent uploads its facts when they changed.
+async fn agent_facts(
+    State(s): State<AppState>,
+    Agent(node): Agent,
+    Json(facts): Json<serde_json::Value>,
+) -> ApiResult<StatusCode> {
+    if !facts.is_object() {
+        return Err(fail(StatusCode::BAD_REQUEST, "facts must be a JSON object"));
+    }
+    let text = serde_json::to_string(&facts).map_err(internal)?;
+    if text.len() > 4 * 1024 * 1024 {
+        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "facts too large"));
+    }
+    s.store.set_facts(&node.id, &text).await.map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

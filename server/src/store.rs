@@ -260,6 +260,22 @@ impl Store {
         row.as_ref().map(node_of).transpose()
     }
 
+    pub async fn set_facts(&self, id: &str, facts: &str) -> Result<()> {
+        sqlx::query("UPDATE nodes SET facts = ?, facts_at = ?, last_seen = ? WHERE id = ?")
+            .bind(facts)
+            .bind(now())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn facts(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT facts FROM nodes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>("facts")).and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     pub async fn touch_node(&self, id: &str) -> Result<()> {
         sqlx::query("UPDATE nodes SET last_seen = ? WHERE id = ?").bind(now()).bind(id).execute(&self.pool).await?;
         Ok(())
@@ -335,6 +351,8 @@ fn node_of(r: &SqliteRow) -> Result<Node> {
         last_seen: r.get("last_seen"),
         last_run: last_run.and_then(|t| serde_json::from_str::<LastRun>(&t).ok()),
         deregistered_at: r.get("deregistered_at"),
+        facts: None,
+        last_report: None,
     })
 }
 

@@ -329,6 +329,14 @@ fn assigned_recipes_converge_three_agents_and_survive_a_server_outage() {
         assert_eq!(n["last_run"]["cached"], false);
     }
 
+    // node show: the uploaded facts and the last report, per resource.
+    let shown = s.tend_json(&admin, &["node", "show", nodes[0]["id"].as_str().expect("id")]);
+    assert!(shown["facts"]["os"]["family"].is_string(), "{shown}");
+    assert_eq!(shown["facts"]["custom"]["root"].as_str().map(|r| r.ends_with("/root")), Some(true));
+    let res = &shown["last_report"]["resources"][0];
+    assert!(res["id"].as_str().unwrap_or_default().ends_with("/etc/fleet.conf"), "{shown}");
+    assert_eq!(res["status"], "changed");
+
     // Unchanged: a 304, and nothing to do.
     let out = agents[0].run(&["run", "--once"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
