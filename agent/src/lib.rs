@@ -7,6 +7,8 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod identity;

@@ -140,18 +140,32 @@ enum Command {
         /// Extra tags for this node: k=v,k=v
         #[arg(long, default_value = "")]
         tags: String,
-        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
-        state_dir: PathBuf,
+        /// The agent configuration (its state_dir is where the identity goes).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides the configuration's state_dir.
+        #[arg(long, env = "TEND_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Fetch this node's recipes from the server, converge, and report.
     Run {
-        /// One run, then exit (the daemon loop comes with the service packaging).
-        #[arg(long, required = true)]
+        /// One run, then exit; without it, run every interval until SIGTERM.
+        #[arg(long)]
         once: bool,
-        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
-        state_dir: PathBuf,
-        #[command(flatten)]
-        facts: FactArgs,
+        /// The agent configuration (default /etc/tend/agent.yaml, if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides the configuration's state_dir.
+        #[arg(long, env = "TEND_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Overrides the configuration's facts_dir.
+        #[arg(long, env = "TEND_FACTS_DIR")]
+        facts_dir: Option<PathBuf>,
+        /// Overrides the configuration's ec2 (auto, on, off).
+        #[arg(long, env = "TEND_EC2")]
+        ec2: Option<String>,
+        #[arg(long, env = "TEND_IMDS_ENDPOINT", hide = true)]
+        imds_endpoint: Option<String>,
     },
     /// Ask the server who this node is (checks the registration and mTLS).
     Whoami {
@@ -239,7 +253,11 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             println!("{}", if was { "tend-agent enabled" } else { "tend-agent was not disabled" });
             Ok(0)
         }
-        Command::Register { server, ca, activation_id, activation_code, tags, state_dir } => {
+        Command::Register { server, ca, activation_id, activation_code, tags, config, state_dir } => {
+            let state_dir = match state_dir {
+                Some(d) => d,
+                None => tend_agent::config::AgentConfig::load(config.as_deref())?.state_dir,
+            };
             let mut t = tend_model::wire::Tags::new();
             for kv in tags.split(',').filter(|s| !s.trim().is_empty()) {
                 let (k, v) = kv.split_once('=').with_context(|| format!("tag {kv:?} is not key=value"))?;
@@ -253,9 +271,26 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             println!("registered as {} with {}", node.node_id, node.server);
             Ok(0)
         }
-        Command::Run { once: _, state_dir, facts } => {
-            let fopts = facts.options(Some(state_dir.clone()));
-            tend_agent::pull::run_once(&StateDir::new(&state_dir), &fopts)
+        Command::Run { once, config, state_dir, facts_dir, ec2, imds_endpoint } => {
+            let mut cfg = tend_agent::config::AgentConfig::load(config.as_deref())?;
+            if let Some(d) = state_dir {
+                cfg.state_dir = d;
+            }
+            if let Some(d) = facts_dir {
+                cfg.facts_dir = d;
+            }
+            if let Some(e) = ec2 {
+                cfg.ec2 = e;
+            }
+            let mut fopts = cfg.fact_options()?;
+            if let Some(e) = imds_endpoint {
+                fopts.imds_endpoint = e;
+            }
+            if once {
+                tend_agent::pull::run_once(&StateDir::new(&cfg.state_dir), &fopts)
+            } else {
+                tend_agent::daemon::run(&cfg, &fopts)
+            }
         }
         Command::Whoami { state_dir } => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

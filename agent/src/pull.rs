@@ -145,10 +145,22 @@ async fn upload_facts(
     Ok(true)
 }
 
+/// How a run went.
+pub struct Outcome {
+    /// The exit code, as `apply`'s.
+    pub code: i32,
+    /// False when the server could not be reached (the daemon backs off).
+    pub reachable: bool,
+}
+
 /// `tend-agent run --once`: returns the exit code (as `apply`).
 pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
+    run_once_with(state, fopts).map(|o| o.code)
+}
+
+pub fn run_once_with(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<Outcome> {
     if crate::apply::refused_while_disabled(state) {
-        return Ok(crate::apply::EXIT_INVALID);
+        return Ok(Outcome { code: crate::apply::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
     let id = Identity::at(&state.root);
@@ -213,5 +225,5 @@ pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
     }
     let stdout = std::io::stdout();
     crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
-    Ok(code)
+    Ok(Outcome { code, reachable: !report.cached })
 }

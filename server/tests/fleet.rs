@@ -435,3 +435,96 @@ fn get_text(s: &Server, path: &str) -> String {
         c.get(format!("{}{path}", s.url)).send().await.expect("send").text().await.unwrap_or_default()
     })
 }
+
+#[test]
+fn the_daemon_runs_every_interval_and_stops_cleanly_on_sigterm() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let work = tempfile::tempdir().expect("tempdir");
+    let t = TestAgent::new(work.path(), "d");
+    let cfg = work.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: {}\ninterval: 1s\nsplay: 0s\nfacts_dir: {}\nec2: \"off\"\n",
+            t.state.display(),
+            t.facts.display()
+        ),
+    )
+    .expect("config");
+    let (id, code) = s.activation("role=daemon", 1, "1h");
+    let ca = s.data("ca.pem");
+    let reg = Command::new(agent_bin())
+        .args([
+            "register",
+            "--config",
+            cfg.to_str().expect("path"),
+            "--server",
+            &s.url,
+            "--ca",
+            ca.to_str().expect("path"),
+        ])
+        .args(["--activation-id", &id, "--activation-code", &code])
+        .output()
+        .expect("register");
+    assert!(reg.status.success(), "{}", stderr(&reg));
+    assert!(t.state.join("identity/node.json").exists(), "the config's state_dir holds the identity");
+
+    let recipe = work.path().join("fleet.yaml");
+    std::fs::write(&recipe, FLEET_RECIPE.replace("VERSION", "daemon")).expect("write");
+    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("path")]).status.success());
+    let params = work.path().join("params.yaml");
+    std::fs::write(&params, "env: test\n").expect("write");
+    assert!(
+        s.tend(
+            &admin,
+            &["assign", "fleet", "--targets", "tag:role=daemon", "--params", params.to_str().expect("path")]
+        )
+        .status
+        .success()
+    );
+
+    let mut daemon = Command::new(agent_bin())
+        .args(["run", "--config", cfg.to_str().expect("path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    // Wait (bounded) for at least two runs to be reported.
+    let mut runs = 0;
+    for _ in 0..120 {
+        runs = s.tend_json(&admin, &["reports"]).as_array().map(Vec::len).unwrap_or(0);
+        if runs >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(runs >= 2, "the daemon reported {runs} runs");
+    assert_eq!(t.conf(), "env=test daemon\n");
+    nix_kill(daemon.id(), "TERM");
+    let mut status = None;
+    for _ in 0..120 {
+        if let Some(st) = daemon.try_wait().expect("wait") {
+            status = Some(st);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let Some(status) = status else {
+        let _ = daemon.kill();
+        panic!("the daemon did not stop on SIGTERM");
+    };
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut daemon.stdout.take().expect("stdout"), &mut out).expect("read");
+    assert!(out.contains("tend-agent stopping"), "{out}");
+}
+
+fn nix_kill(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid}");
+}

@@ -1,0 +1,102 @@
+//! `/etc/tend/agent.yaml`: where the agent keeps its state, how often it
+//! runs, and where its facts come from. Command-line flags override it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::facts::{Ec2Mode, FactOptions};
+
+pub const DEFAULT_PATH: &str = "/etc/tend/agent.yaml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Holds the identity, the recipe cache, queued reports, the lock and the last report.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Time between runs (`30m`, `1h`).
+    #[serde(default = "default_interval", with = "duration")]
+    pub interval: Duration,
+    /// Spread of run start times across the fleet: each host waits a fixed
+    /// offset of up to `splay` (from its node id), plus a little jitter, on every run.
+    #[serde(default = "default_splay", with = "duration")]
+    pub splay: Duration,
+    #[serde(default = "default_facts_dir")]
+    pub facts_dir: PathBuf,
+    /// `auto`, `on` or `off`.
+    #[serde(default = "default_ec2")]
+    pub ec2: String,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/tend")
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_splay() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_facts_dir() -> PathBuf {
+    PathBuf::from("/etc/tend/facts.d")
+}
+fn default_ec2() -> String {
+    "auto".into()
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").unwrap_or_else(|_| AgentConfig {
+            state_dir: default_state_dir(),
+            interval: default_interval(),
+            splay: default_splay(),
+            facts_dir: default_facts_dir(),
+            ec2: default_ec2(),
+        })
+    }
+}
+
+mod duration {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
+
+impl AgentConfig {
+    /// Reads FILE, or the default file when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<AgentConfig> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let c: AgentConfig = serde_yaml::from_str(&text)
+                    .with_context(|| format!("reading the agent configuration {}", path.display()))?;
+                anyhow::ensure!(
+                    c.interval >= Duration::from_secs(1),
+                    "{}: interval must be at least 1s",
+                    path.display()
+                );
+                Ok(c)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(AgentConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn fact_options(&self) -> anyhow::Result<FactOptions> {
+        Ok(FactOptions {
+            facts_dir: self.facts_dir.clone(),
+            ec2: self.ec2.parse::<Ec2Mode>().map_err(anyhow::Error::msg)?,
+            cache_dir: Some(self.state_dir.clone()),
+            ..FactOptions::default()
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! `tend-agent run`: the daemon loop. Every interval (plus this host's splay
+//! offset and a little jitter) it runs once: fetch, converge, report. While
+//! the server is unreachable it backs off exponentially (with jitter) up to
+//! the interval. SIGTERM or SIGINT stops it after the current run finishes:
+//! a run is never left half-done.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::config::AgentConfig;
+use crate::facts::FactOptions;
+use crate::pull;
+use crate::state::StateDir;
+
+/// Wakes the loop early when a stop signal arrives.
+#[derive(Default)]
+struct Stop {
+    flag: AtomicBool,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `d`; returns true if a stop was requested.
+    fn sleep(&self, d: Duration) -> bool {
+        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.cv.wait_timeout_while(guard, d, |_| !self.requested());
+        self.requested()
+    }
+}
+
+/// A per-host offset in `0..splay`, stable across runs.
+pub fn splay_offset(seed: &str, splay: Duration) -> Duration {
+    if splay.is_zero() {
+        return Duration::ZERO;
+    }
+    let h = tend_model::compile::stable_hash(&[seed.as_bytes()]);
+    Duration::from_millis(h % splay.as_millis().max(1) as u64)
+}
+
+/// Up to a tenth of `d`, from the clock (good enough to spread a fleet).
+fn jitter(d: Duration) -> Duration {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let tenth = (d.as_millis() / 10) as u64;
+    if tenth == 0 { Duration::ZERO } else { Duration::from_millis(u64::from(nanos) % tenth) }
+}
+
+/// The wait before the next run: the interval when all is well; after
+/// `failures` consecutive unreachable runs, 30 s doubling, capped by the interval.
+pub fn next_wait(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    let backoff = Duration::from_secs(30).saturating_mul(1 << failures.min(16).saturating_sub(1));
+    backoff.min(interval)
+}
+
+pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
+    let stop = Arc::new(Stop::default());
+    let watcher = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        });
+        watcher.flag.store(true, Ordering::SeqCst);
+        watcher.cv.notify_all();
+    });
+    let state = StateDir::new(&cfg.state_dir);
+    let seed = crate::identity::Identity::at(&cfg.state_dir).node().map(|n| n.node_id).unwrap_or_default();
+    let offset = splay_offset(&seed, cfg.splay);
+    tracing::info!(interval = ?cfg.interval, splay_offset = ?offset, "tend-agent daemon started");
+    let mut failures = 0u32;
+    let mut first = true;
+    loop {
+        let wait = if first {
+            offset + jitter(cfg.splay)
+        } else {
+            next_wait(cfg.interval, failures) + offset + jitter(cfg.splay)
+        };
+        first = false;
+        if stop.sleep(wait) {
+            break;
+        }
+        match pull::run_once_with(&state, fopts) {
+            Ok(outcome) => {
+                failures = if outcome.reachable { 0 } else { failures.saturating_add(1) };
+                tracing::info!(exit = outcome.code, reachable = outcome.reachable, "run finished");
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                eprintln!("error: {e:#}");
+            }
+        }
+        if stop.requested() {
+            break;
+        }
+    }
+    println!("tend-agent stopping (signal received; no run in progress)");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splay_is_stable_and_bounded_and_backoff_is_capped() {
+        let s = Duration::from_secs(300);
+        assert_eq!(splay_offset("n-1", s), splay_offset("n-1", s));
+        assert!(splay_offset("n-1", s) < s);
+        assert_eq!(splay_offset("n-1", Duration::ZERO), Duration::ZERO);
+        let i = Duration::from_secs(1800);
+        assert_eq!(next_wait(i, 0), i);
+        assert_eq!(next_wait(i, 1), Duration::from_secs(30));
+        assert_eq!(next_wait(i, 3), Duration::from_secs(120));
+        assert_eq!(next_wait(i, 30), i);
+    }
+}
