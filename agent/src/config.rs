@@ -29,6 +29,10 @@ pub struct AgentConfig {
     /// `auto`, `on` or `off`.
     #[serde(default = "default_ec2")]
     pub ec2: String,
+    /// ed25519 public keys (hex, as `tend recipe keygen` prints them). When
+    /// set, only recipes signed by one of them are converged.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -55,6 +59,7 @@ impl Default for AgentConfig {
             splay: default_splay(),
             facts_dir: default_facts_dir(),
             ec2: default_ec2(),
+            trusted_keys: Vec::new(),
         })
     }
 }

@@ -95,7 +95,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         if stop.sleep(wait) {
             break;
         }
-        match pull::run_once_with(&state, fopts) {
+        match pull::run_once_with(&state, fopts, &cfg.trusted_keys) {
             Ok(outcome) => {
                 failures = if outcome.reachable { 0 } else { failures.saturating_add(1) };
                 tracing::info!(exit = outcome.code, reachable = outcome.reachable, "run finished");

@@ -18,3 +18,4 @@ pub mod pull;
 pub mod report;
 pub mod resources;
 pub mod state;
+pub mod trust;

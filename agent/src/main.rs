@@ -287,7 +287,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 fopts.imds_endpoint = e;
             }
             if once {
-                tend_agent::pull::run_once(&StateDir::new(&cfg.state_dir), &fopts)
+                tend_agent::pull::run_once(&StateDir::new(&cfg.state_dir), &fopts, &cfg.trusted_keys)
             } else {
                 tend_agent::daemon::run(&cfg, &fopts)
             }

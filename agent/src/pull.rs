@@ -154,11 +154,11 @@ pub struct Outcome {
 }
 
 /// `tend-agent run --once`: returns the exit code (as `apply`).
-pub fn run_once(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<i32> {
-    run_once_with(state, fopts).map(|o| o.code)
+pub fn run_once(state: &StateDir, fopts: &FactOptions, trusted: &[String]) -> anyhow::Result<i32> {
+    run_once_with(state, fopts, trusted).map(|o| o.code)
 }
 
-pub fn run_once_with(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<Outcome> {
+pub fn run_once_with(state: &StateDir, fopts: &FactOptions, trusted: &[String]) -> anyhow::Result<Outcome> {
     if crate::apply::refused_while_disabled(state) {
         return Ok(Outcome { code: crate::apply::EXIT_INVALID, reachable: true });
     }
@@ -187,6 +187,10 @@ pub fn run_once_with(state: &StateDir, fopts: &FactOptions) -> anyhow::Result<Ou
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for a in &set.recipes {
+        if let Err(why) = crate::trust::check(&a.bundle, trusted) {
+            errors.push(format!("{}@{} ({}): refused: {why}", a.bundle.name, a.version, a.assignment));
+            continue;
+        }
         let overrides = Overrides { raw: Vec::new(), typed: a.params.clone(), placeholders: false };
         match a.bundle.compile(&facts, &skeleton, &overrides) {
             Ok(p) => plans.push(p),

@@ -21,6 +21,16 @@ pub struct Bundle {
     /// The root recipe file, a key of `files`.
     pub root: String,
     pub files: BTreeMap<String, String>,
+    /// An ed25519 signature over `canonical()`, by the key that pushed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<BundleSignature>,
+}
+
+/// Who signed a bundle, and the signature (both hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleSignature {
+    pub public_key: String,
+    pub signature: String,
 }
 
 /// Serves a bundle's files to the loader.
@@ -82,7 +92,7 @@ impl Bundle {
         }
         diags.into_result()?;
         let root = root.strip_prefix(&base).unwrap_or(&root).to_string_lossy().into_owned();
-        Ok(Bundle { name: plan.recipes.first().cloned().unwrap_or_default(), root, files })
+        Ok(Bundle { name: plan.recipes.first().cloned().unwrap_or_default(), root, files, signature: None })
     }
 
     /// Compiles the bundle against real facts and parameters.
@@ -110,9 +120,10 @@ impl Bundle {
         crate::compile(&set, self, &opts)
     }
 
-    /// The canonical bytes the version is computed from.
+    /// The bytes a signature covers: the bundle without its signature.
     pub fn canonical(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let unsigned = Bundle { signature: None, ..self.clone() };
+        serde_json::to_vec(&unsigned).unwrap_or_default()
     }
 }
 

@@ -54,7 +54,8 @@ async fn push_recipe(
             format!("the bundle says {:?} but its recipe is named {name:?}", bundle.name),
         ));
     }
-    let version = sha256_hex(&bundle.canonical())[..16].to_string();
+    // The version covers the signature too: a signed push is its own version.
+    let version = sha256_hex(&serde_json::to_vec(&bundle).map_err(internal)?)[..16].to_string();
     let text = serde_json::to_string(&bundle).map_err(internal)?;
     let new = s.store.put_recipe(&name, &version, &text, &op.actor()).await.map_err(internal)?;
     if new {

@@ -528,3 +528,83 @@ fn nix_kill(pid: u32, sig: &str) {
         .unwrap_or(false);
     assert!(ok, "kill -{sig} {pid}");
 }
+
+#[test]
+fn agents_with_trusted_keys_converge_only_signed_untampered_recipes() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let work = tempfile::tempdir().expect("tempdir");
+    let key = |n: &str| {
+        let path = work.path().join(n);
+        let out = s.tend(&admin, &["recipe", "keygen", "--out", path.to_str().expect("path")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (path, String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (trusted_key, trusted_pub) = key("trusted.key");
+    let (other_key, _) = key("other.key");
+    let t = TestAgent::new(work.path(), "s");
+    let cfg = work.path().join("agent.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: {}\nfacts_dir: {}\nec2: \"off\"\ntrusted_keys: [{trusted_pub}]\n",
+            t.state.display(),
+            t.facts.display()
+        ),
+    )
+    .expect("config");
+    let (id, code) = s.activation("role=signed", 1, "1h");
+    assert!(register(&s, &t.state, &id, &code, "").status.success());
+    let recipe = work.path().join("fleet.yaml");
+    let params = work.path().join("params.yaml");
+    std::fs::write(&params, "env: signed\n").expect("write");
+    let run = || {
+        Command::new(agent_bin())
+            .args(["run", "--once", "--config", cfg.to_str().expect("path")])
+            .output()
+            .expect("run")
+    };
+    let push = |version: &str, sign: Option<&Path>| {
+        std::fs::write(&recipe, FLEET_RECIPE.replace("VERSION", version)).expect("write");
+        let mut args = vec!["recipe", "push", recipe.to_str().expect("path")];
+        if let Some(k) = sign {
+            args.extend(["--sign", k.to_str().expect("path")]);
+        }
+        let out = s.tend(&admin, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+
+    push("unsigned", None);
+    assert!(
+        s.tend(
+            &admin,
+            &["assign", "fleet", "--targets", "tag:role=signed", "--params", params.to_str().expect("path")]
+        )
+        .status
+        .success()
+    );
+    let out = run();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not signed"), "{}", stderr(&out));
+    assert_eq!(t.conf(), "", "nothing converged");
+
+    push("other", Some(&other_key));
+    let out = run();
+    assert!(stderr(&out).contains("does not trust"), "{}", stderr(&out));
+    assert_eq!(t.conf(), "");
+
+    push("good", Some(&trusted_key));
+    let out = run();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(t.conf(), "env=signed good\n");
+
+    // Tampered after signing: the content changes, the signature stays.
+    let shown = s.tend_json(&admin, &["recipe", "show", "fleet"]);
+    let mut bundle = shown["bundle"].clone();
+    bundle["files"]["fleet.yaml"] = serde_json::Value::from(FLEET_RECIPE.replace("VERSION", "evil"));
+    let (status, body) = post_json(&s, "/v1/recipes", &bundle);
+    assert_eq!(status, 201, "{body}");
+    let out = run();
+    assert!(stderr(&out).contains("does not match its content"), "{}", stderr(&out));
+    assert_eq!(t.conf(), "env=signed good\n", "the tampered recipe changed nothing");
+}

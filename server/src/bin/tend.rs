@@ -91,6 +91,15 @@ enum RecipeCmd {
     /// Push a recipe file, or every recipe file in a directory.
     Push {
         path: PathBuf,
+        /// Sign with this ed25519 key (from `tend recipe keygen`).
+        #[arg(long)]
+        sign: Option<PathBuf>,
+    },
+    /// Make an ed25519 signing key: the private key goes to FILE (0600), the
+    /// public key (for agents' trusted_keys) is printed.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
     },
     List,
     /// NAME or NAME@VERSION.
@@ -146,6 +155,17 @@ enum NodesCmd {
 enum NodeCmd {
     Show { id: String },
     Deregister { id: String },
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn parse_tags(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -299,7 +319,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("deregistered {id}");
             Ok(())
         }
-        Command::Recipe { cmd: RecipeCmd::Push { path } } => {
+        Command::Recipe { cmd: RecipeCmd::Keygen { out: path } } => {
+            use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+            let rng = aws_lc_rs::rand::SystemRandom::new();
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("key generation failed"))?;
+            let kp = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| anyhow::anyhow!("key generation failed"))?;
+            tend_server::pki::write_secret(&path, &format!("{}\n", hex(doc.as_ref())), 0o600)?;
+            println!("{}", hex(kp.public_key().as_ref()));
+            Ok(())
+        }
+        Command::Recipe { cmd: RecipeCmd::Push { path, sign } } => {
+            let signer = match &sign {
+                Some(k) => {
+                    let text = std::fs::read_to_string(k)
+                        .with_context(|| format!("reading the signing key {}", k.display()))?;
+                    let der = unhex(text.trim())
+                        .with_context(|| format!("{} is not a key from `tend recipe keygen`", k.display()))?;
+                    let kp = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
+                        .map_err(|_| anyhow::anyhow!("{} is not an ed25519 key", k.display()))?;
+                    Some(kp)
+                }
+                None => None,
+            };
             let files: Vec<PathBuf> = if path.is_dir() {
                 let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
                     .with_context(|| format!("reading {}", path.display()))?
@@ -314,8 +355,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let skeleton = tend_model::facts::skeleton();
             let mut pushed = Vec::new();
             for f in files {
-                let bundle =
+                let mut bundle =
                     tend_model::bundle::Bundle::from_file(&f, &skeleton).map_err(|d| anyhow::anyhow!("{d}"))?;
+                if let Some(kp) = &signer {
+                    use aws_lc_rs::signature::KeyPair;
+                    bundle.signature = Some(tend_model::bundle::BundleSignature {
+                        public_key: hex(kp.public_key().as_ref()),
+                        signature: hex(kp.sign(&bundle.canonical()).as_ref()),
+                    });
+                }
                 let v: tend_model::wire::RecipeVersion = c.post("/v1/recipes", &bundle).await?;
                 pushed.push(v);
             }
