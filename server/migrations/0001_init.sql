@@ -1,4 +1,4 @@
--- tend-server schema v1 (SQLite; the PostgreSQL schema mirrors it).
+-- tend-server schema v1, SQLite (0001_init.postgres.sql mirrors it for PostgreSQL).
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,

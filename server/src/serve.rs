@@ -15,6 +15,8 @@ use crate::store::Store;
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// `postgres://…` for PostgreSQL (several replicas); None for SQLite in the data directory.
+    pub database: Option<String>,
     /// Extra names for the server certificate (besides localhost and the listen address).
     pub names: Vec<String>,
 }
@@ -33,7 +35,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     names.extend(opts.names.iter().cloned());
     names.dedup();
     let pki = Arc::new(Pki::load_or_create(dir, &names).context("setting up the certificate authority")?);
-    let store = Store::open_sqlite(dir).await.context("opening the database")?;
+    let store = match &opts.database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Store::open_postgres(url).await.context("opening the PostgreSQL database")?
+        }
+        Some(other) => {
+            anyhow::bail!("--database {other:?}: only postgres:// URLs are supported (SQLite is the default)")
+        }
+        None => Store::open_sqlite(dir).await.context("opening the database")?,
+    };
     let token_path = dir.join("admin.token");
     if store.count_tokens().await? == 0 {
         let secret = format!("tend_{}", random_hex(24)?);

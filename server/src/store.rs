@@ -3,10 +3,10 @@
 //! or neither.
 
 use std::path::Path;
-use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, sqlite::SqliteRow};
+use sqlx::AnyPool;
+use sqlx::Row;
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use tend_model::wire::{Activation, AuditEntry, LastRun, Node, Role, Tags, Token};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +39,12 @@ pub enum RegisterRefusal {
     KeyAlreadyRegistered,
 }
 
+/// One store over SQLite or PostgreSQL (sqlx's `Any` driver): the same
+/// portable SQL (`$N` placeholders, `ON CONFLICT`) runs on both, so both
+/// pass the same tests.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 pub fn now() -> String {
@@ -55,13 +58,29 @@ fn tags_of(text: &str) -> Result<Tags> {
 impl Store {
     /// Opens (creating) `DIR/tend.db` in WAL mode and applies the schema.
     pub async fn open_sqlite(dir: &Path) -> Result<Store> {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("tend.db").display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&pool).await?;
+        let url = format!("sqlite://{}?mode=rwc", dir.join("tend.db").display());
+        let store = Store::connect(&url, 8).await?;
+        sqlx::raw_sql("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
+            .execute(&store.pool)
+            .await?;
+        sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Opens a PostgreSQL database (`postgres://…`) and applies the schema.
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        let store = Store::connect(url, 16).await?;
+        // One replica at a time applies the schema.
+        let mut tx = store.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7366526)").execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../migrations/0001_init.postgres.sql")).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(store)
+    }
+
+    async fn connect(url: &str, max: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
         Ok(Store { pool })
     }
 
@@ -76,20 +95,22 @@ impl Store {
         hash: &str,
     ) -> Result<String> {
         let at = now();
-        sqlx::query("INSERT INTO tokens (id, name, role, scope, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(name)
-            .bind(role.to_string())
-            .bind(scope)
-            .bind(hash)
-            .bind(&at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, name, role, scope, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(role.to_string())
+        .bind(scope)
+        .bind(hash)
+        .bind(&at)
+        .execute(&self.pool)
+        .await?;
         Ok(at)
     }
 
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT id, name, role, scope, revoked_at FROM tokens WHERE secret_hash = ?")
+        let row = sqlx::query("SELECT id, name, role, scope, revoked_at FROM tokens WHERE secret_hash = $1")
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -129,7 +150,7 @@ impl Store {
 
     /// Returns false if there is no such token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now())
             .bind(id)
             .execute(&self.pool)
@@ -155,7 +176,7 @@ impl Store {
         let at = now();
         sqlx::query(
             "INSERT INTO activations (id, code_hash, tags, usage_limit, used, expires_at, created_at, created_by) \
-             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7)",
         )
         .bind(id)
         .bind(code_hash)
@@ -191,7 +212,7 @@ impl Store {
     ) -> Result<std::result::Result<Tags, RegisterRefusal>> {
         let mut tx = self.pool.begin().await?;
         let Some(row) =
-            sqlx::query("SELECT * FROM activations WHERE id = ?").bind(activation_id).fetch_optional(&mut *tx).await?
+            sqlx::query("SELECT * FROM activations WHERE id = $1").bind(activation_id).fetch_optional(&mut *tx).await?
         else {
             return Ok(Err(RegisterRefusal::UnknownActivation));
         };
@@ -206,7 +227,7 @@ impl Store {
         if act.used >= act.limit {
             return Ok(Err(RegisterRefusal::LimitReached));
         }
-        let used = sqlx::query("SELECT 1 FROM nodes WHERE key_fingerprint = ?")
+        let used = sqlx::query("SELECT 1 FROM nodes WHERE key_fingerprint = $1")
             .bind(&node.key_fingerprint)
             .fetch_optional(&mut *tx)
             .await?;
@@ -215,13 +236,13 @@ impl Store {
         }
         let mut tags = act.tags.clone();
         tags.extend(node.tags.clone());
-        sqlx::query("UPDATE activations SET used = used + 1 WHERE id = ?")
+        sqlx::query("UPDATE activations SET used = used + 1 WHERE id = $1")
             .bind(activation_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO nodes (id, hostname, tags, key_fingerprint, cert_fingerprint, activation_id, registered_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&node.id)
         .bind(&node.hostname)
@@ -246,14 +267,14 @@ impl Store {
     }
 
     pub async fn node(&self, id: &str) -> Result<Option<Node>> {
-        let row = sqlx::query("SELECT * FROM nodes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM nodes WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(node_of).transpose()
     }
 
     /// The live node holding this client certificate; deregistered nodes are
     /// refused at once.
     pub async fn node_by_cert(&self, cert_fingerprint: &str) -> Result<Option<Node>> {
-        let row = sqlx::query("SELECT * FROM nodes WHERE cert_fingerprint = ? AND deregistered_at IS NULL")
+        let row = sqlx::query("SELECT * FROM nodes WHERE cert_fingerprint = $1 AND deregistered_at IS NULL")
             .bind(cert_fingerprint)
             .fetch_optional(&self.pool)
             .await?;
@@ -261,7 +282,7 @@ impl Store {
     }
 
     pub async fn set_facts(&self, id: &str, facts: &str) -> Result<()> {
-        sqlx::query("UPDATE nodes SET facts = ?, facts_at = ?, last_seen = ? WHERE id = ?")
+        sqlx::query("UPDATE nodes SET facts = $1, facts_at = $2, last_seen = $3 WHERE id = $4")
             .bind(facts)
             .bind(now())
             .bind(now())
@@ -272,17 +293,18 @@ impl Store {
     }
 
     pub async fn facts(&self, id: &str) -> Result<Option<serde_json::Value>> {
-        let row = sqlx::query("SELECT facts FROM nodes WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
-        Ok(row.and_then(|r| r.get::<Option<String>, _>("facts")).and_then(|t| serde_json::from_str(&t).ok()))
+        let row = sqlx::query("SELECT facts FROM nodes WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let text: Option<String> = row.and_then(|r| r.get::<Option<String>, _>("facts"));
+        Ok(text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()))
     }
 
     pub async fn touch_node(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE nodes SET last_seen = ? WHERE id = ?").bind(now()).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE nodes SET last_seen = $1 WHERE id = $2").bind(now()).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
     pub async fn deregister(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE nodes SET deregistered_at = ? WHERE id = ? AND deregistered_at IS NULL")
+        let r = sqlx::query("UPDATE nodes SET deregistered_at = $1 WHERE id = $2 AND deregistered_at IS NULL")
             .bind(now())
             .bind(id)
             .execute(&self.pool)
@@ -293,7 +315,7 @@ impl Store {
     // --- audit ---
 
     pub async fn audit(&self, actor: &str, action: &str, detail: &serde_json::Value) -> Result<()> {
-        sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
             .bind(now())
             .bind(actor)
             .bind(action)
@@ -304,7 +326,7 @@ impl Store {
     }
 
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -329,7 +351,7 @@ pub struct NewNode {
     pub cert_fingerprint: String,
 }
 
-fn activation_of(r: &SqliteRow) -> Result<Activation> {
+fn activation_of(r: &AnyRow) -> Result<Activation> {
     Ok(Activation {
         id: r.get("id"),
         code: None,
@@ -341,7 +363,7 @@ fn activation_of(r: &SqliteRow) -> Result<Activation> {
     })
 }
 
-fn node_of(r: &SqliteRow) -> Result<Node> {
+fn node_of(r: &AnyRow) -> Result<Node> {
     let last_run: Option<String> = r.get("last_run");
     Ok(Node {
         id: r.get("id"),
@@ -370,8 +392,8 @@ impl Store {
     /// Stores a version; returns false if it was there already (versions are immutable).
     pub async fn put_recipe(&self, name: &str, version: &str, bundle: &str, by: &str) -> Result<bool> {
         let r = sqlx::query(
-            "INSERT OR IGNORE INTO recipes (name, version, bundle, created_at, created_by, seq) \
-             VALUES (?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM recipes))",
+            "INSERT INTO recipes (name, version, bundle, created_at, created_by, seq) \
+             VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM recipes)) ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(version)
@@ -387,14 +409,14 @@ impl Store {
     pub async fn recipe(&self, name: &str, version: Option<&str>) -> Result<Option<(String, String, String)>> {
         let row = match version {
             Some(v) => {
-                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = ? AND version = ?")
+                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = $1 AND version = $2")
                     .bind(name)
                     .bind(v)
                     .fetch_optional(&self.pool)
                     .await?
             }
             None => {
-                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = ? ORDER BY seq DESC LIMIT 1")
+                sqlx::query("SELECT version, bundle, created_at FROM recipes WHERE name = $1 ORDER BY seq DESC LIMIT 1")
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await?
@@ -415,7 +437,7 @@ impl Store {
 
     pub async fn create_assignment(&self, a: &tend_model::wire::Assignment, by: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO assignments (id, recipe, version, targets, params, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO assignments (id, recipe, version, targets, params, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&a.id)
         .bind(&a.recipe)
@@ -446,7 +468,7 @@ impl Store {
     }
 
     pub async fn delete_assignment(&self, id: &str) -> Result<bool> {
-        Ok(sqlx::query("DELETE FROM assignments WHERE id = ?").bind(id).execute(&self.pool).await?.rows_affected() > 0)
+        Ok(sqlx::query("DELETE FROM assignments WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected() > 0)
     }
 
     // --- reports ---
@@ -454,20 +476,20 @@ impl Store {
     /// Stores a report, updates the node's last run, and trims old reports.
     pub async fn add_report(&self, node_id: &str, last_run: &LastRun, report: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO reports (node_id, at, report) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO reports (node_id, at, report) VALUES ($1, $2, $3)")
             .bind(node_id)
             .bind(&last_run.at)
             .bind(report)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE nodes SET last_run = ?, last_seen = ? WHERE id = ?")
+        sqlx::query("UPDATE nodes SET last_run = $1, last_seen = $2 WHERE id = $3")
             .bind(serde_json::to_string(last_run).unwrap_or_default())
             .bind(now())
             .bind(node_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "DELETE FROM reports WHERE node_id = ? AND id NOT IN (SELECT id FROM reports WHERE node_id = ? ORDER BY id DESC LIMIT ?)",
+            "DELETE FROM reports WHERE node_id = $1 AND id NOT IN (SELECT id FROM reports WHERE node_id = $2 ORDER BY id DESC LIMIT $3)",
         )
         .bind(node_id)
         .bind(node_id)
@@ -482,14 +504,14 @@ impl Store {
     pub async fn reports(&self, node: Option<&str>, limit: i64) -> Result<Vec<(String, String, String)>> {
         let rows = match node {
             Some(n) => {
-                sqlx::query("SELECT node_id, at, report FROM reports WHERE node_id = ? ORDER BY id DESC LIMIT ?")
+                sqlx::query("SELECT node_id, at, report FROM reports WHERE node_id = $1 ORDER BY id DESC LIMIT $2")
                     .bind(n)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?
             }
             None => {
-                sqlx::query("SELECT node_id, at, report FROM reports ORDER BY id DESC LIMIT ?")
+                sqlx::query("SELECT node_id, at, report FROM reports ORDER BY id DESC LIMIT $1")
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?

@@ -10,6 +10,34 @@ struct Server {
     child: Child,
     url: String,
     dir: tempfile::TempDir,
+    database: Option<String>,
+}
+
+/// Which store the server runs on: every test runs on both.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh PostgreSQL database on the server `TEND_TEST_POSTGRES` names
+/// (`bash .ci/run` starts one and sets it).
+fn fresh_postgres_database() -> String {
+    let admin = std::env::var("TEND_TEST_POSTGRES")
+        .expect("TEND_TEST_POSTGRES is not set: run the tests through `bash .ci/run`, which starts PostgreSQL");
+    let name = format!(
+        "tend_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+    });
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
 }
 
 impl Drop for Server {
@@ -20,10 +48,14 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start() -> Server {
+    fn start(backend: Backend) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0");
-        Server { child, url, dir }
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_database()),
+        };
+        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0", database.as_deref());
+        Server { child, url, dir, database }
     }
 
     /// Stops the server (as a crash would) and starts it again on the same
@@ -36,19 +68,18 @@ impl Server {
     fn restart(&mut self) {
         self.stop();
         let addr = self.url.trim_start_matches("https://").to_string();
-        let (child, url) = Self::spawn(self.dir.path(), &addr);
+        let (child, url) = Self::spawn(self.dir.path(), &addr, self.database.as_deref());
         assert_eq!(url, self.url);
         self.child = child;
     }
 
-    fn spawn(dir: &Path, listen: &str) -> (Child, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tend-server"))
-            .args(["serve", "--listen", listen, "--data-dir"])
-            .arg(dir.join("data"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tend-server");
+    fn spawn(dir: &Path, listen: &str, database: Option<&str>) -> (Child, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tend-server"));
+        cmd.args(["serve", "--listen", listen, "--data-dir"]).arg(dir.join("data"));
+        if let Some(db) = database {
+            cmd.args(["--database", db]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tend-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut url = String::new();
         for line in BufReader::new(stdout).lines() {
@@ -133,9 +164,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn agents_register_with_activations_and_talk_mtls() {
-    let s = Server::start();
+fn agents_register_with_activations_and_talk_mtls(backend: Backend) {
+    let s = Server::start(backend);
     let agents = tempfile::tempdir().expect("tempdir");
     let a = agents.path().join("a");
     let b = agents.path().join("b");
@@ -204,9 +234,8 @@ fn agents_register_with_activations_and_talk_mtls() {
     }
 }
 
-#[test]
-fn roles_and_scopes_are_enforced() {
-    let s = Server::start();
+fn roles_and_scopes_are_enforced(backend: Backend) {
+    let s = Server::start(backend);
     let admin = s.admin_token();
     let viewer = s.tend_json(&admin, &["token", "create", "--name", "ro", "--role", "viewer"]);
     let viewer = viewer["token"].as_str().expect("secret").to_string();
@@ -281,9 +310,8 @@ impl TestAgent {
 
 const FLEET_RECIPE: &str = "name: fleet\nparameters:\n  env: { type: string }\nresources:\n  - file: \"{{facts.custom.root}}/etc/fleet.conf\"\n    content: \"env={{params.env}} VERSION\\n\"\n";
 
-#[test]
-fn assigned_recipes_converge_three_agents_and_survive_a_server_outage() {
-    let mut s = Server::start();
+fn assigned_recipes_converge_three_agents_and_survive_a_server_outage(backend: Backend) {
+    let mut s = Server::start(backend);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
     let (id, code) = s.activation("env=prod,role=web", 3, "1h");
@@ -370,9 +398,8 @@ fn assigned_recipes_converge_three_agents_and_survive_a_server_outage() {
     assert_eq!(cached, [false, true, false], "newest first: this run, the queued cached run, the first run");
 }
 
-#[test]
-fn a_bad_recipe_is_refused_with_the_agents_own_errors() {
-    let s = Server::start();
+fn a_bad_recipe_is_refused_with_the_agents_own_errors(backend: Backend) {
+    let s = Server::start(backend);
     let work = tempfile::tempdir().expect("tempdir");
     let bad = work.path().join("bad.yaml");
     std::fs::write(&bad, "name: bad\nresources:\n  - file: /etc/x\n    contnet: hi\n").expect("write");
@@ -401,9 +428,8 @@ fn post_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) 
     })
 }
 
-#[test]
-fn a_replayed_registration_is_refused_and_leaves_nothing_half_done() {
-    let s = Server::start();
+fn a_replayed_registration_is_refused_and_leaves_nothing_half_done(backend: Backend) {
+    let s = Server::start(backend);
     let (id, code) = s.activation("env=prod", 5, "1h");
     let key = rcgen::KeyPair::generate().expect("key");
     let csr =
@@ -436,9 +462,8 @@ fn get_text(s: &Server, path: &str) -> String {
     })
 }
 
-#[test]
-fn the_daemon_runs_every_interval_and_stops_cleanly_on_sigterm() {
-    let s = Server::start();
+fn the_daemon_runs_every_interval_and_stops_cleanly_on_sigterm(backend: Backend) {
+    let s = Server::start(backend);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
     let t = TestAgent::new(work.path(), "d");
@@ -529,9 +554,8 @@ fn nix_kill(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid}");
 }
 
-#[test]
-fn agents_with_trusted_keys_converge_only_signed_untampered_recipes() {
-    let s = Server::start();
+fn agents_with_trusted_keys_converge_only_signed_untampered_recipes(backend: Backend) {
+    let s = Server::start(backend);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
     let key = |n: &str| {
@@ -608,3 +632,25 @@ fn agents_with_trusted_keys_converge_only_signed_untampered_recipes() {
     assert!(stderr(&out).contains("does not match its content"), "{}", stderr(&out));
     assert_eq!(t.conf(), "env=signed good\n", "the tampered recipe changed nothing");
 }
+
+/// Every test, once on SQLite and once on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
+        }
+    };
+}
+
+on_both_stores!(
+    agents_register_with_activations_and_talk_mtls,
+    roles_and_scopes_are_enforced,
+    assigned_recipes_converge_three_agents_and_survive_a_server_outage,
+    a_bad_recipe_is_refused_with_the_agents_own_errors,
+    a_replayed_registration_is_refused_and_leaves_nothing_half_done,
+    the_daemon_runs_every_interval_and_stops_cleanly_on_sigterm,
+    agents_with_trusted_keys_converge_only_signed_untampered_recipes
+);

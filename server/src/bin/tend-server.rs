@@ -23,6 +23,9 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// PostgreSQL instead of the embedded SQLite: postgres://USER@HOST:PORT/DB
+        #[arg(long, env = "TEND_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         /// More host names or addresses for the server certificate.
         #[arg(long = "name")]
         names: Vec<String>,
@@ -34,8 +37,13 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { data_dir, listen, names } => {
-            runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions { data_dir, listen, names }))
+        Command::Serve { data_dir, listen, database, names } => {
+            runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
+                data_dir,
+                listen,
+                database,
+                names,
+            }))
         }
     }
 }
