@@ -86,11 +86,9 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let mut failures = 0u32;
     let mut first = true;
     loop {
-        let wait = if first {
-            offset + jitter(cfg.splay)
-        } else {
-            next_wait(cfg.interval, failures) + offset + jitter(cfg.splay)
-        };
+        // The offset sets this host's phase once; every run adds a little jitter.
+        let wait =
+            if first { offset + jitter(cfg.splay) } else { next_wait(cfg.interval, failures) + jitter(cfg.splay) };
         first = false;
         if stop.sleep(wait) {
             break;

@@ -169,8 +169,12 @@ enum Command {
     },
     /// Ask the server who this node is (checks the registration and mTLS).
     Whoami {
-        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
-        state_dir: PathBuf,
+        /// The agent configuration (its state_dir holds the identity).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides the configuration's state_dir.
+        #[arg(long, env = "TEND_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -292,7 +296,11 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 tend_agent::daemon::run(&cfg, &fopts)
             }
         }
-        Command::Whoami { state_dir } => {
+        Command::Whoami { config, state_dir } => {
+            let state_dir = match state_dir {
+                Some(d) => d,
+                None => tend_agent::config::AgentConfig::load(config.as_deref())?.state_dir,
+            };
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let node = rt.block_on(tend_agent::identity::whoami(&state_dir))?;
             println!("{}", serde_json::to_string_pretty(&node)?);

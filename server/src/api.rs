@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
 
 async fn create_token(State(s): State<AppState>, op: Operator, Json(req): Json<TokenCreate>) -> ApiResult<Json<Token>> {
     op.require(Role::Admin)?;
+    op.require_unscoped("manage tokens")?;
     if req.name.trim().is_empty() {
         return Err(fail(StatusCode::BAD_REQUEST, "a token needs a name"));
     }
@@ -93,6 +94,7 @@ async fn list_tokens(State(s): State<AppState>, op: Operator) -> ApiResult<Json<
 
 async fn revoke_token(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
     op.require(Role::Admin)?;
+    op.require_unscoped("manage tokens")?;
     if !s.store.revoke_token(&id).await.map_err(internal)? {
         return Err(fail(StatusCode::NOT_FOUND, format!("no active token {id}")));
     }

@@ -27,6 +27,16 @@ impl Operator {
         }
     }
 
+    /// Refuses scoped tokens for fleet-wide actions.
+    pub fn require_unscoped(&self, what: &str) -> ApiResult<()> {
+        match &self.0.scope {
+            None => Ok(()),
+            Some(sc) => {
+                Err(fail(StatusCode::FORBIDDEN, format!("token `{}` is scoped to {sc} and cannot {what}", self.0.name)))
+            }
+        }
+    }
+
     /// True if the token may act on something with these tags.
     pub fn in_scope(&self, tags: &Tags) -> bool {
         match self.0.scope.as_deref().and_then(parse_scope) {

@@ -41,6 +41,9 @@ async fn push_recipe(
     Json(bundle): Json<Bundle>,
 ) -> Result<Response, crate::api::ApiFailure> {
     op.require(Role::Operator)?;
+    // Recipe names are fleet-wide: a new version reaches every node that
+    // follows the name, so a scoped token may not push.
+    op.require_unscoped("push recipes")?;
     // The agent's own parser and checks: the same errors, file:line:col.
     let skeleton = tend_model::facts::skeleton();
     let plan = match bundle.validate(&skeleton) {
@@ -149,17 +152,35 @@ async fn assign(
     Ok(Json(a))
 }
 
+/// True if every target of the assignment lies within the token's scope.
+async fn assignment_in_scope(s: &AppState, op: &Operator, a: &Assignment) -> ApiResult<bool> {
+    let Some((k, v)) = op.0.scope.as_deref().and_then(parse_scope) else { return Ok(true) };
+    let nodes = s.store.list_nodes().await.map_err(internal)?;
+    Ok(a.targets.iter().all(|t| match t.strip_prefix("tag:").and_then(|kv| kv.split_once('=')) {
+        Some((tk, tv)) => tk == k && tv == v,
+        None => nodes.iter().any(|n| &n.id == t && op.in_scope(&n.tags)),
+    }))
+}
+
 async fn list_assignments(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Assignment>>> {
     op.require(Role::Viewer)?;
-    Ok(Json(s.store.list_assignments().await.map_err(internal)?))
+    let mut out = Vec::new();
+    for a in s.store.list_assignments().await.map_err(internal)? {
+        if assignment_in_scope(&s, &op, &a).await? {
+            out.push(a);
+        }
+    }
+    Ok(Json(out))
 }
 
 async fn unassign(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
     op.require(Role::Operator)?;
     if op.0.scope.is_some() {
         let all = s.store.list_assignments().await.map_err(internal)?;
-        let scope_target = op.0.scope.clone().unwrap_or_default();
-        if !all.iter().any(|a| a.id == id && a.targets.iter().all(|t| *t == scope_target)) {
+        let Some(a) = all.iter().find(|a| a.id == id) else {
+            return Err(fail(StatusCode::NOT_FOUND, format!("no assignment {id}")));
+        };
+        if !assignment_in_scope(&s, &op, a).await? {
             return Err(fail(StatusCode::FORBIDDEN, "a scoped token can only remove assignments within its scope"));
         }
     }

@@ -33,6 +33,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         names.push(opts.listen.ip().to_string());
     }
     names.extend(opts.names.iter().cloned());
+    names.sort();
     names.dedup();
     let pki = Arc::new(Pki::load_or_create(dir, &names).context("setting up the certificate authority")?);
     let store = match &opts.database {

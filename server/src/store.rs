@@ -234,12 +234,19 @@ impl Store {
         if used.is_some() {
             return Ok(Err(RegisterRefusal::KeyAlreadyRegistered));
         }
-        let mut tags = act.tags.clone();
-        tags.extend(node.tags.clone());
-        sqlx::query("UPDATE activations SET used = used + 1 WHERE id = $1")
+        // The host's own tags may add keys, never change the activation's:
+        // a host must not talk itself into another scope (env=prod).
+        let mut tags = node.tags.clone();
+        tags.extend(act.tags.clone());
+        // Checked and counted in one statement, so concurrent registrations
+        // cannot go over the limit.
+        let counted = sqlx::query("UPDATE activations SET used = used + 1 WHERE id = $1 AND used < usage_limit")
             .bind(activation_id)
             .execute(&mut *tx)
             .await?;
+        if counted.rows_affected() == 0 {
+            return Ok(Err(RegisterRefusal::LimitReached));
+        }
         sqlx::query(
             "INSERT INTO nodes (id, hostname, tags, key_fingerprint, cert_fingerprint, activation_id, registered_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

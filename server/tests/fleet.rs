@@ -172,7 +172,8 @@ fn agents_register_with_activations_and_talk_mtls(backend: Backend) {
     let c = agents.path().join("c");
     let (id, code) = s.activation("env=prod,role=web", 2, "1h");
 
-    let out = register(&s, &a, &id, &code, "rack=r1");
+    // The host may add tags, never override the activation's (env stays prod).
+    let out = register(&s, &a, &id, &code, "rack=r1,env=dev");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(register(&s, &b, &id, &code, "").status.success());
     // The private key stays on the host, 0600.
@@ -257,6 +258,33 @@ fn roles_and_scopes_are_enforced(backend: Backend) {
     assert!(register(&s, &agents.path().join("p"), &p, &pc, "").status.success());
     assert_eq!(s.tend_json(&staging, &["nodes", "list"]).as_array().map(Vec::len), Some(0));
     assert_eq!(s.tend_json(&viewer, &["nodes", "list"]).as_array().map(Vec::len), Some(1));
+
+    // Pushing and assigning need the operator role; a scoped operator
+    // cannot assign outside its scope.
+    let recipe = agents.path().join("fleet.yaml");
+    std::fs::write(&recipe, FLEET_RECIPE.replace("VERSION", "roles")).expect("write");
+    let out = s.tend(&viewer, &["recipe", "push", recipe.to_str().expect("path")]);
+    assert!(!out.status.success() && stderr(&out).contains("needs the operator role"), "{}", stderr(&out));
+    let out = s.tend(&staging, &["recipe", "push", recipe.to_str().expect("path")]);
+    assert!(!out.status.success() && stderr(&out).contains("cannot push recipes"), "{}", stderr(&out));
+    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("path")]).status.success());
+    let out = s.tend(&viewer, &["assign", "fleet", "--targets", "tag:env=prod"]);
+    assert!(!out.status.success() && stderr(&out).contains("needs the operator role"), "{}", stderr(&out));
+    let out = s.tend(&staging, &["assign", "fleet", "--targets", "tag:env=prod"]);
+    assert!(!out.status.success() && stderr(&out).contains("cannot target tag:env=prod"), "{}", stderr(&out));
+    let prod_node = s.tend_json(&admin, &["nodes", "list"])[0]["id"].as_str().expect("id").to_string();
+    let out = s.tend(&staging, &["assign", "fleet", "--targets", &prod_node]);
+    assert!(!out.status.success() && stderr(&out).contains("cannot target"), "{}", stderr(&out));
+    let params = agents.path().join("p.yaml");
+    std::fs::write(&params, "env: staging\n").expect("write");
+    let out = s.tend(
+        &staging,
+        &["assign", "fleet", "--targets", "tag:env=staging", "--params", params.to_str().expect("path")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Bad parameter values are refused at assignment, before any node sees them.
+    let out = s.tend(&admin, &["assign", "fleet", "--targets", "tag:env=prod"]);
+    assert!(!out.status.success() && stderr(&out).contains("missing value for parameter `env`"), "{}", stderr(&out));
 
     // Unknown and revoked tokens.
     let out = s.tend("tend_nope", &["nodes", "list"]);
