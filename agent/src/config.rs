@@ -33,6 +33,10 @@ pub struct AgentConfig {
     /// set, only recipes signed by one of them are converged.
     #[serde(default)]
     pub trusted_keys: Vec<String>,
+    /// `s3://bucket/prefix/`: read recipes from S3 instead of a server
+    /// (requires `trusted_keys`). Unset: the server the agent registered with.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -60,6 +64,7 @@ impl Default for AgentConfig {
             facts_dir: default_facts_dir(),
             ec2: default_ec2(),
             trusted_keys: Vec::new(),
+            source: None,
         })
     }
 }
@@ -89,6 +94,14 @@ impl AgentConfig {
                     "{}: interval must be at least 1s",
                     path.display()
                 );
+                if let Some(src) = &c.source {
+                    crate::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
+                    anyhow::ensure!(
+                        !c.trusted_keys.is_empty(),
+                        "{}: an S3 source needs trusted_keys: S3 says nothing about who wrote the recipes, so they must be signed",
+                        path.display()
+                    );
+                }
                 Ok(c)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(AgentConfig::default()),

@@ -93,7 +93,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         if stop.sleep(wait) {
             break;
         }
-        match pull::run_once_with(&state, fopts, &cfg.trusted_keys) {
+        match pull::run_once_with(&state, fopts, &cfg.trusted_keys, cfg.source.as_deref()) {
             Ok(outcome) => {
                 failures = if outcome.reachable { 0 } else { failures.saturating_add(1) };
                 tracing::info!(exit = outcome.code, reachable = outcome.reachable, "run finished");

@@ -17,5 +17,6 @@ pub mod process;
 pub mod pull;
 pub mod report;
 pub mod resources;
+pub mod s3;
 pub mod state;
 pub mod trust;

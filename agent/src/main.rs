@@ -291,7 +291,12 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 fopts.imds_endpoint = e;
             }
             if once {
-                tend_agent::pull::run_once(&StateDir::new(&cfg.state_dir), &fopts, &cfg.trusted_keys)
+                tend_agent::pull::run_once(
+                    &StateDir::new(&cfg.state_dir),
+                    &fopts,
+                    &cfg.trusted_keys,
+                    cfg.source.as_deref(),
+                )
             } else {
                 tend_agent::daemon::run(&cfg, &fopts)
             }

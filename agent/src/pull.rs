@@ -154,26 +154,42 @@ pub struct Outcome {
 }
 
 /// `tend-agent run --once`: returns the exit code (as `apply`).
-pub fn run_once(state: &StateDir, fopts: &FactOptions, trusted: &[String]) -> anyhow::Result<i32> {
-    run_once_with(state, fopts, trusted).map(|o| o.code)
+pub fn run_once(state: &StateDir, fopts: &FactOptions, trusted: &[String], s3: Option<&str>) -> anyhow::Result<i32> {
+    run_once_with(state, fopts, trusted, s3).map(|o| o.code)
 }
 
-pub fn run_once_with(state: &StateDir, fopts: &FactOptions, trusted: &[String]) -> anyhow::Result<Outcome> {
+/// One run. With `s3` (an `s3://` source), recipes come from S3 and nothing
+/// is sent anywhere: no registration, reports stay on the host.
+pub fn run_once_with(
+    state: &StateDir,
+    fopts: &FactOptions,
+    trusted: &[String],
+    s3: Option<&str>,
+) -> anyhow::Result<Outcome> {
     if crate::apply::refused_while_disabled(state) {
         return Ok(Outcome { code: crate::apply::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
-    let id = Identity::at(&state.root);
-    let node = id.node().context("this host is not registered (run `tend-agent register`)")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (set, source) = rt.block_on(fetch(&id, &node.server, state))?;
+    let id = Identity::at(&state.root);
+    let node = match s3 {
+        Some(_) => None,
+        None => Some(id.node().context("this host is not registered (run `tend-agent register`)")?),
+    };
+    let (set, source) = match (s3, &node) {
+        (Some(url), _) => rt.block_on(crate::s3::fetch(url, state))?,
+        (None, Some(n)) => rt.block_on(fetch(&id, &n.server, state))?,
+        (None, None) => anyhow::bail!("no recipe source"),
+    };
     match &source {
         Source::Fresh => tracing::info!(recipes = set.recipes.len(), "fetched the recipe set"),
         Source::NotModified => tracing::info!("recipe set unchanged (304)"),
-        Source::Cached(why) => eprintln!("warning: server unreachable ({why}); converging from the cached recipe set"),
+        Source::Cached(why) => {
+            eprintln!("warning: recipe source unreachable ({why}); converging from the cached recipe set")
+        }
     }
     let facts = facts::gather(fopts);
-    if !matches!(source, Source::Cached(_)) {
+    if let (false, Some(node)) = (matches!(source, Source::Cached(_)), &node) {
         match rt.block_on(upload_facts(&id, &node.server, state, &facts)) {
             Ok(sent) => tracing::info!(sent, "inventory"),
             Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
@@ -222,10 +238,12 @@ pub fn run_once_with(state: &StateDir, fopts: &FactOptions, trusted: &[String]) 
         eprintln!("error: the run finished but its state was not saved: {e:#}");
         code |= 4;
     }
-    match rt.block_on(send_reports(&id, &node.server, state, &report)) {
-        Ok(0) => {}
-        Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
-        Err(e) => eprintln!("warning: reports not sent: {e:#}"),
+    if let Some(node) = &node {
+        match rt.block_on(send_reports(&id, &node.server, state, &report)) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
+            Err(e) => eprintln!("warning: reports not sent: {e:#}"),
+        }
     }
     let stdout = std::io::stdout();
     crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;

@@ -95,6 +95,19 @@ enum RecipeCmd {
         #[arg(long)]
         sign: Option<PathBuf>,
     },
+    /// Write a recipe set file (for an S3 source): the recipes, with these
+    /// parameters, signed. Upload it as s3://BUCKET/PREFIX/recipes.json.
+    Bundle {
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        #[arg(long)]
+        sign: Option<PathBuf>,
+        /// Parameter values (YAML or JSON mapping), for every recipe.
+        #[arg(long)]
+        params: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Make an ed25519 signing key: the private key goes to FILE (0600), the
     /// public key (for agents' trusted_keys) is printed.
     Keygen {
@@ -155,6 +168,32 @@ enum NodesCmd {
 enum NodeCmd {
     Show { id: String },
     Deregister { id: String },
+}
+
+/// Loads a signing key written by `tend recipe keygen`.
+fn load_signer(path: &std::path::Path) -> anyhow::Result<aws_lc_rs::signature::Ed25519KeyPair> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the signing key {}", path.display()))?;
+    let der =
+        unhex(text.trim()).with_context(|| format!("{} is not a key from `tend recipe keygen`", path.display()))?;
+    aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|_| anyhow::anyhow!("{} is not an ed25519 key", path.display()))
+}
+
+fn sign_bundle(bundle: &mut tend_model::bundle::Bundle, kp: &aws_lc_rs::signature::Ed25519KeyPair) {
+    use aws_lc_rs::signature::KeyPair;
+    bundle.signature = Some(tend_model::bundle::BundleSignature {
+        public_key: hex(kp.public_key().as_ref()),
+        signature: hex(kp.sign(&bundle.canonical()).as_ref()),
+    });
+}
+
+/// Reads a YAML or JSON mapping of parameter values.
+fn read_params(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match serde_yaml::from_str::<serde_json::Value>(&text).with_context(|| format!("parsing {}", path.display()))? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => bail!("{} must be a mapping of parameter names to values", path.display()),
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -319,6 +358,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("deregistered {id}");
             Ok(())
         }
+        Command::Recipe { cmd: RecipeCmd::Bundle { recipes, sign: key, params, out: path } } => {
+            let signer = key.as_deref().map(load_signer).transpose()?;
+            let params = params.as_deref().map(read_params).transpose()?.unwrap_or_default();
+            let skeleton = tend_model::facts::skeleton();
+            let mut set = tend_model::wire::AgentRecipes::default();
+            for r in recipes {
+                let mut bundle =
+                    tend_model::bundle::Bundle::from_file(&r, &skeleton).map_err(|d| anyhow::anyhow!("{d}"))?;
+                let overrides =
+                    tend_model::params::Overrides { raw: Vec::new(), typed: params.clone(), placeholders: false };
+                bundle.validate_with(&skeleton, &overrides).map_err(|d| anyhow::anyhow!("{d}"))?;
+                if let Some(kp) = &signer {
+                    sign_bundle(&mut bundle, kp);
+                }
+                let version = tend_server::pki::sha256_hex(&serde_json::to_vec(&bundle)?)[..16].to_string();
+                set.recipes.push(tend_model::wire::AssignedRecipe {
+                    assignment: "s3".into(),
+                    version,
+                    params: params.clone(),
+                    bundle,
+                });
+            }
+            tend_server::pki::write_secret(&path, &serde_json::to_string_pretty(&set)?, 0o644)?;
+            println!("wrote {} recipe(s) to {}", set.recipes.len(), path.display());
+            Ok(())
+        }
         Command::Recipe { cmd: RecipeCmd::Keygen { out: path } } => {
             use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
             let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -329,18 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Recipe { cmd: RecipeCmd::Push { path, sign } } => {
-            let signer = match &sign {
-                Some(k) => {
-                    let text = std::fs::read_to_string(k)
-                        .with_context(|| format!("reading the signing key {}", k.display()))?;
-                    let der = unhex(text.trim())
-                        .with_context(|| format!("{} is not a key from `tend recipe keygen`", k.display()))?;
-                    let kp = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
-                        .map_err(|_| anyhow::anyhow!("{} is not an ed25519 key", k.display()))?;
-                    Some(kp)
-                }
-                None => None,
-            };
+            let signer = sign.as_deref().map(load_signer).transpose()?;
             let files: Vec<PathBuf> = if path.is_dir() {
                 let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
                     .with_context(|| format!("reading {}", path.display()))?
@@ -358,11 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let mut bundle =
                     tend_model::bundle::Bundle::from_file(&f, &skeleton).map_err(|d| anyhow::anyhow!("{d}"))?;
                 if let Some(kp) = &signer {
-                    use aws_lc_rs::signature::KeyPair;
-                    bundle.signature = Some(tend_model::bundle::BundleSignature {
-                        public_key: hex(kp.public_key().as_ref()),
-                        signature: hex(kp.sign(&bundle.canonical()).as_ref()),
-                    });
+                    sign_bundle(&mut bundle, kp);
                 }
                 let v: tend_model::wire::RecipeVersion = c.post("/v1/recipes", &bundle).await?;
                 pushed.push(v);
@@ -419,18 +469,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Assign { recipe, targets, params } => {
-            let params = match params {
-                Some(p) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-                    match serde_yaml::from_str::<serde_json::Value>(&text)
-                        .with_context(|| format!("parsing {}", p.display()))?
-                    {
-                        serde_json::Value::Object(m) => m,
-                        _ => bail!("{} must be a mapping of parameter names to values", p.display()),
-                    }
-                }
-                None => Default::default(),
-            };
+            let params = params.as_deref().map(read_params).transpose()?.unwrap_or_default();
             let a: tend_model::wire::Assignment =
                 c.post("/v1/assignments", &tend_model::wire::AssignmentCreate { recipe, targets, params }).await?;
             show(out, &a, &["id", "recipe", "version", "targets"])

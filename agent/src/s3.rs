@@ -1,0 +1,85 @@
+//! The S3 source: `source: s3://bucket/prefix/` in the agent configuration.
+//! The agent reads `PREFIX/recipes.json` (a recipe set, as `tend recipe
+//! bundle` writes it) with SigV4 (object_store), fetching conditionally on
+//! the ETag. Credentials come from the environment, or from the EC2
+//! instance profile through IMDSv2. S3 says nothing about who wrote an
+//! object, so an S3 source requires `trusted_keys`: every recipe must be signed.
+
+use anyhow::{Context, bail};
+use object_store::aws::AmazonS3Builder;
+use object_store::{GetOptions, ObjectStore};
+use tend_model::wire::AgentRecipes;
+
+use crate::pull::Source;
+use crate::state::{StateDir, write_atomic};
+
+/// `s3://bucket/prefix/` → (bucket, object key of the recipe set).
+pub fn parse(url: &str) -> anyhow::Result<(String, String)> {
+    let Some(rest) = url.strip_prefix("s3://") else { bail!("{url:?} is not an s3://bucket/prefix/ URL") };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        bail!("{url:?} names no bucket");
+    }
+    let prefix = prefix.trim_matches('/');
+    let key = if prefix.is_empty() { "recipes.json".to_string() } else { format!("{prefix}/recipes.json") };
+    Ok((bucket.to_string(), key))
+}
+
+/// Fetches the recipe set from S3, or falls back to the cache when S3
+/// cannot be reached. Refusals (credentials, permissions, a missing object)
+/// are errors: they will not fix themselves.
+pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
+    let (bucket, key) = parse(url)?;
+    let store = AmazonS3Builder::from_env().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
+    let dir = state.path("cache");
+    let etag_path = dir.join("s3.etag");
+    let body_path = dir.join("recipes.json");
+    let cached = || -> anyhow::Result<AgentRecipes> {
+        let bytes = std::fs::read(&body_path).context("no cached recipe set (S3 was never read)")?;
+        serde_json::from_slice(&bytes).context("the cached recipe set is corrupt")
+    };
+    let mut opts = GetOptions::default();
+    if body_path.exists() {
+        opts.if_none_match = std::fs::read_to_string(&etag_path).ok().map(|t| t.trim().to_string());
+    }
+    let path = object_store::path::Path::from(key.as_str());
+    match store.get_opts(&path, opts).await {
+        Ok(res) => {
+            let etag = res.meta.e_tag.clone();
+            let body = res.bytes().await.context("reading the recipe set from S3")?;
+            let set: AgentRecipes =
+                serde_json::from_slice(&body).with_context(|| format!("s3://{bucket}/{key} is not a recipe set"))?;
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(&body_path, &body, 0o600)?;
+            if let Some(t) = etag {
+                write_atomic(&etag_path, t.as_bytes(), 0o600)?;
+            }
+            Ok((set, Source::Fresh))
+        }
+        Err(object_store::Error::NotModified { .. }) => Ok((cached()?, Source::NotModified)),
+        Err(e @ object_store::Error::Generic { .. }) if body_path.exists() && is_transport(&e) => {
+            Ok((cached()?, Source::Cached(e.to_string())))
+        }
+        Err(e) => Err(anyhow::anyhow!("s3://{bucket}/{key}: {e}")),
+    }
+}
+
+/// True for errors of reaching S3 (connection, timeout), not of S3 refusing.
+fn is_transport(e: &object_store::Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    ["connect", "timed out", "timeout", "dns", "unreachable", "connection"].iter().any(|w| text.contains(w))
+        && !["signature", "forbidden", "access denied", "invalidaccesskeyid"].iter().any(|w| text.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_s3_urls() {
+        assert_eq!(parse("s3://b/web/prod/").unwrap(), ("b".into(), "web/prod/recipes.json".into()));
+        assert_eq!(parse("s3://b").unwrap(), ("b".into(), "recipes.json".into()));
+        assert!(parse("https://b/x").is_err());
+        assert!(parse("s3:///x").is_err());
+    }
+}
