@@ -59,10 +59,9 @@ impl Store {
     /// Opens (creating) `DIR/tend.db` in WAL mode and applies the schema.
     pub async fn open_sqlite(dir: &Path) -> Result<Store> {
         let url = format!("sqlite://{}?mode=rwc", dir.join("tend.db").display());
-        let store = Store::connect(&url, 8).await?;
-        sqlx::raw_sql("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-            .execute(&store.pool)
-            .await?;
+        // Readers run in parallel under WAL; writers take turns (busy_timeout),
+        // and every write transaction starts with its write.
+        let store = Store::connect(&url, 4).await?;
         sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
         Ok(store)
     }
@@ -80,7 +79,25 @@ impl Store {
 
     async fn connect(url: &str, max: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Per connection: WAL without an fsync per commit
+                        // (durable at checkpoints), and wait rather than fail on a lock.
+                        for pragma in
+                            ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000"]
+                        {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
         Ok(Store { pool })
     }
 
@@ -211,22 +228,36 @@ impl Store {
         node: &NewNode,
     ) -> Result<std::result::Result<Tags, RegisterRefusal>> {
         let mut tx = self.pool.begin().await?;
+        // The write comes first, so the transaction takes the write lock at
+        // once (waiting its turn on SQLite) and the count cannot race:
+        // a valid, unexpired activation with room left is counted here.
+        let counted = sqlx::query(
+            "UPDATE activations SET used = used + 1 \
+             WHERE id = $1 AND code_hash = $2 AND expires_at > $3 AND used < usage_limit",
+        )
+        .bind(activation_id)
+        .bind(code_hash)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         let Some(row) =
             sqlx::query("SELECT * FROM activations WHERE id = $1").bind(activation_id).fetch_optional(&mut *tx).await?
         else {
             return Ok(Err(RegisterRefusal::UnknownActivation));
         };
-        let stored: String = row.get("code_hash");
-        if !constant_time_eq(stored.as_bytes(), code_hash.as_bytes()) {
-            return Ok(Err(RegisterRefusal::WrongCode));
+        if counted.rows_affected() == 0 {
+            // Not counted: say why (the transaction is rolled back on drop).
+            let stored: String = row.get("code_hash");
+            let act = activation_of(&row)?;
+            return Ok(Err(if !constant_time_eq(stored.as_bytes(), code_hash.as_bytes()) {
+                RegisterRefusal::WrongCode
+            } else if act.expires_at <= now() {
+                RegisterRefusal::Expired
+            } else {
+                RegisterRefusal::LimitReached
+            }));
         }
         let act = activation_of(&row)?;
-        if act.expires_at <= now() {
-            return Ok(Err(RegisterRefusal::Expired));
-        }
-        if act.used >= act.limit {
-            return Ok(Err(RegisterRefusal::LimitReached));
-        }
         let used = sqlx::query("SELECT 1 FROM nodes WHERE key_fingerprint = $1")
             .bind(&node.key_fingerprint)
             .fetch_optional(&mut *tx)
@@ -238,15 +269,6 @@ impl Store {
         // a host must not talk itself into another scope (env=prod).
         let mut tags = node.tags.clone();
         tags.extend(act.tags.clone());
-        // Checked and counted in one statement, so concurrent registrations
-        // cannot go over the limit.
-        let counted = sqlx::query("UPDATE activations SET used = used + 1 WHERE id = $1 AND used < usage_limit")
-            .bind(activation_id)
-            .execute(&mut *tx)
-            .await?;
-        if counted.rows_affected() == 0 {
-            return Ok(Err(RegisterRefusal::LimitReached));
-        }
         sqlx::query(
             "INSERT INTO nodes (id, hostname, tags, key_fingerprint, cert_fingerprint, activation_id, registered_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -305,8 +327,18 @@ impl Store {
         Ok(text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()))
     }
 
+    /// Records that the node was seen; at most one write per node per 30 s
+    /// (a heartbeat must not turn into a write per request).
     pub async fn touch_node(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE nodes SET last_seen = $1 WHERE id = $2").bind(now()).bind(id).execute(&self.pool).await?;
+        let stale =
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now() - std::time::Duration::from_secs(30))
+                .to_string();
+        sqlx::query("UPDATE nodes SET last_seen = $1 WHERE id = $2 AND (last_seen IS NULL OR last_seen < $3)")
+            .bind(now())
+            .bind(id)
+            .bind(stale)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

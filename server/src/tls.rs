@@ -69,6 +69,8 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, s
                 }
             },
         };
+        // Small request/response exchanges must not wait on delayed ACKs (40 ms).
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
