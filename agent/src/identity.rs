@@ -94,9 +94,7 @@ pub async fn register(state_dir: &Path, args: &RegisterArgs) -> anyhow::Result<N
     let status = resp.status();
     let body = resp.bytes().await?;
     if !status.is_success() {
-        let msg = serde_json::from_slice::<ApiError>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        let msg = ApiError::message_of(&body);
         bail!("{msg}");
     }
     let r: RegisterResponse = serde_json::from_slice(&body).context("reading the server's answer")?;
@@ -122,9 +120,7 @@ pub async fn whoami(state_dir: &Path) -> anyhow::Result<serde_json::Value> {
     let status = resp.status();
     let body = resp.bytes().await?;
     if !status.is_success() {
-        let msg = serde_json::from_slice::<ApiError>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        let msg = ApiError::message_of(&body);
         bail!("{msg}");
     }
     Ok(serde_json::from_slice(&body)?)

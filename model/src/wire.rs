@@ -138,6 +138,16 @@ pub struct ApiError {
     pub error: String,
 }
 
+impl ApiError {
+    /// The message in an error response's body (the body itself when it is
+    /// not an `ApiError`).
+    pub fn message_of(body: &[u8]) -> String {
+        serde_json::from_slice::<ApiError>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
+    }
+}
+
 /// An audit log entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEntry {

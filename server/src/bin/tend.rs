@@ -243,9 +243,7 @@ impl Client {
         let status = resp.status();
         let body = resp.bytes().await?;
         if !status.is_success() {
-            let msg = serde_json::from_slice::<ApiError>(&body)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            let msg = ApiError::message_of(&body);
             bail!("{msg} ({status})");
         }
         if body.is_empty() {
