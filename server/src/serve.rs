@@ -17,6 +17,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// `postgres://…` for PostgreSQL (several replicas); None for SQLite in the data directory.
     pub database: Option<String>,
+    /// Reports kept per node.
+    pub reports_kept: u32,
     /// Extra names for the server certificate (besides localhost and the listen address).
     pub names: Vec<String>,
 }
@@ -45,6 +47,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         }
         None => Store::open_sqlite(dir).await.context("opening the database")?,
     };
+    let store = store.with_reports_kept(opts.reports_kept);
     let token_path = dir.join("admin.token");
     if store.count_tokens().await? == 0 {
         let secret = format!("tend_{}", random_hex(24)?);

@@ -45,6 +45,8 @@ pub enum RegisterRefusal {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Reports kept per node; older ones are deleted as new ones arrive.
+    reports_kept: i64,
 }
 
 pub fn now() -> String {
@@ -98,7 +100,7 @@ impl Store {
             })
             .connect(url)
             .await?;
-        Ok(Store { pool })
+        Ok(Store { pool, reports_kept: REPORTS_KEPT })
     }
 
     // --- tokens ---
@@ -422,8 +424,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reports kept per node (older ones are deleted as new ones arrive).
+/// The default number of reports kept per node.
 pub const REPORTS_KEPT: i64 = 100;
+
+impl Store {
+    /// Keeps this many reports per node (at least one).
+    pub fn with_reports_kept(mut self, n: u32) -> Store {
+        self.reports_kept = i64::from(n.max(1));
+        self
+    }
+}
 
 impl Store {
     // --- recipes ---
@@ -532,7 +542,7 @@ impl Store {
         )
         .bind(node_id)
         .bind(node_id)
-        .bind(REPORTS_KEPT)
+        .bind(self.reports_kept)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -557,5 +567,26 @@ impl Store {
             }
         };
         Ok(rows.iter().map(|r| (r.get("node_id"), r.get("at"), r.get("report"))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_history_is_bounded_by_the_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let store = Store::open_sqlite(dir.path()).await.expect("open").with_reports_kept(2);
+            let run = LastRun { status: "changed".into(), changed: 1, failed: 0, cached: false, at: now() };
+            for i in 0..3 {
+                store.add_report("n-x", &run, &format!("{{\"n\":{i}}}")).await.expect("report");
+            }
+            let kept = store.reports(Some("n-x"), 10).await.expect("reports");
+            let bodies: Vec<&str> = kept.iter().map(|(_, _, r)| r.as_str()).collect();
+            assert_eq!(bodies, ["{\"n\":2}", "{\"n\":1}"], "the newest two, newest first");
+        });
     }
 }

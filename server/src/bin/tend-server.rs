@@ -26,6 +26,9 @@ enum Command {
         /// PostgreSQL instead of the embedded SQLite: postgres://USER@HOST:PORT/DB
         #[arg(long, env = "TEND_DATABASE", hide_env_values = true)]
         database: Option<String>,
+        /// Run reports kept per node (older ones are deleted).
+        #[arg(long, default_value_t = 100)]
+        reports_kept: u32,
         /// More host names or addresses for the server certificate.
         #[arg(long = "name")]
         names: Vec<String>,
@@ -37,11 +40,12 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { data_dir, listen, database, names } => {
+        Command::Serve { data_dir, listen, database, reports_kept, names } => {
             runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
                 data_dir,
                 listen,
                 database,
+                reports_kept,
                 names,
             }))
         }
