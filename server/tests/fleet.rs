@@ -297,6 +297,29 @@ fn roles_and_scopes_are_enforced(backend: Backend) {
     assert!(tokens.to_string().find("tend_").is_none(), "token list leaks secrets");
     assert!(s.tend(&admin, &["token", "revoke", &ro_id]).status.success());
     assert!(stderr(&s.tend(&viewer, &["nodes", "list"])).contains("revoked"));
+
+    // The CLI's configuration file stands in for the flags.
+    let cli = agents.path().join("cli.yaml");
+    std::fs::write(
+        &cli,
+        format!(
+            "server: {}\nca: {}\ntoken_file: {}\n",
+            s.url,
+            s.data("ca.pem").display(),
+            s.data("admin.token").display()
+        ),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_tend"))
+        .args(["--config", cli.to_str().expect("path"), "nodes", "list", "--output", "json"])
+        .env_remove("TEND_SERVER")
+        .env_remove("TEND_TOKEN")
+        .env_remove("TEND_CA")
+        .output()
+        .expect("tend");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
 
 /// An agent process: its own state directory, custom facts (`root`, where

@@ -12,9 +12,13 @@ use tend_model::wire::{Activation, ActivationCreate, ApiError, AuditEntry, Node,
 #[derive(Parser)]
 #[command(name = "tend", version, about = "Operate a tend fleet through tend-server")]
 struct Cli {
-    /// The server, e.g. https://tend.example.net:8443
-    #[arg(long, global = true, env = "TEND_SERVER", default_value = "https://127.0.0.1:8443")]
-    server: String,
+    /// A configuration file with `server`, `ca` and `token_file` (or `token`);
+    /// default ~/.config/tend/cli.yaml when it exists. Flags and TEND_* override it.
+    #[arg(long, global = true, env = "TEND_CONFIG")]
+    config: Option<PathBuf>,
+    /// The server, e.g. https://tend.example.net:8443 (default https://127.0.0.1:8443).
+    #[arg(long, global = true, env = "TEND_SERVER")]
+    server: Option<String>,
     /// The server's CA certificate (its data directory's ca.pem).
     #[arg(long, global = true, env = "TEND_CA")]
     ca: Option<PathBuf>,
@@ -25,6 +29,34 @@ struct Cli {
     output: Output,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `~/.config/tend/cli.yaml`.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CliConfig {
+    server: Option<String>,
+    ca: Option<PathBuf>,
+    token: Option<String>,
+    /// A file holding the token (e.g. the server's admin.token).
+    token_file: Option<PathBuf>,
+}
+
+impl CliConfig {
+    fn load(path: Option<&std::path::Path>) -> anyhow::Result<CliConfig> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => match std::env::var_os("HOME") {
+                Some(h) => (PathBuf::from(h).join(".config/tend/cli.yaml"), false),
+                None => return Ok(CliConfig::default()),
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_yaml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(CliConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -226,12 +258,22 @@ struct Client {
 
 impl Client {
     fn new(cli: &Cli) -> anyhow::Result<Client> {
+        let cfg = CliConfig::load(cli.config.as_deref())?;
+        let server = cli.server.clone().or(cfg.server).unwrap_or_else(|| "https://127.0.0.1:8443".into());
+        let ca = cli.ca.clone().or(cfg.ca);
+        let token = match (cli.token.clone().or(cfg.token), cfg.token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(f)) => {
+                Some(std::fs::read_to_string(&f).with_context(|| format!("reading the token file {}", f.display()))?)
+            }
+            (None, None) => None,
+        };
         let mut b = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(60));
-        if let Some(ca) = &cli.ca {
+        if let Some(ca) = &ca {
             let pem = std::fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
             b = b.tls_certs_only([reqwest::Certificate::from_pem(&pem).context("parsing the CA certificate")?]);
         }
-        Ok(Client { http: b.build()?, base: cli.server.trim_end_matches('/').to_string(), token: cli.token.clone() })
+        Ok(Client { http: b.build()?, base: server.trim_end_matches('/').to_string(), token })
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<T>> {
