@@ -89,6 +89,9 @@ pub fn systemctl(runner: &dyn Runner, verb: &str, unit: &str) -> Result<()> {
     match run_ok(runner, &["systemctl", verb, unit], &[]) {
         Ok(_) => Ok(()),
         Err(e) if matches!(verb, "start" | "restart" | "reload" | "reload-or-restart" | "try-restart") => {
+            // The unit's own processes log asynchronously: give the journal
+            // a moment to receive their last words (failure path only).
+            std::thread::sleep(Duration::from_millis(300));
             let journal = journal_tail(runner, unit, 20, since);
             Err(super::Error::Failed(format!("{e}\nlast lines of the journal of {unit}:\n{journal}")))
         }
