@@ -36,37 +36,69 @@ fn queue_dir(state: &StateDir) -> PathBuf {
     state.path("queue")
 }
 
+/// The last good recipe set on disk (`STATE/cache/recipes.json`) and the
+/// ETag it came with, shared by the server and S3 sources.
+pub struct RecipeCache {
+    body: PathBuf,
+    etag: PathBuf,
+}
+
+impl RecipeCache {
+    /// `etag_name` keeps the server's and S3's ETags apart.
+    pub fn new(state: &StateDir, etag_name: &str) -> RecipeCache {
+        RecipeCache { body: cache_dir(state).join("recipes.json"), etag: cache_dir(state).join(etag_name) }
+    }
+
+    /// The ETag to send, when there is a cached set it describes.
+    pub fn etag(&self) -> Option<String> {
+        if !self.body.exists() {
+            return None;
+        }
+        std::fs::read_to_string(&self.etag).ok().map(|t| t.trim().to_string())
+    }
+
+    pub fn exists(&self) -> bool {
+        self.body.exists()
+    }
+
+    pub fn load(&self) -> anyhow::Result<AgentRecipes> {
+        let bytes = std::fs::read(&self.body).context("no cached recipe set (the source was never reached)")?;
+        serde_json::from_slice(&bytes).context("the cached recipe set is corrupt")
+    }
+
+    /// Parses a fetched set and keeps it (with its ETag) as the last good one.
+    pub fn store(&self, body: &[u8], etag: Option<&str>) -> anyhow::Result<AgentRecipes> {
+        let set: AgentRecipes = serde_json::from_slice(body).context("reading the recipe set")?;
+        if let Some(dir) = self.body.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_atomic(&self.body, body, 0o600)?;
+        if let Some(t) = etag {
+            write_atomic(&self.etag, t.as_bytes(), 0o600)?;
+        }
+        Ok(set)
+    }
+}
+
 /// Fetches the recipe set, or falls back to the cache.
 async fn fetch(id: &Identity, server: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
-    let dir = cache_dir(state);
-    let etag_path = dir.join("recipes.etag");
-    let body_path = dir.join("recipes.json");
-    let cached = || -> anyhow::Result<AgentRecipes> {
-        let bytes = std::fs::read(&body_path).context("no cached recipe set (the agent never reached its server)")?;
-        serde_json::from_slice(&bytes).context("the cached recipe set is corrupt")
-    };
+    let cache = RecipeCache::new(state, "recipes.etag");
     let mut req = id.client()?.get(format!("{server}/v1/agent/recipes")).timeout(std::time::Duration::from_secs(60));
-    if let (Ok(tag), true) = (std::fs::read_to_string(&etag_path), body_path.exists()) {
-        req = req.header(reqwest::header::IF_NONE_MATCH, tag.trim());
+    if let Some(tag) = cache.etag() {
+        req = req.header(reqwest::header::IF_NONE_MATCH, tag);
     }
     let resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => return Ok((cached()?, Source::Cached(format!("{e}")))),
+        Err(e) => return Ok((cache.load()?, Source::Cached(format!("{e}")))),
     };
     match resp.status() {
-        StatusCode::NOT_MODIFIED => Ok((cached()?, Source::NotModified)),
+        StatusCode::NOT_MODIFIED => Ok((cache.load()?, Source::NotModified)),
         s if s.is_success() => {
             let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = resp.bytes().await?;
-            let set: AgentRecipes = serde_json::from_slice(&body).context("reading the recipe set")?;
-            std::fs::create_dir_all(&dir)?;
-            write_atomic(&body_path, &body, 0o600)?;
-            if let Some(t) = etag {
-                write_atomic(&etag_path, t.as_bytes(), 0o600)?;
-            }
-            Ok((set, Source::Fresh))
+            Ok((cache.store(&body, etag.as_deref())?, Source::Fresh))
         }
-        s if s.is_server_error() => Ok((cached()?, Source::Cached(format!("server answered {s}")))),
+        s if s.is_server_error() => Ok((cache.load()?, Source::Cached(format!("server answered {s}")))),
         s => {
             let msg = resp.text().await.unwrap_or_default();
             anyhow::bail!("the server refused the recipe fetch ({s}): {msg}")

@@ -10,8 +10,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{GetOptions, ObjectStore};
 use tend_model::wire::AgentRecipes;
 
-use crate::pull::Source;
-use crate::state::{StateDir, write_atomic};
+use crate::pull::{RecipeCache, Source};
+use crate::state::StateDir;
 
 /// `s3://bucket/prefix/` → (bucket, object key of the recipe set).
 pub fn parse(url: &str) -> anyhow::Result<(String, String)> {
@@ -31,34 +31,19 @@ pub fn parse(url: &str) -> anyhow::Result<(String, String)> {
 pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
     let (bucket, key) = parse(url)?;
     let store = AmazonS3Builder::from_env().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
-    let dir = state.path("cache");
-    let etag_path = dir.join("s3.etag");
-    let body_path = dir.join("recipes.json");
-    let cached = || -> anyhow::Result<AgentRecipes> {
-        let bytes = std::fs::read(&body_path).context("no cached recipe set (S3 was never read)")?;
-        serde_json::from_slice(&bytes).context("the cached recipe set is corrupt")
-    };
-    let mut opts = GetOptions::default();
-    if body_path.exists() {
-        opts.if_none_match = std::fs::read_to_string(&etag_path).ok().map(|t| t.trim().to_string());
-    }
+    let cache = RecipeCache::new(state, "s3.etag");
+    let opts = GetOptions { if_none_match: cache.etag(), ..GetOptions::default() };
     let path = object_store::path::Path::from(key.as_str());
     match store.get_opts(&path, opts).await {
         Ok(res) => {
             let etag = res.meta.e_tag.clone();
             let body = res.bytes().await.context("reading the recipe set from S3")?;
-            let set: AgentRecipes =
-                serde_json::from_slice(&body).with_context(|| format!("s3://{bucket}/{key} is not a recipe set"))?;
-            std::fs::create_dir_all(&dir)?;
-            write_atomic(&body_path, &body, 0o600)?;
-            if let Some(t) = etag {
-                write_atomic(&etag_path, t.as_bytes(), 0o600)?;
-            }
+            let set = cache.store(&body, etag.as_deref()).with_context(|| format!("s3://{bucket}/{key}"))?;
             Ok((set, Source::Fresh))
         }
-        Err(object_store::Error::NotModified { .. }) => Ok((cached()?, Source::NotModified)),
-        Err(e @ object_store::Error::Generic { .. }) if body_path.exists() && is_transport(&e) => {
-            Ok((cached()?, Source::Cached(e.to_string())))
+        Err(object_store::Error::NotModified { .. }) => Ok((cache.load()?, Source::NotModified)),
+        Err(e @ object_store::Error::Generic { .. }) if cache.exists() && is_transport(&e) => {
+            Ok((cache.load()?, Source::Cached(e.to_string())))
         }
         Err(e) => Err(anyhow::anyhow!("s3://{bucket}/{key}: {e}")),
     }

@@ -469,14 +469,25 @@ fn a_bad_recipe_is_refused_with_the_agents_own_errors(backend: Backend) {
 }
 
 /// POSTs JSON with the admin token; returns the status and the body.
-fn post_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) {
+/// One HTTPS request to the server (trusting its CA); the admin token goes
+/// with POSTs. Returns the status and the body.
+fn request(s: &Server, post: Option<&serde_json::Value>, path: &str) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(s.data("ca.pem")).expect("ca")).expect("pem");
         let c = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().expect("client");
-        let r = c.post(format!("{}{path}", s.url)).bearer_auth(s.admin_token()).json(body).send().await.expect("send");
+        let url = format!("{}{path}", s.url);
+        let req = match post {
+            Some(body) => c.post(url).bearer_auth(s.admin_token()).json(body),
+            None => c.get(url),
+        };
+        let r = req.send().await.expect("send");
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     })
+}
+
+fn post_json(s: &Server, path: &str, body: &serde_json::Value) -> (u16, String) {
+    request(s, Some(body), path)
 }
 
 fn a_replayed_registration_is_refused_and_leaves_nothing_half_done(backend: Backend) {
@@ -505,12 +516,7 @@ fn a_replayed_registration_is_refused_and_leaves_nothing_half_done(backend: Back
 }
 
 fn get_text(s: &Server, path: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(s.data("ca.pem")).expect("ca")).expect("pem");
-        let c = reqwest::Client::builder().no_proxy().tls_certs_only([ca]).build().expect("client");
-        c.get(format!("{}{path}", s.url)).send().await.expect("send").text().await.unwrap_or_default()
-    })
+    request(s, None, path).1
 }
 
 fn the_daemon_runs_every_interval_and_stops_cleanly_on_sigterm(backend: Backend) {

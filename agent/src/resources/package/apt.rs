@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed};
+use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
 use crate::process::{Exit, Outcome};
 use crate::resources::{Result, Runner};
 
@@ -196,13 +196,7 @@ impl Provider for Apt {
             return Err(query_failed(&argv, &out));
         }
         let found = parse_dpkg_query(&String::from_utf8_lossy(&out.stdout));
-        Ok(names
-            .iter()
-            .map(|n| {
-                let st = found.get(*n).or_else(|| found.get(bare(n))).cloned().unwrap_or(Status::Absent);
-                (n.to_string(), st)
-            })
-            .collect())
+        Ok(statuses_for(names, &found, bare))
     }
 
     fn newest(&self, runner: &dyn Runner, names: &[&str]) -> Result<HashMap<String, String>> {

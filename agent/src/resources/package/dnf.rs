@@ -19,7 +19,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed};
+use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
 use crate::process::{Exit, Outcome};
 use crate::resources::{Result, Runner};
 
@@ -247,13 +247,7 @@ impl Provider for Dnf {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let found = parse_rpm_query(&text);
-        Ok(names
-            .iter()
-            .map(|n| {
-                let st = found.get(*n).or_else(|| found.get(bare(n))).cloned().unwrap_or(Status::Absent);
-                (n.to_string(), st)
-            })
-            .collect())
+        Ok(statuses_for(names, &found, bare))
     }
 
     fn newest(&self, runner: &dyn Runner, names: &[&str]) -> Result<HashMap<String, String>> {

@@ -498,6 +498,15 @@ fn run_step(
     }
 }
 
+/// The status of each asked-for name in what the database query found
+/// (looked up as asked, then without its architecture), absent otherwise.
+fn statuses_for(names: &[&str], found: &HashMap<String, Status>, bare: fn(&str) -> &str) -> HashMap<String, Status> {
+    names
+        .iter()
+        .map(|n| (n.to_string(), found.get(*n).or_else(|| found.get(bare(n))).cloned().unwrap_or(Status::Absent)))
+        .collect()
+}
+
 /// A failed read of the package database.
 fn query_failed(argv: &[&str], out: &Outcome) -> Error {
     Error::Failed(format!(
