@@ -37,6 +37,11 @@ pub struct AgentConfig {
     /// (requires `trusted_keys`). Unset: the server the agent registered with.
     #[serde(default)]
     pub source: Option<String>,
+    /// Server URLs to try in order (replicas behind one CA). Unset: the
+    /// server the agent registered with. The first that answers serves the
+    /// whole run (recipes, facts, reports).
+    #[serde(default)]
+    pub servers: Vec<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -65,6 +70,7 @@ impl Default for AgentConfig {
             ec2: default_ec2(),
             trusted_keys: Vec::new(),
             source: None,
+            servers: Vec::new(),
         })
     }
 }
@@ -106,6 +112,15 @@ impl AgentConfig {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(AgentConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// The servers to try, in order: `servers`, or the registered one.
+    pub fn server_urls(&self, registered: &str) -> Vec<String> {
+        if self.servers.is_empty() {
+            vec![registered.to_string()]
+        } else {
+            self.servers.iter().map(|s| s.trim_end_matches('/').to_string()).collect()
         }
     }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::config::AgentConfig;
 use crate::facts::FactOptions;
 use crate::pull;
-use crate::state::StateDir;
 
 /// Wakes the loop early when a stop signal arrives.
 #[derive(Default)]
@@ -79,7 +78,6 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         watcher.flag.store(true, Ordering::SeqCst);
         watcher.cv.notify_all();
     });
-    let state = StateDir::new(&cfg.state_dir);
     let seed = crate::identity::Identity::at(&cfg.state_dir).node().map(|n| n.node_id).unwrap_or_default();
     let offset = splay_offset(&seed, cfg.splay);
     tracing::info!(interval = ?cfg.interval, splay_offset = ?offset, "tend-agent daemon started");
@@ -93,7 +91,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         if stop.sleep(wait) {
             break;
         }
-        match pull::run_once_with(&state, fopts, &cfg.trusted_keys, cfg.source.as_deref()) {
+        match pull::run_once_with(cfg, fopts) {
             Ok(outcome) => {
                 failures = if outcome.reachable { 0 } else { failures.saturating_add(1) };
                 tracing::info!(exit = outcome.code, reachable = outcome.reachable, "run finished");

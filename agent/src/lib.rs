@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod aws_profile;
 pub mod config;
 pub mod daemon;
 pub mod engine;

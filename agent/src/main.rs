@@ -290,16 +290,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             if let Some(e) = imds_endpoint {
                 fopts.imds_endpoint = e;
             }
-            if once {
-                tend_agent::pull::run_once(
-                    &StateDir::new(&cfg.state_dir),
-                    &fopts,
-                    &cfg.trusted_keys,
-                    cfg.source.as_deref(),
-                )
-            } else {
-                tend_agent::daemon::run(&cfg, &fopts)
-            }
+            if once { tend_agent::pull::run_once(&cfg, &fopts) } else { tend_agent::daemon::run(&cfg, &fopts) }
         }
         Command::Whoami { config, state_dir } => {
             let state_dir = match state_dir {

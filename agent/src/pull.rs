@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use tend_model::params::Overrides;
 use tend_model::wire::AgentRecipes;
 
+use crate::config::AgentConfig;
 use crate::engine::{self, RunOptions};
 use crate::facts::{self, FactOptions};
 use crate::identity::Identity;
@@ -80,30 +81,48 @@ impl RecipeCache {
     }
 }
 
-/// Fetches the recipe set, or falls back to the cache.
-async fn fetch(id: &Identity, server: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
+/// Fetches the recipe set from the first server that answers, or falls
+/// back to the cache when none does. Returns the server that answered.
+async fn fetch(
+    id: &Identity,
+    servers: &[String],
+    state: &StateDir,
+) -> anyhow::Result<(AgentRecipes, Source, Option<String>)> {
     let cache = RecipeCache::new(state, "recipes.etag");
-    let mut req = id.client()?.get(format!("{server}/v1/agent/recipes")).timeout(std::time::Duration::from_secs(60));
-    if let Some(tag) = cache.etag() {
-        req = req.header(reqwest::header::IF_NONE_MATCH, tag);
-    }
-    let resp = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return Ok((cache.load()?, Source::Cached(format!("{e}")))),
-    };
-    match resp.status() {
-        StatusCode::NOT_MODIFIED => Ok((cache.load()?, Source::NotModified)),
-        s if s.is_success() => {
-            let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let body = resp.bytes().await?;
-            Ok((cache.store(&body, etag.as_deref())?, Source::Fresh))
+    let client = id.client()?;
+    let mut unreachable = Vec::new();
+    for server in servers {
+        let mut req = client.get(format!("{server}/v1/agent/recipes")).timeout(std::time::Duration::from_secs(60));
+        if let Some(tag) = cache.etag() {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
         }
-        s if s.is_server_error() => Ok((cache.load()?, Source::Cached(format!("server answered {s}")))),
-        s => {
-            let msg = resp.text().await.unwrap_or_default();
-            anyhow::bail!("the server refused the recipe fetch ({s}): {msg}")
-        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(server, error = %e, "server unreachable");
+                unreachable.push(format!("{server}: {e}"));
+                continue;
+            }
+        };
+        let answered = Some(server.clone());
+        return match resp.status() {
+            StatusCode::NOT_MODIFIED => Ok((cache.load()?, Source::NotModified, answered)),
+            s if s.is_success() => {
+                let etag = resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let body = resp.bytes().await?;
+                Ok((cache.store(&body, etag.as_deref())?, Source::Fresh, answered))
+            }
+            s if s.is_server_error() => {
+                unreachable.push(format!("{server} answered {s}"));
+                continue;
+            }
+            s => {
+                let msg = resp.text().await.unwrap_or_default();
+                anyhow::bail!("the server refused the recipe fetch ({s}): {msg}")
+            }
+        };
     }
+    Ok((cache.load()?, Source::Cached(unreachable.join("; ")), None))
 }
 
 /// Sends queued reports (oldest first), then this one; what cannot be sent
@@ -186,18 +205,16 @@ pub struct Outcome {
 }
 
 /// `tend-agent run --once`: returns the exit code (as `apply`).
-pub fn run_once(state: &StateDir, fopts: &FactOptions, trusted: &[String], s3: Option<&str>) -> anyhow::Result<i32> {
-    run_once_with(state, fopts, trusted, s3).map(|o| o.code)
+pub fn run_once(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
+    run_once_with(cfg, fopts).map(|o| o.code)
 }
 
-/// One run. With `s3` (an `s3://` source), recipes come from S3 and nothing
-/// is sent anywhere: no registration, reports stay on the host.
-pub fn run_once_with(
-    state: &StateDir,
-    fopts: &FactOptions,
-    trusted: &[String],
-    s3: Option<&str>,
-) -> anyhow::Result<Outcome> {
+/// One run. With an S3 `source`, recipes come from S3 and nothing is sent
+/// anywhere: no registration, reports stay on the host.
+pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<Outcome> {
+    let state = &StateDir::new(&cfg.state_dir);
+    let trusted = &cfg.trusted_keys;
+    let s3 = cfg.source.as_deref();
     if crate::apply::refused_while_disabled(state) {
         return Ok(Outcome { code: crate::apply::EXIT_INVALID, reachable: true });
     }
@@ -208,9 +225,12 @@ pub fn run_once_with(
         Some(_) => None,
         None => Some(id.node().context("this host is not registered (run `tend-agent register`)")?),
     };
-    let (set, source) = match (s3, &node) {
-        (Some(url), _) => rt.block_on(crate::s3::fetch(url, state))?,
-        (None, Some(n)) => rt.block_on(fetch(&id, &n.server, state))?,
+    let (set, source, server) = match (s3, &node) {
+        (Some(url), _) => {
+            let (set, source) = rt.block_on(crate::s3::fetch(url, state))?;
+            (set, source, None)
+        }
+        (None, Some(n)) => rt.block_on(fetch(&id, &cfg.server_urls(&n.server), state))?,
         (None, None) => anyhow::bail!("no recipe source"),
     };
     match &source {
@@ -221,8 +241,8 @@ pub fn run_once_with(
         }
     }
     let facts = facts::gather(fopts);
-    if let (false, Some(node)) = (matches!(source, Source::Cached(_)), &node) {
-        match rt.block_on(upload_facts(&id, &node.server, state, &facts)) {
+    if let Some(server) = &server {
+        match rt.block_on(upload_facts(&id, server, state, &facts)) {
             Ok(sent) => tracing::info!(sent, "inventory"),
             Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
         }
@@ -270,8 +290,9 @@ pub fn run_once_with(
         eprintln!("error: the run finished but its state was not saved: {e:#}");
         code |= 4;
     }
-    if let Some(node) = &node {
-        match rt.block_on(send_reports(&id, &node.server, state, &report)) {
+    let report_to = server.or_else(|| node.as_ref().map(|n| n.server.clone()));
+    if let Some(server) = &report_to {
+        match rt.block_on(send_reports(&id, server, state, &report)) {
             Ok(0) => {}
             Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
             Err(e) => eprintln!("warning: reports not sent: {e:#}"),

@@ -1,8 +1,9 @@
 //! The S3 source: `source: s3://bucket/prefix/` in the agent configuration.
 //! The agent reads `PREFIX/recipes.json` (a recipe set, as `tend recipe
 //! bundle` writes it) with SigV4 (object_store), fetching conditionally on
-//! the ETag. Credentials come from the environment, or from the EC2
-//! instance profile through IMDSv2. S3 says nothing about who wrote an
+//! the ETag. Credentials come from the environment, then the shared AWS
+//! files (`~/.aws/credentials` and `~/.aws/config`, profile `AWS_PROFILE`),
+//! then the EC2 instance profile through IMDSv2. S3 says nothing about who wrote an
 //! object, so an S3 source requires `trusted_keys`: every recipe must be signed.
 
 use anyhow::{Context, bail};
@@ -30,7 +31,7 @@ pub fn parse(url: &str) -> anyhow::Result<(String, String)> {
 /// are errors: they will not fix themselves.
 pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
     let (bucket, key) = parse(url)?;
-    let store = AmazonS3Builder::from_env().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
+    let store = builder().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
     let cache = RecipeCache::new(state, "s3.etag");
     let opts = GetOptions { if_none_match: cache.etag(), ..GetOptions::default() };
     let path = object_store::path::Path::from(key.as_str());
@@ -47,6 +48,39 @@ pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes,
         }
         Err(e) => Err(anyhow::anyhow!("s3://{bucket}/{key}: {e}")),
     }
+}
+
+/// The environment's settings, completed from the shared AWS files: keys
+/// only when the environment has none (so the instance profile is the last
+/// resort), region and endpoint only when the environment names none.
+fn builder() -> AmazonS3Builder {
+    let mut b = AmazonS3Builder::from_env();
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    let p = crate::aws_profile::from_env();
+    if !set("AWS_ACCESS_KEY_ID")
+        && let (Some(id), Some(secret)) = (p.access_key_id, p.secret_access_key)
+    {
+        b = b.with_access_key_id(id).with_secret_access_key(secret);
+        if let Some(t) = p.session_token {
+            b = b.with_token(t);
+        }
+    }
+    if !set("AWS_REGION")
+        && !set("AWS_DEFAULT_REGION")
+        && let Some(r) = p.region
+    {
+        b = b.with_region(r);
+    }
+    if !set("AWS_ENDPOINT")
+        && !set("AWS_ENDPOINT_URL")
+        && let Some(e) = p.endpoint_url
+    {
+        if e.starts_with("http://") {
+            b = b.with_allow_http(true);
+        }
+        b = b.with_endpoint(e);
+    }
+    b
 }
 
 /// True for errors of reaching S3 (connection, timeout), not of S3 refusing.

@@ -447,6 +447,14 @@ fn assigned_recipes_converge_three_agents_and_survive_a_server_outage(backend: B
     let cached: Vec<bool> =
         reports.as_array().expect("array").iter().map(|r| r["cached"].as_bool().unwrap_or(false)).collect();
     assert_eq!(cached, [false, true, false], "newest first: this run, the queued cached run, the first run");
+
+    // Several servers in the configuration: a dead one first, then this one.
+    let cfg = work.path().join("failover.yaml");
+    std::fs::write(&cfg, format!("servers: [\"https://127.0.0.1:9\", \"{}\"]\n", s.url)).expect("write");
+    let out = agents[2].run(&["run", "--once", "--config", cfg.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(agents[2].conf(), "env=prod v2\n");
+    assert!(!stderr(&out).contains("cached recipe set"), "{}", stderr(&out));
 }
 
 fn a_bad_recipe_is_refused_with_the_agents_own_errors(backend: Backend) {

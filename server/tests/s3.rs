@@ -184,6 +184,34 @@ fn signed_recipe_sets_from_s3_converge_and_tampered_ones_change_nothing() {
     let out = run(&moto.secret);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
+    // Credentials, region and endpoint from the shared AWS files instead of
+    // the environment (a named profile): the same set, nothing to change.
+    let aws = w.join("aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    std::fs::write(
+        aws.join("credentials"),
+        format!("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n[ops]\naws_access_key_id = {}\naws_secret_access_key = {}\n", moto.key, moto.secret),
+    )
+    .expect("credentials");
+    std::fs::write(
+        aws.join("config"),
+        format!("[profile ops]\nregion = us-east-1\nendpoint_url = {}\n", moto.endpoint),
+    )
+    .expect("config");
+    let out = Command::new(agent_bin())
+        .args(["run", "--once", "--config", cfg.to_str().expect("path")])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT")
+        .env_remove("AWS_REGION")
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+        .env("AWS_CONFIG_FILE", aws.join("config"))
+        .env("AWS_PROFILE", "ops")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("agent");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
     // Tampered in the bucket: the content changes, the signature stays.
     let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&set).expect("set")).expect("json");
     doc["recipes"][0]["bundle"]["files"]["s3web.yaml"] =
