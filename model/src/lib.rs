@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod command;
 pub mod compile;
 pub mod condition;
 pub mod diag;
+pub mod document;
 pub mod facts;
 pub mod graph;
 pub mod load;
