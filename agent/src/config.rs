@@ -42,6 +42,16 @@ pub struct AgentConfig {
     /// whole run (recipes, facts, reports).
     #[serde(default)]
     pub servers: Vec<String>,
+    /// Hold the run-command channel open (the daemon, when registered).
+    #[serde(default = "yes")]
+    pub commands: bool,
+    /// Let a command reboot the host (a script exiting 194).
+    #[serde(default = "yes")]
+    pub reboot: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_state_dir() -> PathBuf {
@@ -71,6 +81,8 @@ impl Default for AgentConfig {
             trusted_keys: Vec::new(),
             source: None,
             servers: Vec::new(),
+            commands: true,
+            reboot: true,
         })
     }
 }

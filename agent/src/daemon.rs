@@ -63,6 +63,8 @@ pub fn next_wait(interval: Duration, failures: u32) -> Duration {
 pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let stop = Arc::new(Stop::default());
     let watcher = stop.clone();
+    let channel_stop = Arc::new(AtomicBool::new(false));
+    let channel_watcher = channel_stop.clone();
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async {
@@ -75,8 +77,19 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
                 _ = int.recv() => {},
             }
         });
+        channel_watcher.store(true, Ordering::SeqCst);
         watcher.flag.store(true, Ordering::SeqCst);
         watcher.cv.notify_all();
+    });
+    // The run-command channel, alongside the converge loop.
+    let registered = crate::identity::Identity::at(&cfg.state_dir).node().is_some();
+    let channel = (cfg.commands && cfg.source.is_none() && registered).then(|| {
+        let (c, s) = (cfg.clone(), channel_stop.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = crate::commands::run(c, s) {
+                eprintln!("error: run-command channel: {e:#}");
+            }
+        })
     });
     let seed = crate::identity::Identity::at(&cfg.state_dir).node().map(|n| n.node_id).unwrap_or_default();
     let offset = splay_offset(&seed, cfg.splay);
@@ -104,6 +117,10 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         if stop.requested() {
             break;
         }
+    }
+    channel_stop.store(true, Ordering::SeqCst);
+    if let Some(t) = channel {
+        let _ = t.join();
     }
     println!("tend-agent stopping (signal received; no run in progress)");
     Ok(0)

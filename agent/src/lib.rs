@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod aws_profile;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod engine;

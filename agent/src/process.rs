@@ -6,6 +6,8 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -30,6 +32,10 @@ pub struct Job {
     pub timeout: Duration,
     /// Bytes of each stream kept (the rest is counted, not kept).
     pub capture_limit: usize,
+    /// Set from elsewhere to kill the whole process group (a cancel).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Receives the process group id once the command has started.
+    pub started: Option<std::sync::mpsc::Sender<u32>>,
 }
 
 impl Job {
@@ -42,6 +48,8 @@ impl Job {
             user: None,
             timeout,
             capture_limit: 64 * 1024,
+            cancel: None,
+            started: None,
         }
     }
 
@@ -59,6 +67,8 @@ pub enum Exit {
     Code(i32),
     Signal(i32),
     TimedOut,
+    /// Killed because `Job::cancel` was set.
+    Cancelled,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +99,7 @@ impl Outcome {
             Exit::Code(c) => format!("exit code {c}"),
             Exit::Signal(s) => format!("killed by signal {s}"),
             Exit::TimedOut => format!("timed out after {:.0?}; its process group was killed", self.duration),
+            Exit::Cancelled => "cancelled; its process group was killed".to_string(),
         }
     }
 }
@@ -174,15 +185,23 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
     let pgid = Pid::from_raw(child.id() as i32);
+    if let Some(tx) = &job.started {
+        let _ = tx.send(child.id());
+    }
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let mut bufs = [Vec::new(), Vec::new()];
     let mut truncated = false;
     let mut timed_out = false;
+    let mut cancelled = false;
     let status = loop {
         let remaining = job.timeout.saturating_sub(start.elapsed());
-        if remaining.is_zero() && !timed_out {
+        if remaining.is_zero() && !timed_out && !cancelled {
             timed_out = true;
+            kill_group(pgid);
+        }
+        if !cancelled && !timed_out && job.cancel.as_ref().is_some_and(|c| c.load(Ordering::SeqCst)) {
+            cancelled = true;
             kill_group(pgid);
         }
         // Wait for output (or 50 ms), then see whether the child has exited.
@@ -199,11 +218,13 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
             break status;
         }
     };
-    if timed_out {
+    if timed_out || cancelled {
         kill_group(pgid);
     }
     let exit = if timed_out {
         Exit::TimedOut
+    } else if cancelled {
+        Exit::Cancelled
     } else if let Some(c) = status.code() {
         Exit::Code(c)
     } else {

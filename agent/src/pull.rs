@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use reqwest::StatusCode;
 use tend_model::params::Overrides;
-use tend_model::wire::AgentRecipes;
+use tend_model::wire::{AgentRecipes, AssignedRecipe};
 
 use crate::config::AgentConfig;
 use crate::engine::{self, RunOptions};
@@ -247,6 +247,30 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
             Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
         }
     }
+    let (report, code) = converge(state, trusted, &facts, &set.recipes, matches!(source, Source::Cached(_)));
+    let report_to = server.or_else(|| node.as_ref().map(|n| n.server.clone()));
+    if let Some(server) = &report_to {
+        match rt.block_on(send_reports(&id, server, state, &report)) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
+            Err(e) => eprintln!("warning: reports not sent: {e:#}"),
+        }
+    }
+    let stdout = std::io::stdout();
+    crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
+    Ok(Outcome { code, reachable: !report.cached })
+}
+
+/// Converges a set of recipes (trust checked, compiled, run) and saves the
+/// run's state, as `apply` does. The caller holds the run lock. Returns the
+/// report and the exit code (as `apply`'s).
+pub fn converge(
+    state: &StateDir,
+    trusted: &[String],
+    facts: &serde_json::Value,
+    recipes: &[AssignedRecipe],
+    cached: bool,
+) -> (Report, i32) {
     let skeleton = facts::skeleton();
     let previous = state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
@@ -254,13 +278,13 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
     let t0 = std::time::Instant::now();
     let mut plans = Vec::new();
     let mut errors = Vec::new();
-    for a in &set.recipes {
+    for a in recipes {
         if let Err(why) = crate::trust::check(&a.bundle, trusted) {
             errors.push(format!("{}@{} ({}): refused: {why}", a.bundle.name, a.version, a.assignment));
             continue;
         }
         let overrides = Overrides { raw: Vec::new(), typed: a.params.clone(), placeholders: false };
-        match a.bundle.compile(&facts, &skeleton, &overrides) {
+        match a.bundle.compile(facts, &skeleton, &overrides) {
             Ok(p) => plans.push(p),
             Err(d) => errors.push(format!("{}@{} ({}): {d}", a.bundle.name, a.version, a.assignment)),
         }
@@ -268,13 +292,13 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
     let runner = crate::resources::SystemRunner;
     let opts = RunOptions { dry_run: false, diffs: false, previous: previous.clone(), host: host.clone() };
     let reports: Vec<Report> =
-        plans.iter().map(|p| engine::run(p, &opts, &engine::Host { facts: &facts, runner: &runner })).collect();
+        plans.iter().map(|p| engine::run(p, &opts, &engine::Host { facts, runner: &runner })).collect();
     let mut report = Report {
         version: 1,
         host,
         started_at: started,
         dry_run: false,
-        cached: matches!(source, Source::Cached(_)),
+        cached,
         recipes: plans.iter().flat_map(|p| p.recipes.clone()).collect(),
         errors,
         summary: Default::default(),
@@ -290,15 +314,5 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
         eprintln!("error: the run finished but its state was not saved: {e:#}");
         code |= 4;
     }
-    let report_to = server.or_else(|| node.as_ref().map(|n| n.server.clone()));
-    if let Some(server) = &report_to {
-        match rt.block_on(send_reports(&id, server, state, &report)) {
-            Ok(0) => {}
-            Ok(n) => eprintln!("warning: {n} report(s) queued until the server can be reached"),
-            Err(e) => eprintln!("warning: reports not sent: {e:#}"),
-        }
-    }
-    let stdout = std::io::stdout();
-    crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
-    Ok(Outcome { code, reachable: !report.cached })
+    (report, code)
 }

@@ -143,7 +143,7 @@ pub struct InvocationView {
     pub hostname: String,
     pub status: InvocationStatus,
     pub exit_code: Option<i32>,
-    /// Inline output, capped at [`INLINE_OUTPUT`] characters (the tail is kept).
+    /// Inline output, capped at [`INLINE_OUTPUT`] characters (the start is kept).
     pub stdout: String,
     pub stderr: String,
     pub started_at: Option<String>,
@@ -253,16 +253,15 @@ pub struct DocumentVersion {
     pub builtin: bool,
 }
 
-/// The last `max` characters of `s` (on a character boundary), marked when cut.
-pub fn tail_chars(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
+/// The first `max` characters of `s` (on a character boundary), marked when cut.
+pub fn head_chars(s: &str, max: usize) -> String {
+    if s.len() <= max || s.chars().count() <= max {
         return s.to_string();
     }
-    let marker = "[…output truncated…]\n";
+    let marker = "\n[…output truncated…]";
     let keep = max.saturating_sub(marker.chars().count());
-    let start = s.char_indices().nth(n - keep).map(|(i, _)| i).unwrap_or(0);
-    format!("{marker}{}", &s[start..])
+    let end = s.char_indices().nth(keep).map(|(i, _)| i).unwrap_or(s.len());
+    format!("{}{marker}", &s[..end])
 }
 
 #[cfg(test)]
@@ -276,9 +275,10 @@ mod tests {
         assert_eq!(Limit::parse("10%").unwrap().of(5, false), 0);
         assert_eq!(Limit::parse("100%").unwrap().of(7, true), 7);
         assert!(Limit::parse("101%").is_err() && Limit::parse("x").is_err());
-        let t = tail_chars(&"é".repeat(30_000), INLINE_OUTPUT);
+        let t = head_chars(&"é".repeat(30_000), INLINE_OUTPUT);
         assert_eq!(t.chars().count(), INLINE_OUTPUT);
-        assert!(t.starts_with("[…output truncated…]"));
+        assert!(t.starts_with("éé") && t.ends_with("[…output truncated…]"));
+        assert_eq!(head_chars("short", 10), "short");
         assert_eq!(InvocationStatus::parse("DeliveryTimedOut"), Some(InvocationStatus::DeliveryTimedOut));
     }
 }

@@ -153,7 +153,11 @@ impl Document {
             d.push(Diagnostic::new(file, msg).at(locs.value(path)).hint(hint));
         };
         if !valid_name(&self.name) {
-            diag(&root.key("name"), format!("document name {:?} must be letters, digits, `-`, `_` or `.`", self.name), None);
+            diag(
+                &root.key("name"),
+                format!("document name {:?} must be letters, digits, `-`, `_` or `.`", self.name),
+                None,
+            );
         }
         for (name, spec) in &self.parameters {
             let p = root.key("parameters").key(name.clone());
@@ -200,7 +204,9 @@ impl Document {
                 }
                 Action::ApplyRecipe => {
                     match step.recipe.as_deref() {
-                        None => diag(&p.key("action"), format!("step `{}`: applyRecipe needs `recipe`", step.name), None),
+                        None => {
+                            diag(&p.key("action"), format!("step `{}`: applyRecipe needs `recipe`", step.name), None)
+                        }
                         Some(r) => {
                             if let Some(n) = refs(r) {
                                 used.push((p.key("recipe"), n));
@@ -213,7 +219,11 @@ impl Document {
                         }
                     }
                     if step.run.is_some() {
-                        diag(&p.key("run"), format!("step `{}`: `run` belongs to runShellScript steps", step.name), None);
+                        diag(
+                            &p.key("run"),
+                            format!("step `{}`: `run` belongs to runShellScript steps", step.name),
+                            None,
+                        );
                     }
                 }
             }
@@ -356,7 +366,8 @@ mod tests {
         assert!(s.contains("d.yaml:6:11") && s.contains("already used"), "{s}");
         assert!(s.contains("d.yaml:8:13") && s.contains("names no parameter"), "{s}");
         assert!(s.contains("d.yaml:9:14") && s.contains("outside"), "{s}");
-        let e = Document::parse("d.yaml", "name: x\nkind: Command\nsteps:\n  - name: a\n    action: runShell\n").unwrap_err();
+        let e = Document::parse("d.yaml", "name: x\nkind: Command\nsteps:\n  - name: a\n    action: runShell\n")
+            .unwrap_err();
         assert!(e.to_string().contains("d.yaml:5:13") && e.to_string().contains("steps[0].action"), "{e}");
     }
 

@@ -204,8 +204,12 @@ pub struct AgentRecipes {
 
 /// True if a node with this id and these tags is one of the targets.
 pub fn matches_targets(targets: &[String], node_id: &str, tags: &Tags) -> bool {
-    targets.iter().any(|t| match t.strip_prefix("tag:").and_then(|kv| kv.split_once('=')) {
-        Some((k, v)) => tags.get(k).is_some_and(|x| x == v),
+    targets.iter().any(|t| match t.strip_prefix("tag:") {
+        // `tag:a=b,c=d`: every tag must match.
+        Some(kvs) => kvs.split(',').all(|kv| match kv.split_once('=') {
+            Some((k, v)) => tags.get(k.trim()).is_some_and(|x| x == v.trim()),
+            None => false,
+        }),
         None => t == node_id,
     })
 }

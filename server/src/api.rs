@@ -22,6 +22,9 @@ pub struct AppState {
     pub store: Store,
     pub pki: Arc<Pki>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub dispatcher: Arc<crate::dispatch::Dispatcher>,
+    /// Characters of each output stream stored per invocation.
+    pub output_cap: usize,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent/whoami", get(whoami))
         .route("/v1/audit", get(audit))
         .merge(crate::fleet_api::routes())
+        .merge(crate::command_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)

@@ -45,6 +45,27 @@ impl Operator {
         }
     }
 
+    /// Refuses targets outside a scoped token's scope: a tag target must be
+    /// the scope's own tag, and a node id a node inside the scope.
+    pub fn check_targets(&self, targets: &[String], nodes: &[Node]) -> ApiResult<()> {
+        let Some((k, v)) = self.0.scope.as_deref().and_then(parse_scope) else { return Ok(()) };
+        for t in targets {
+            let ok = match t.strip_prefix("tag:") {
+                // Every tag of a combined target (`tag:a=b,c=d`) narrows it;
+                // one of them must be the scope.
+                Some(kvs) => kvs.split(',').filter_map(|kv| kv.split_once('=')).any(|(tk, tv)| tk == k && tv == v),
+                None => nodes.iter().any(|n| &n.id == t && self.in_scope(&n.tags)),
+            };
+            if !ok {
+                return Err(fail(
+                    StatusCode::FORBIDDEN,
+                    format!("token `{}` is scoped to tag:{k}={v} and cannot target {t}", self.0.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn actor(&self) -> String {
         format!("token:{}", self.0.name)
     }

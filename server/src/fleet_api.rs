@@ -110,20 +110,8 @@ async fn assign(
         return Err(fail(StatusCode::BAD_REQUEST, "an assignment needs at least one target"));
     }
     // A scoped operator may only target inside its scope.
-    if let Some((k, v)) = op.0.scope.as_deref().and_then(parse_scope) {
-        let nodes = s.store.list_nodes().await.map_err(internal)?;
-        for t in &req.targets {
-            let ok = match t.strip_prefix("tag:").and_then(|kv| kv.split_once('=')) {
-                Some((tk, tv)) => tk == k && tv == v,
-                None => nodes.iter().any(|n| &n.id == t && op.in_scope(&n.tags)),
-            };
-            if !ok {
-                return Err(fail(
-                    StatusCode::FORBIDDEN,
-                    format!("token `{}` is scoped to tag:{k}={v} and cannot target {t}", op.0.name),
-                ));
-            }
-        }
+    if op.0.scope.is_some() {
+        op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
     }
     let (name, version) = split_spec(&req.recipe);
     let Some((_, bundle, _)) = s.store.recipe(name, version).await.map_err(internal)? else {

@@ -21,6 +21,8 @@ pub struct ServeOptions {
     pub reports_kept: u32,
     /// Extra names for the server certificate (besides localhost and the listen address).
     pub names: Vec<String>,
+    /// Characters of each command output stream stored per invocation.
+    pub output_cap: usize,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -65,7 +67,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("CA certificate: {}", dir.join(crate::pki::CA_CERT).display());
     println!("tend-server listening on https://{addr}");
-    let app = router(AppState { store, pki, metrics: Default::default() });
+    let dispatcher = crate::dispatch::Dispatcher::new(store.clone());
+    tokio::spawn(dispatcher.clone().run());
+    let app = router(AppState { store, pki, metrics: Default::default(), dispatcher, output_cap: opts.output_cap });
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())

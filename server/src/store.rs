@@ -19,6 +19,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+mod commands;
+pub use commands::{CommandRow, InvocationRow, NewCommand, now_ms};
+
 /// A token as the server checks it.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
@@ -65,6 +68,7 @@ impl Store {
         // and every write transaction starts with its write.
         let store = Store::connect(&url, 4).await?;
         sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
+        sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&store.pool).await?;
         Ok(store)
     }
 
@@ -75,6 +79,7 @@ impl Store {
         let mut tx = store.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(7366526)").execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0001_init.postgres.sql")).execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(store)
     }

@@ -27,15 +27,11 @@ fn command(r: &CompiledResource, p: &ExecProps) -> String {
 }
 
 fn job(p: &ExecProps, script: &str) -> Job {
-    Job {
-        script: script.to_string(),
-        argv: None,
-        env: p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        cwd: p.cwd.clone(),
-        user: p.user.clone(),
-        timeout: Duration::from_secs(p.timeout),
-        capture_limit: 64 * 1024,
-    }
+    let mut job = Job::shell(script, Duration::from_secs(p.timeout));
+    job.env = p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    job.cwd = p.cwd.clone();
+    job.user = p.user.clone();
+    job
 }
 
 /// Runs a guard; true if it exited 0.
@@ -43,7 +39,9 @@ fn guard(p: &ExecProps, name: &str, script: &str) -> Result<bool> {
     let out = run(&job(p, script)).map_err(|e| Error::Failed(format!("{name} guard: {e}")))?;
     match out.exit {
         // A guard that hangs answers nothing: neither "run" nor "skip".
-        crate::process::Exit::TimedOut => Err(Error::Failed(format!("{name} guard {}", out.describe_exit()))),
+        crate::process::Exit::TimedOut | crate::process::Exit::Cancelled => {
+            Err(Error::Failed(format!("{name} guard {}", out.describe_exit())))
+        }
         crate::process::Exit::Code(c) => Ok(c == 0),
         crate::process::Exit::Signal(_) => Ok(false),
     }

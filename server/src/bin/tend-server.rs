@@ -32,6 +32,10 @@ enum Command {
         /// More host names or addresses for the server certificate.
         #[arg(long = "name")]
         names: Vec<String>,
+        /// Characters of each run-command output stream stored per node
+        /// (inline output in listings is capped at 24,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        output_cap: usize,
     },
 }
 
@@ -40,13 +44,14 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve { data_dir, listen, database, reports_kept, names } => {
+        Command::Serve { data_dir, listen, database, reports_kept, names, output_cap } => {
             runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
                 data_dir,
                 listen,
                 database,
                 reports_kept,
                 names,
+                output_cap,
             }))
         }
     }

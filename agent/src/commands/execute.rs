@@ -1,0 +1,193 @@
+//! Runs an invocation's steps: shell scripts in their own process group
+//! (parameters only as environment variables), recipes through the engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tend_model::command::{DeliveredStep, Delivery, InvocationResult, InvocationStatus};
+use tend_model::document::{Action, OnFailure};
+use tend_model::wire::AssignedRecipe;
+
+use crate::config::AgentConfig;
+use crate::process::{Exit, Job};
+use crate::state::StateDir;
+
+/// Exit code with which a script asks for a reboot.
+pub const REBOOT_EXIT: i32 = 194;
+/// Bytes of each output stream kept per step.
+pub const CAPTURE: usize = 1024 * 1024;
+
+pub struct Ctx<'a> {
+    pub cfg: &'a AgentConfig,
+    pub cancel: Arc<AtomicBool>,
+    /// Called with the process group id of each step that starts.
+    pub on_start: &'a (dyn Fn(u32) + Sync),
+}
+
+/// How one step ended.
+enum StepEnd {
+    Ok(i32),
+    Failed(i32, String),
+    TimedOut(String),
+    Cancelled,
+    Skipped(String),
+}
+
+struct Out {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+pub fn execute(d: &Delivery, ctx: &Ctx) -> InvocationResult {
+    let started_at = crate::report::now_rfc3339();
+    let t0 = Instant::now();
+    let mut out = Out { stdout: Vec::new(), stderr: Vec::new() };
+    let facts = d.steps.iter().any(|s| s.precondition.is_some()).then(|| match ctx.cfg.fact_options() {
+        Ok(o) => crate::facts::gather(&o),
+        Err(_) => serde_json::Value::Null,
+    });
+    let mut status = InvocationStatus::Success;
+    let mut exit_code = None;
+    let mut notes: Vec<String> = Vec::new();
+    let mut reboot = false;
+    for step in &d.steps {
+        if ctx.cancel.load(Ordering::SeqCst) {
+            status = InvocationStatus::Cancelled;
+            notes.push(format!("step `{}` not started: cancelled", step.name));
+            break;
+        }
+        if let (Some(pre), Some(f)) = (&step.precondition, &facts) {
+            let actual = pre.fact.split('.').try_fold(f, |v, k| v.get(k));
+            if actual != Some(&pre.equals) {
+                let shown = actual.map(|v| v.to_string()).unwrap_or_else(|| "absent".into());
+                notes.push(format!(
+                    "step `{}` skipped: precondition {} = {} not met ({shown})",
+                    step.name, pre.fact, pre.equals
+                ));
+                continue;
+            }
+        }
+        let end = match step.action {
+            Action::RunShellScript => run_script(d, step, ctx, &mut out),
+            Action::ApplyRecipe => apply_recipe(d, step, ctx, &mut out),
+        };
+        match end {
+            StepEnd::Ok(code) => {
+                exit_code = Some(code);
+                if code == REBOOT_EXIT {
+                    reboot = true;
+                    notes.push(format!("step `{}` asked for a reboot (exit code {REBOOT_EXIT})", step.name));
+                    break;
+                }
+            }
+            StepEnd::Skipped(why) => notes.push(why),
+            StepEnd::Failed(code, why) => {
+                exit_code = Some(code);
+                status = InvocationStatus::Failed;
+                notes.push(format!("step `{}` failed: {why}", step.name));
+                if step.on_failure == OnFailure::Abort {
+                    break;
+                }
+            }
+            StepEnd::TimedOut(why) => {
+                status = InvocationStatus::TimedOut;
+                notes.push(format!("step `{}` {why}", step.name));
+                break;
+            }
+            StepEnd::Cancelled => {
+                status = InvocationStatus::Cancelled;
+                notes.push(format!("step `{}` cancelled; its process group was killed", step.name));
+                break;
+            }
+        }
+    }
+    let redact = |text: String| d.sensitive.iter().fold(text, |t, s| t.replace(s.as_str(), "(sensitive)"));
+    InvocationResult {
+        status,
+        exit_code,
+        stdout: redact(String::from_utf8_lossy(&out.stdout).into_owned()),
+        stderr: redact(String::from_utf8_lossy(&out.stderr).into_owned()),
+        started_at: Some(started_at),
+        ended_at: Some(crate::report::now_rfc3339()),
+        duration_ms: Some(t0.elapsed().as_millis() as u64),
+        reason: (!notes.is_empty()).then(|| redact(notes.join("; "))),
+        reboot,
+    }
+}
+
+fn run_script(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
+    let Some(script) = &step.run else { return StepEnd::Failed(1, "no script".into()) };
+    let mut job = Job::shell(script.clone(), Duration::from_secs(step.timeout));
+    // The step's own variables first, so that the parameters always win.
+    job.env = step.env.iter().chain(d.env.iter()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    job.cwd = step.working_directory.clone();
+    job.user = step.run_as.clone();
+    job.capture_limit = CAPTURE;
+    job.cancel = Some(ctx.cancel.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    job.started = Some(tx);
+    let result = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Ok(pid) = rx.recv() {
+                (ctx.on_start)(pid);
+            }
+        });
+        let r = crate::process::run(&job);
+        drop(job);
+        r
+    });
+    match result {
+        Err(e) => {
+            out.stderr.extend_from_slice(format!("tend-agent: {e}\n").as_bytes());
+            StepEnd::Failed(1, e.to_string())
+        }
+        Ok(o) => {
+            out.stdout.extend_from_slice(&o.stdout);
+            out.stderr.extend_from_slice(&o.stderr);
+            match o.exit {
+                Exit::Code(0) => StepEnd::Ok(0),
+                Exit::Code(REBOOT_EXIT) => StepEnd::Ok(REBOOT_EXIT),
+                Exit::Code(c) => StepEnd::Failed(c, format!("exit code {c}")),
+                Exit::Signal(sig) => StepEnd::Failed(128 + sig, format!("killed by signal {sig}")),
+                Exit::TimedOut => StepEnd::TimedOut(o.describe_exit()),
+                Exit::Cancelled => StepEnd::Cancelled,
+            }
+        }
+    }
+}
+
+/// Converges the step's recipe now, under the run lock (waiting for a
+/// converge in progress, within the step's timeout).
+fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
+    let Some(r) = &step.recipe else { return StepEnd::Failed(1, "no recipe".into()) };
+    let state = StateDir::new(&ctx.cfg.state_dir);
+    let deadline = Instant::now() + Duration::from_secs(step.timeout);
+    let _lock = loop {
+        match state.lock() {
+            Ok(l) => break l,
+            Err(e) if Instant::now() >= deadline => return StepEnd::TimedOut(format!("waiting for the run lock: {e}")),
+            Err(_) if ctx.cancel.load(Ordering::SeqCst) => return StepEnd::Cancelled,
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    if crate::apply::refused_while_disabled(&state) {
+        return StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name));
+    }
+    let facts = match ctx.cfg.fact_options() {
+        Ok(o) => crate::facts::gather(&o),
+        Err(e) => return StepEnd::Failed(1, e.to_string()),
+    };
+    let assigned = AssignedRecipe {
+        assignment: format!("command {}", d.command_id),
+        version: r.version.clone(),
+        params: r.params.clone(),
+        bundle: r.bundle.clone(),
+    };
+    let (report, code) = crate::pull::converge(&state, &ctx.cfg.trusted_keys, &facts, &[assigned], false);
+    let _ = crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut out.stdout);
+    for e in &report.errors {
+        out.stderr.extend_from_slice(format!("error: {e}\n").as_bytes());
+    }
+    if code & 4 == 0 { StepEnd::Ok(code) } else { StepEnd::Failed(code, crate::output::summary_line(&report)) }
+}
