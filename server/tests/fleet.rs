@@ -2,167 +2,12 @@
 //! agents (processes with their own state directories) registering with
 //! activations and talking mTLS.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-struct Server {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-    database: Option<String>,
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-/// Which store the server runs on: every test runs on both.
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A fresh PostgreSQL database on the server `TEND_TEST_POSTGRES` names
-/// (`bash .ci/run` starts one and sets it).
-fn fresh_postgres_database() -> String {
-    let admin = std::env::var("TEND_TEST_POSTGRES")
-        .expect("TEND_TEST_POSTGRES is not set: run the tests through `bash .ci/run`, which starts PostgreSQL");
-    let name = format!(
-        "tend_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos()
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
-        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
-    });
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-    format!("{base}/{name}")
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(backend: Backend) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let database = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_postgres_database()),
-        };
-        let (child, url) = Self::spawn(dir.path(), "127.0.0.1:0", database.as_deref());
-        Server { child, url, dir, database }
-    }
-
-    /// Stops the server (as a crash would) and starts it again on the same
-    /// address with the same data.
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let addr = self.url.trim_start_matches("https://").to_string();
-        let (child, url) = Self::spawn(self.dir.path(), &addr, self.database.as_deref());
-        assert_eq!(url, self.url);
-        self.child = child;
-    }
-
-    fn spawn(dir: &Path, listen: &str, database: Option<&str>) -> (Child, String) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tend-server"));
-        cmd.args(["serve", "--listen", listen, "--data-dir"]).arg(dir.join("data"));
-        if let Some(db) = database {
-            cmd.args(["--database", db]);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tend-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut url = String::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("read");
-            if let Some(u) = line.strip_prefix("tend-server listening on ") {
-                url = u.trim().to_string();
-                break;
-            }
-        }
-        assert!(!url.is_empty(), "the server did not start");
-        (child, url)
-    }
-
-    fn data(&self, name: &str) -> PathBuf {
-        self.dir.path().join("data").join(name)
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.data("admin.token")).expect("admin.token").trim().to_string()
-    }
-
-    /// `tend --server … --ca … --token TOKEN ARGS`
-    fn tend(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tend"))
-            .args(["--server", &self.url, "--ca"])
-            .arg(self.data("ca.pem"))
-            .args(["--token", token])
-            .args(args)
-            .output()
-            .expect("run tend")
-    }
-
-    fn tend_json(&self, token: &str, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let out = self.tend(token, &all);
-        assert!(out.status.success(), "tend {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("JSON")
-    }
-
-    fn activation(&self, tags: &str, limit: u32, expires: &str) -> (String, String) {
-        let a = self.tend_json(
-            &self.admin_token(),
-            &["activation", "create", "--tags", tags, "--limit", &limit.to_string(), "--expires", expires],
-        );
-        (a["id"].as_str().expect("id").to_string(), a["code"].as_str().expect("code").to_string())
-    }
-}
-
-/// The tend-agent binary of this build (target/<profile>/tend-agent).
-fn agent_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_tend-server")).with_file_name("tend-agent");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p tend-agent`", bin.display());
-    bin
-}
-
-fn agent(state: &Path, args: &[&str]) -> Output {
-    Command::new(agent_bin()).args(args).env("TEND_STATE_DIR", state).output().expect("run tend-agent")
-}
-
-fn register(s: &Server, state: &Path, id: &str, code: &str, tags: &str) -> Output {
-    let ca = s.data("ca.pem");
-    agent(
-        state,
-        &[
-            "register",
-            "--server",
-            &s.url,
-            "--ca",
-            ca.to_str().expect("path"),
-            "--activation-id",
-            id,
-            "--activation-code",
-            code,
-            "--tags",
-            tags,
-        ],
-    )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::*;
 
 fn agents_register_with_activations_and_talk_mtls(backend: Backend) {
     let s = Server::start(backend);
@@ -320,43 +165,6 @@ fn roles_and_scopes_are_enforced(backend: Backend) {
     assert!(out.status.success(), "{}", stderr(&out));
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
-}
-
-/// An agent process: its own state directory, custom facts (`root`, where
-/// its recipes write) and no EC2 probe.
-struct TestAgent {
-    state: PathBuf,
-    root: PathBuf,
-    facts: PathBuf,
-}
-
-impl TestAgent {
-    fn new(base: &Path, name: &str) -> TestAgent {
-        let t = TestAgent {
-            state: base.join(name).join("state"),
-            root: base.join(name).join("root"),
-            facts: base.join(name).join("facts.d"),
-        };
-        std::fs::create_dir_all(t.root.join("etc")).expect("mkdir");
-        std::fs::create_dir_all(&t.facts).expect("mkdir");
-        std::fs::write(t.facts.join("test.yaml"), format!("root: {}\n", t.root.display())).expect("facts");
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(agent_bin())
-            .args(args)
-            .env("TEND_STATE_DIR", &self.state)
-            .env("TEND_FACTS_DIR", &self.facts)
-            .env("TEND_EC2", "off")
-            .env("TEND_LOG", "info")
-            .output()
-            .expect("run tend-agent")
-    }
-
-    fn conf(&self) -> String {
-        std::fs::read_to_string(self.root.join("etc/fleet.conf")).unwrap_or_default()
-    }
 }
 
 const FLEET_RECIPE: &str = "name: fleet\nparameters:\n  env: { type: string }\nresources:\n  - file: \"{{facts.custom.root}}/etc/fleet.conf\"\n    content: \"env={{params.env}} VERSION\\n\"\n";
@@ -696,18 +504,6 @@ fn agents_with_trusted_keys_converge_only_signed_untampered_recipes(backend: Bac
     let out = run();
     assert!(stderr(&out).contains("does not match its content"), "{}", stderr(&out));
     assert_eq!(t.conf(), "env=signed good\n", "the tampered recipe changed nothing");
-}
-
-/// Every test, once on SQLite and once on PostgreSQL.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name(super::Backend::Sqlite) } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
-        }
-    };
 }
 
 on_both_stores!(
