@@ -60,8 +60,8 @@ pub fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     ch.current = (ch.current + 1) % ch.servers.len().max(1);
-                    let wait = crate::daemon::next_wait(Duration::from_secs(60), failures).min(Duration::from_secs(30));
-                    let wait = if failures == 1 { Duration::from_secs(1) } else { wait };
+                    // 1 s, 2 s, 4 s … up to 30 s: back soon after a server restart.
+                    let wait = Duration::from_secs(1 << failures.min(6).saturating_sub(1)).min(Duration::from_secs(30));
                     tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "run-command channel");
                     sleep_unless_stopped(wait, &stop).await;
                 }

@@ -117,7 +117,7 @@ fn invocation_cells(i: &InvocationView) -> Vec<String> {
     vec![
         i.node.clone(),
         i.hostname.clone(),
-        i.status.to_string(),
+        if i.reboot { format!("{} (reboot)", i.status) } else { i.status.to_string() },
         or_dash(i.exit_code),
         i.duration_ms.map(duration_ms).unwrap_or_else(|| "-".into()),
     ]

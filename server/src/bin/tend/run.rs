@@ -26,7 +26,9 @@ const UNREACHABLE_FOR: Duration = Duration::from_secs(120);
 Exit status: 0 when the command was sent (with --wait: when every invocation
 ended in Success), 2 with --wait when any invocation ended otherwise (Failed,
 TimedOut, Cancelled, DeliveryTimedOut, Undeliverable), 1 on any other error.
-Interrupting --wait leaves the command running on the server.")]
+Interrupting --wait leaves the command running on the server.
+
+Everything after `--` is shell text: put --output and the other flags before it.")]
 pub struct RunArgs {
     /// Where to run: `tag:KEY=VALUE` (tags joined with `,` must all match:
     /// `tag:role=web,env=prod`) or node ids. Several may follow the flag,
@@ -86,6 +88,9 @@ pub async fn run(c: &Client, out: Output, args: RunArgs) -> anyhow::Result<ExitC
     let wait = args.wait;
     let req = request(args)?;
     let sent: CommandView = c.post("/v1/commands", &req).await?;
+    if sent.invocations.is_empty() {
+        eprintln!("warning: no node matches the targets {}", sent.targets.join(" "));
+    }
     if !wait {
         match out {
             Output::Json => output::json(&sent)?,
@@ -141,7 +146,7 @@ fn request(a: RunArgs) -> anyhow::Result<CommandCreate> {
 /// Polls the command until it is finished, with a progress bar on a
 /// terminal (table output only). Keeps trying while the server is away.
 async fn follow(c: &Client, out: Output, mut v: CommandView) -> anyhow::Result<CommandView> {
-    let bar = progress_bar(out)?;
+    let bar = progress_bar(out, v.invocations.len())?;
     draw(&bar, &v);
     let path = format!("/v1/commands/{}", v.id);
     let mut unreachable_since: Option<Instant> = None;
@@ -177,14 +182,14 @@ fn retryable(e: &anyhow::Error) -> bool {
     !e.downcast_ref::<HttpError>().is_some_and(|h| h.status.is_client_error())
 }
 
-fn progress_bar(out: Output) -> anyhow::Result<ProgressBar> {
+fn progress_bar(out: Output, len: usize) -> anyhow::Result<ProgressBar> {
     if out != Output::Table || !std::io::stderr().is_terminal() {
         return Ok(ProgressBar::hidden());
     }
     let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {wide_msg}")
         .context("the progress bar's template")?
         .progress_chars("=> ");
-    Ok(ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style))
+    Ok(ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr()).with_style(style))
 }
 
 /// Length: the invocations; position: those finished; message: the counts.
