@@ -250,13 +250,11 @@ async fn send_results(
 ) {
     while let Some(id) = rx.recv().await {
         let mut attempt = 0u32;
-        loop {
-            let Some(mut r) = inbox.load(&id) else { break };
-            let Some(res) = r.result.clone() else { break };
-            if r.result_acked {
+        while let Some(mut r) = inbox.load(&id).filter(|r| !r.result_acked) {
+            let (Some(res), Some(server)) = (r.result.clone(), servers.get(attempt as usize % servers.len().max(1)))
+            else {
                 break;
-            }
-            let server = &servers[attempt as usize % servers.len().max(1)];
+            };
             let sent = client
                 .post(format!("{server}/v1/agent/commands/{id}/result"))
                 .json(&res)
