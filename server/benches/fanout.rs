@@ -148,14 +148,18 @@ fn latency(server: &sim::Server, token: &str, runs: usize) {
             .output()
             .expect("tend")
     };
-    let act: serde_json::Value = serde_json::from_slice(
-        &cli(&["activation", "create", "--tags", "role=latency", "--output", "json"]).stdout,
-    )
-    .expect("activation");
+    let act: serde_json::Value =
+        serde_json::from_slice(&cli(&["activation", "create", "--tags", "role=latency", "--output", "json"]).stdout)
+            .expect("activation");
     let out = Command::new(&agent)
         .args(["register", "--config", cfg.to_str().expect("p"), "--server", &server.url, "--ca"])
         .arg(data.join("ca.pem"))
-        .args(["--activation-id", act["id"].as_str().expect("id"), "--activation-code", act["code"].as_str().expect("code")])
+        .args([
+            "--activation-id",
+            act["id"].as_str().expect("id"),
+            "--activation-code",
+            act["code"].as_str().expect("code"),
+        ])
         .args(["--tags", "role=latency"])
         .output()
         .expect("register");

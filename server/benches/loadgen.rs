@@ -8,8 +8,6 @@
 //! `TEND_LOAD_SECONDS` measured (60), `TEND_LOAD_DATABASE` (a postgres:// URL
 //! of an empty database, for PostgreSQL). All traffic stays on loopback.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

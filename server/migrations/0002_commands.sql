@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS commands (
     max_concurrency BIGINT NOT NULL,
     max_errors BIGINT NOT NULL,
     delivery_timeout_ms BIGINT NOT NULL,
+    run_timeout_ms BIGINT NOT NULL,
     status TEXT NOT NULL,
     cancel_requested BIGINT NOT NULL DEFAULT 0,
     comment TEXT,

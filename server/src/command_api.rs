@@ -187,6 +187,7 @@ async fn create_command(
 
     let id = format!("cmd-{}", random_hex(8).map_err(internal)?);
     let steps = deliver_steps(&s, &doc, &values, req.timeout).await?;
+    let steps_timeout_ms = steps.iter().map(|st| st.timeout as i64 * 1000).sum::<i64>();
     let mut env: BTreeMap<String, String> =
         values.iter().map(|(k, v)| (document::env_name(k), document::env_value(v))).collect();
     env.insert("TEND_COMMAND_ID".into(), id.clone());
@@ -206,6 +207,7 @@ async fn create_command(
         targets: serde_json::to_string(&req.targets).map_err(internal)?,
         max_concurrency: concurrency.of(targets.len(), true) as i64,
         max_errors: max_errors.of(targets.len(), false) as i64,
+        run_timeout_ms: steps_timeout_ms,
         delivery_timeout_ms: (req.delivery_timeout.unwrap_or(DEFAULT_DELIVERY_TIMEOUT).clamp(1, 86_400) * 1000) as i64,
         status: crate::dispatch::PENDING.into(),
         cancel_requested: false,
@@ -428,8 +430,13 @@ async fn collect(s: &AppState, node: &str) -> ApiResult<Poll> {
             Err(e) => tracing::error!(command = id, error = %e, "a stored delivery does not parse"),
         }
     }
-    let running = s.store.cancelled_running(node).await.map_err(internal)?;
-    Ok(Poll { deliveries, cancels: s.dispatcher.take_new_cancels(node, running) })
+    let cancels = if s.dispatcher.any_cancelling() {
+        let running = s.store.cancelled_running(node).await.map_err(internal)?;
+        s.dispatcher.take_new_cancels(node, running)
+    } else {
+        Vec::new()
+    };
+    Ok(Poll { deliveries, cancels })
 }
 
 async fn agent_ack(

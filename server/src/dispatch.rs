@@ -16,6 +16,9 @@ use crate::store::{InvocationRow, Store, StoreError, now_ms};
 pub const PENDING: &str = "Pending";
 pub const IN_PROGRESS: &str = "InProgress";
 pub const CANCELLING: &str = "Cancelling";
+/// How long past its timeouts an invocation may stay silent (the agent
+/// reports after a restart) before the server gives up on it.
+pub const SILENCE_GRACE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Default)]
 struct Waiters {
@@ -25,6 +28,8 @@ struct Waiters {
     open: HashMap<String, usize>,
     /// Cancellations already handed to the node (this process's lifetime).
     cancels_sent: HashSet<(String, String)>,
+    /// Commands being cancelled: only then do long-polls look for cancels.
+    cancelling: HashSet<String>,
 }
 
 pub struct Dispatcher {
@@ -111,6 +116,11 @@ impl Dispatcher {
         n.notify_one();
     }
 
+    /// True while some command is being cancelled.
+    pub fn any_cancelling(&self) -> bool {
+        !self.waiters().cancelling.is_empty()
+    }
+
     /// Cancellations not yet handed to this node; marks them handed.
     pub fn take_new_cancels(&self, node: &str, running_cancelled: Vec<String>) -> Vec<String> {
         let mut w = self.waiters();
@@ -178,6 +188,11 @@ impl Dispatcher {
                 if cmd.cancel_requested {
                     set(inv, InvocationStatus::Cancelled, false, Some("cancelled before it started".into()));
                 }
+            } else if inv.status == InvocationStatus::InProgress
+                && inv.acked_ms.is_some_and(|a| now - a > cmd.run_timeout_ms + SILENCE_GRACE_MS)
+            {
+                let why = "no result from the agent within the command's timeouts".to_string();
+                set(inv, InvocationStatus::TimedOut, false, Some(why));
             } else if waiting(inv) && cmd.cancel_requested {
                 set(inv, InvocationStatus::Cancelled, false, Some("cancelled before it started".into()));
             }
@@ -218,6 +233,14 @@ impl Dispatcher {
             self.wake(&n);
         }
         let statuses: Vec<InvocationStatus> = invs.iter().map(|i| i.status).collect();
+        {
+            let mut w = self.waiters();
+            if cmd.cancel_requested && !statuses.iter().all(|s| s.is_terminal()) {
+                w.cancelling.insert(id.to_string());
+            } else if w.cancelling.remove(id) {
+                w.cancels_sent.retain(|(c, _)| c != id);
+            }
+        }
         let (status, finished) = if statuses.iter().all(|s| s.is_terminal()) {
             (aggregate(&statuses, cmd.cancel_requested), true)
         } else if cmd.cancel_requested {

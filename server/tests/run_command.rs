@@ -11,6 +11,8 @@ use common::*;
 
 /// An agent daemon: registered, its own configuration and state.
 struct Daemon {
+    /// Where its recipes write (`facts.custom.root`).
+    root: PathBuf,
     cfg: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -22,6 +24,8 @@ impl Daemon {
         let dir = base.join(name);
         let (state, facts) = (dir.join("state"), dir.join("facts.d"));
         std::fs::create_dir_all(&facts).expect("mkdir");
+        std::fs::create_dir_all(dir.join("root")).expect("mkdir");
+        std::fs::write(facts.join("t.yaml"), format!("root: {}\n", dir.join("root").display())).expect("facts");
         let cfg = dir.join("agent.yaml");
         std::fs::write(
             &cfg,
@@ -44,7 +48,7 @@ impl Daemon {
         let who = Command::new(agent_bin()).args(["whoami", "--config", cfg.to_str().expect("p")]).output().expect("w");
         let who: serde_json::Value = serde_json::from_slice(&who.stdout).expect("whoami JSON");
         let id = who["id"].as_str().expect("id").to_string();
-        let mut d = Daemon { cfg, log: dir.join("agent.log"), child: None, id };
+        let mut d = Daemon { root: dir.join("root"), cfg, log: dir.join("agent.log"), child: None, id };
         d.start();
         d
     }
@@ -110,6 +114,14 @@ fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `tend run --targets TARGET --wait --output json ARGS…`: the exit code and the JSON.
+fn run_wait(s: &Server, token: &str, target: &str, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec!["run", "--targets", target, "--wait", "--output", "json"];
+    all.extend_from_slice(args);
+    let out = s.tend(token, &all);
+    (out.status.code(), json(&out))
+}
+
 fn by_status(v: &serde_json::Value, status: &str) -> usize {
     v["invocations"].as_array().map(|a| a.iter().filter(|i| i["status"] == status).count()).unwrap_or(0)
 }
@@ -118,24 +130,11 @@ fn fans_out_by_tag_with_outputs_and_exit_codes(backend: Backend) {
     let s = Server::start(backend);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
-    let _web = daemons(&s, work.path(), 3, "role=web,env=prod");
-    let _db = daemons(&s, &work.path().join("db"), 1, "role=db,env=prod");
+    let web = daemons(&s, work.path(), 3, "role=web,env=prod");
+    let db = daemons(&s, &work.path().join("db"), 1, "role=db,env=prod");
 
-    let out = s.tend(
-        &admin,
-        &[
-            "run",
-            "--targets",
-            "tag:role=web,env=prod",
-            "--wait",
-            "--output",
-            "json",
-            "--",
-            "echo hello; echo oops >&2; exit 7",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(2), "a failed invocation makes `tend run --wait` fail: {}", stderr(&out));
-    let v = json(&out);
+    let (code, v) = run_wait(&s, &admin, "tag:role=web,env=prod", &["--", "echo hello; echo oops >&2; exit 7"]);
+    assert_eq!(code, Some(2), "a failed invocation makes `tend run --wait` fail");
     assert_eq!(v["status"], "Failed", "{v}");
     let inv = v["invocations"].as_array().expect("invocations");
     assert_eq!(inv.len(), 3, "only the web nodes: {v}");
@@ -160,6 +159,33 @@ fn fans_out_by_tag_with_outputs_and_exit_codes(backend: Backend) {
     assert_eq!(String::from_utf8_lossy(&full.stdout), format!("{id}\n"));
     let listed = s.tend_json(&admin, &["command", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(2));
+
+    // Exit 194: success, and a reboot asked for (disabled in these agents).
+    let out = s.tend(&admin, &["run", "--targets", "tag:role=db", "--wait", "--output", "json", "--", "exit 194"]);
+    let v = json(&out);
+    assert_eq!(v["status"], "Success", "{v}");
+    assert_eq!(v["invocations"][0]["reboot"], true);
+    wait_for("the agent to decline the reboot", Duration::from_secs(5), || {
+        db[0].log().contains("reboots are disabled")
+    });
+
+    // ApplyRecipe: a recipe on the server, converged now through the engine.
+    let recipe = work.path().join("motd.yaml");
+    std::fs::write(
+        &recipe,
+        "name: motd\nparameters:\n  text: { type: string, default: hello }\nresources:\n  - file: \"{{facts.custom.root}}/motd\"\n    content: \"{{params.text}}\\n\"\n",
+    )
+    .expect("write");
+    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("p")]).status.success());
+    let (code, v) = run_wait(&s, &admin, "tag:role=web", &["--document", "ApplyRecipe", "--param", "recipe=motd"]);
+    assert_eq!(code, Some(0), "{v}");
+    for (i, d) in web.iter().enumerate() {
+        assert_eq!(std::fs::read_to_string(d.root.join("motd")).expect("converged"), "hello\n");
+        assert!(v["invocations"][i]["stdout"].as_str().unwrap_or_default().contains("changed"), "{v}");
+    }
+    let out =
+        s.tend(&admin, &["run", "--targets", "tag:role=web", "--document", "ApplyRecipe", "--param", "recipe=nope"]);
+    assert!(stderr(&out).contains("no recipe nope"), "{}", stderr(&out));
 }
 
 fn max_concurrency_and_max_errors_are_honoured(backend: Backend) {

@@ -62,7 +62,6 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-
 /// Registers `agents` simulated agents with the activation `act` (its own
 /// key and certificate each), 32 at a time. Returns their mTLS clients.
 pub async fn register_agents(

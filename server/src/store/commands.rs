@@ -22,6 +22,8 @@ pub struct CommandRow {
     pub max_concurrency: i64,
     pub max_errors: i64,
     pub delivery_timeout_ms: i64,
+    /// All steps' timeouts: an invocation silent for longer (plus a grace) timed out.
+    pub run_timeout_ms: i64,
     pub status: String,
     pub cancel_requested: bool,
     pub comment: Option<String>,
@@ -55,6 +57,7 @@ fn command_of(r: &AnyRow) -> Result<CommandRow> {
         max_concurrency: r.try_get("max_concurrency")?,
         max_errors: r.try_get("max_errors")?,
         delivery_timeout_ms: r.try_get("delivery_timeout_ms")?,
+        run_timeout_ms: r.try_get("run_timeout_ms")?,
         status: r.try_get("status")?,
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
         comment: r.try_get("comment")?,
@@ -145,8 +148,8 @@ impl Store {
         let r = c.row;
         sqlx::query(
             "INSERT INTO commands (id, document, delivery, params_shown, targets, max_concurrency, max_errors, \
-             delivery_timeout_ms, status, cancel_requested, comment, created_at, created_ms, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13)",
+             delivery_timeout_ms, run_timeout_ms, status, cancel_requested, comment, created_at, created_ms, \
+             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14)",
         )
         .bind(&r.id)
         .bind(&r.document)
@@ -156,6 +159,7 @@ impl Store {
         .bind(r.max_concurrency)
         .bind(r.max_errors)
         .bind(r.delivery_timeout_ms)
+        .bind(r.run_timeout_ms)
         .bind(&r.status)
         .bind(&r.comment)
         .bind(&r.created_at)
