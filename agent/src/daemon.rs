@@ -94,6 +94,8 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let seed = crate::identity::Identity::at(&cfg.state_dir).node().map(|n| n.node_id).unwrap_or_default();
     let offset = splay_offset(&seed, cfg.splay);
     tracing::info!(interval = ?cfg.interval, splay_offset = ?offset, "tend-agent daemon started");
+    crate::notify::notify(&format!("READY=1\nSTATUS=converging every {}", humantime::format_duration(cfg.interval)));
+    crate::notify::spawn_watchdog();
     let mut failures = 0u32;
     let mut first = true;
     loop {
@@ -118,6 +120,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
             break;
         }
     }
+    crate::notify::notify("STOPPING=1");
     channel_stop.store(true, Ordering::SeqCst);
     if let Some(t) = channel {
         let _ = t.join();

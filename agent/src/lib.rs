@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod identity;
+pub mod notify;
 pub mod output;
 pub mod process;
 pub mod pull;

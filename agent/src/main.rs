@@ -126,6 +126,12 @@ enum Command {
     },
     /// Print the JSON Schema of the recipe format.
     Schema,
+    /// Write man pages and shell completions under DIR (for the packages).
+    #[command(hide = true)]
+    Assets {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Register this host with a tend-server, using an activation.
     Register {
         #[arg(long, env = "TEND_SERVER")]
@@ -166,6 +172,22 @@ enum Command {
         ec2: Option<String>,
         #[arg(long, env = "TEND_IMDS_ENDPOINT", hide = true)]
         imds_endpoint: Option<String>,
+    },
+    /// Forget this host's identity, caches, queued reports and command
+    /// records, so that it registers as a new node (run before baking an image).
+    ResetIdentity {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, env = "TEND_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Exit 0 if the agent can run here (registered, or an S3 source is
+    /// configured), 1 if not. The systemd unit starts only then.
+    Configured {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, env = "TEND_STATE_DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Ask the server who this node is (checks the registration and mTLS).
     Whoami {
@@ -258,10 +280,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Register { server, ca, activation_id, activation_code, tags, config, state_dir } => {
-            let state_dir = match state_dir {
-                Some(d) => d,
-                None => tend_agent::config::AgentConfig::load(config.as_deref())?.state_dir,
-            };
+            let state_dir = state_dir_of(config, state_dir)?;
             let mut t = tend_model::wire::Tags::new();
             for kv in tags.split(',').filter(|s| !s.trim().is_empty()) {
                 let (k, v) = kv.split_once('=').with_context(|| format!("tag {kv:?} is not key=value"))?;
@@ -292,11 +311,27 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             }
             if once { tend_agent::pull::run_once(&cfg, &fopts) } else { tend_agent::daemon::run(&cfg, &fopts) }
         }
+        Command::ResetIdentity { config, state_dir } => {
+            let state_dir = state_dir_of(config, state_dir)?;
+            let removed = StateDir::new(&state_dir).reset_identity().context("resetting the identity")?;
+            for p in &removed {
+                println!("removed {}", p.display());
+            }
+            if removed.is_empty() {
+                println!("nothing to reset in {}", state_dir.display());
+            }
+            Ok(0)
+        }
+        Command::Configured { config, state_dir } => {
+            let mut cfg = tend_agent::config::AgentConfig::load(config.as_deref())?;
+            if let Some(d) = state_dir {
+                cfg.state_dir = d;
+            }
+            let registered = tend_agent::identity::Identity::at(&cfg.state_dir).node().is_some();
+            Ok(if registered || cfg.source.is_some() { 0 } else { 1 })
+        }
         Command::Whoami { config, state_dir } => {
-            let state_dir = match state_dir {
-                Some(d) => d,
-                None => tend_agent::config::AgentConfig::load(config.as_deref())?.state_dir,
-            };
+            let state_dir = state_dir_of(config, state_dir)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let node = rt.block_on(tend_agent::identity::whoami(&state_dir))?;
             println!("{}", serde_json::to_string_pretty(&node)?);
@@ -306,5 +341,18 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             print!("{}", tend_model::schema::recipe_schema_text());
             Ok(0)
         }
+        Command::Assets { out } => {
+            use clap::CommandFactory;
+            tend_model::cli_assets::write(Cli::command(), &out).context("writing man pages and completions")?;
+            Ok(0)
+        }
+    }
+}
+
+/// `--state-dir`, or the configuration's `state_dir`.
+fn state_dir_of(config: Option<PathBuf>, state_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match state_dir {
+        Some(d) => Ok(d),
+        None => Ok(tend_agent::config::AgentConfig::load(config.as_deref())?.state_dir),
     }
 }

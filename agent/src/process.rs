@@ -181,6 +181,7 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
     if let Some(cwd) = &job.cwd {
         cmd.current_dir(cwd);
     }
+    reset_oom_score(&mut cmd);
     cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
@@ -300,6 +301,28 @@ fn pump(
 
 fn kill_group(pgid: Pid) {
     let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+/// The agent runs with `OOMScoreAdjust=-900` so that it survives memory
+/// pressure; what it runs must not inherit that.
+#[allow(unsafe_code)]
+fn reset_oom_score(cmd: &mut Command) {
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse::<i32>().ok());
+    if own.is_none_or(|v| v >= 0) {
+        return;
+    }
+    // SAFETY: open(2), write(2) and close(2) are async-signal-safe, and the
+    // path is a static C string: nothing is allocated after the fork.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::fcntl::{OFlag, open};
+            use nix::sys::stat::Mode;
+            if let Ok(fd) = open(c"/proc/self/oom_score_adj", OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+                let _ = nix::unistd::write(&fd, b"0");
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Sets supplementary groups in the child. std has no stable API for this.

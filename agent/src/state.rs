@@ -112,6 +112,24 @@ impl StateDir {
     }
 
     /// The desired-state hash of each resource at the last real run.
+    /// Forgets this host's identity and everything learned as it (for an
+    /// image: each instance then registers as itself). Keeps the disabled
+    /// marker. Returns what was removed.
+    pub fn reset_identity(&self) -> Result<Vec<PathBuf>, StateError> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        for name in ["identity", "cache", "queue", "commands", "ec2-facts.json", "last_report.json", "desired.json"] {
+            let path = self.path(name);
+            let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match gone {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn desired_hashes(&self) -> HashMap<String, u64> {
         std::fs::read(self.path("desired.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+#[cfg(feature = "cli-assets")]
+pub mod cli_assets;
 pub mod command;
 pub mod compile;
 pub mod condition;

@@ -37,6 +37,12 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         output_cap: usize,
     },
+    /// Write man pages and shell completions under DIR (for the packages).
+    #[command(hide = true)]
+    Assets {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +50,11 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_max_level(cli.log).with_writer(std::io::stderr).with_target(false).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
+        Command::Assets { out } => {
+            use clap::CommandFactory;
+            tend_model::cli_assets::write(Cli::command(), &out)?;
+            Ok(())
+        }
         Command::Serve { data_dir, listen, database, reports_kept, names, output_cap } => {
             runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
                 data_dir,

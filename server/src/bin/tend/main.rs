@@ -44,6 +44,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write man pages and shell completions under DIR (for the packages).
+    #[command(hide = true)]
+    Assets {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Activations let hosts register.
     Activation {
         #[command(subcommand)]
@@ -173,6 +179,11 @@ fn parse_tags(s: &str) -> Result<BTreeMap<String, String>, String> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Assets { out } = &cli.command {
+        use clap::CommandFactory;
+        tend_model::cli_assets::write(Cli::command(), out).context("writing man pages and completions")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let c = Client::new(&cli)?;
     let out = cli.output;
     let done = match cli.command {
@@ -266,7 +277,11 @@ async fn fleet(c: &Client, out: Output, command: Command) -> anyhow::Result<()> 
             let a: Vec<AuditEntry> = c.get("/v1/audit").await?;
             show(out, &a, &["at", "actor", "action", "detail"])
         }
-        Command::Run(_) | Command::Document { .. } | Command::Commands { .. } | Command::Recipe { .. } => {
+        Command::Run(_)
+        | Command::Document { .. }
+        | Command::Commands { .. }
+        | Command::Recipe { .. }
+        | Command::Assets { .. } => {
             unreachable!("dispatched in run()")
         }
     }
