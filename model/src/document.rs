@@ -138,7 +138,7 @@ impl Document {
                 // serde_yaml appends " at line L column C"; the location is ours.
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 let field = path.to_string();
-                let msg = if field.is_empty() { msg } else { format!("{field}: {msg}") };
+                let msg = if field.is_empty() || msg.starts_with(&field) { msg } else { format!("{field}: {msg}") };
                 return Err(Diagnostics(vec![Diagnostic::new(file, msg).at(at)]));
             }
         };

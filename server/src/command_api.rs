@@ -220,6 +220,7 @@ async fn create_command(
     let detail = serde_json::json!({
         "id": id, "document": row.document, "params": shown, "targets": req.targets,
         "nodes": targets.len(), "max_concurrency": row.max_concurrency, "max_errors": row.max_errors,
+        "comment": req.comment,
     });
     s.store.audit(&op.actor(), "command.run", &detail).await.map_err(internal)?;
     s.dispatcher.advance(&id).await.map_err(internal)?;

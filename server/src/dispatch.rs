@@ -40,6 +40,8 @@ pub struct Dispatcher {
     /// Commands with news (a result, a cancel), advanced by the background loop.
     dirty: Mutex<HashSet<String>>,
     kick: Notify,
+    /// Finished commands are deleted this long after they finished.
+    retention: Duration,
 }
 
 /// Holds a node's long-poll open; counts it as connected until dropped.
@@ -85,8 +87,9 @@ pub fn aggregate(statuses: &[InvocationStatus], cancel_requested: bool) -> Strin
 }
 
 impl Dispatcher {
-    pub fn new(store: Store) -> Arc<Dispatcher> {
+    pub fn new(store: Store, retention: Duration) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
+            retention,
             store,
             waiters: Mutex::default(),
             advancing: tokio::sync::Mutex::new(()),
@@ -138,7 +141,17 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_purge = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_purge {
+                next_purge += Duration::from_secs(3600);
+                let cutoff = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - self.retention);
+                match self.store.purge_commands(&cutoff.to_string()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(commands = n, "deleted finished commands past their retention"),
+                    Err(e) => tracing::error!(error = %e, "purging old commands"),
+                }
+            }
             let all = tokio::select! {
                 _ = tick.tick() => true,
                 _ = self.kick.notified() => false,

@@ -23,6 +23,8 @@ pub struct ServeOptions {
     pub names: Vec<String>,
     /// Characters of each command output stream stored per invocation.
     pub output_cap: usize,
+    /// Days finished commands (and their output) are kept.
+    pub commands_kept_days: u32,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -67,7 +69,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("CA certificate: {}", dir.join(crate::pki::CA_CERT).display());
     println!("tend-server listening on https://{addr}");
-    let dispatcher = crate::dispatch::Dispatcher::new(store.clone());
+    let retention = std::time::Duration::from_secs(u64::from(opts.commands_kept_days) * 86_400);
+    let dispatcher = crate::dispatch::Dispatcher::new(store.clone(), retention);
     tokio::spawn(dispatcher.clone().run());
     let app = router(AppState { store, pki, metrics: Default::default(), dispatcher, output_cap: opts.output_cap });
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;

@@ -102,16 +102,24 @@ pub fn execute(d: &Delivery, ctx: &Ctx) -> InvocationResult {
             }
         }
     }
-    let redact = |text: String| d.sensitive.iter().fold(text, |t, s| t.replace(s.as_str(), "(sensitive)"));
+    // Each stream stays within the capture size across all steps, so that a
+    // result always fits the server's request limit.
+    let redact = |bytes: &[u8]| {
+        let text = d
+            .sensitive
+            .iter()
+            .fold(String::from_utf8_lossy(bytes).into_owned(), |t, s| t.replace(s.as_str(), "(sensitive)"));
+        tend_model::command::head_chars(&text, CAPTURE)
+    };
     InvocationResult {
         status,
         exit_code,
-        stdout: redact(String::from_utf8_lossy(&out.stdout).into_owned()),
-        stderr: redact(String::from_utf8_lossy(&out.stderr).into_owned()),
+        stdout: redact(&out.stdout),
+        stderr: redact(&out.stderr),
         started_at: Some(started_at),
         ended_at: Some(crate::report::now_rfc3339()),
         duration_ms: Some(t0.elapsed().as_millis() as u64),
-        reason: (!notes.is_empty()).then(|| redact(notes.join("; "))),
+        reason: (!notes.is_empty()).then(|| redact(notes.join("; ").as_bytes())),
         reboot,
     }
 }

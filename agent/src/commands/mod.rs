@@ -91,10 +91,12 @@ impl Channel {
             let id = r.delivery.command_id.clone();
             match r.phase {
                 Phase::Running => {
-                    let why = format!(
-                        "the agent stopped while this command was running{}; it was not run again",
-                        r.pid.map(|p| format!(" (process group {p})")).unwrap_or_default()
-                    );
+                    let group = match r.pid {
+                        Some(p) if group_alive(p) => format!(" (process group {p} is still running, unsupervised)"),
+                        Some(p) => format!(" (process group {p} has ended)"),
+                        None => String::new(),
+                    };
+                    let why = format!("the agent stopped while this command was running{group}; it was not run again");
                     tracing::warn!(command = id, "{why}");
                     r.result = Some(InvocationResult {
                         status: InvocationStatus::Failed,
@@ -282,6 +284,11 @@ async fn send_results(
             }
         }
     }
+}
+
+/// True if a process group still has members.
+fn group_alive(pgid: u32) -> bool {
+    i32::try_from(pgid).is_ok_and(|p| p > 1 && nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), None).is_ok())
 }
 
 fn reboot(allowed: bool) {

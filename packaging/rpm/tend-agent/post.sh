@@ -25,7 +25,7 @@ if [ -d /run/systemd/system ]; then
     systemctl daemon-reload >/dev/null 2>&1 || true
     if [ "$1" -ge 2 ]; then
         systemctl --no-block try-restart "$UNIT" >/dev/null 2>&1 || true
-    elif /usr/libexec/tend-agent-configured "$CONFIG" 2>/dev/null; then
+    elif /usr/bin/tend-agent configured --config "$CONFIG" 2>/dev/null; then
         systemctl start "$UNIT" || echo "tend-agent: could not start $UNIT; see: journalctl -u tend-agent" >&2
     else
         echo "tend-agent: installed and enabled, not started: this host is not registered yet."

@@ -36,6 +36,9 @@ enum Command {
         /// (inline output in listings is capped at 24,000).
         #[arg(long, default_value_t = 1_000_000)]
         output_cap: usize,
+        /// Days a finished run command, with its output, is kept.
+        #[arg(long, default_value_t = 90)]
+        commands_kept_days: u32,
     },
     /// Write man pages and shell completions under DIR (for the packages).
     #[command(hide = true)]
@@ -55,15 +58,15 @@ fn main() -> anyhow::Result<()> {
             tend_model::cli_assets::write(Cli::command(), &out)?;
             Ok(())
         }
-        Command::Serve { data_dir, listen, database, reports_kept, names, output_cap } => {
-            runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
+        Command::Serve { data_dir, listen, database, reports_kept, names, output_cap, commands_kept_days } => runtime
+            .block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
                 data_dir,
                 listen,
                 database,
                 reports_kept,
                 names,
                 output_cap,
-            }))
-        }
+                commands_kept_days,
+            })),
     }
 }

@@ -202,6 +202,25 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
+    /// Deletes commands (with their invocations and output) that finished
+    /// before `cutoff` (RFC 3339). Returns how many.
+    pub async fn purge_commands(&self, cutoff: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM invocations WHERE command_id IN \
+             (SELECT id FROM commands WHERE finished_at IS NOT NULL AND finished_at < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query("DELETE FROM commands WHERE finished_at IS NOT NULL AND finished_at < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn request_cancel(&self, id: &str) -> Result<()> {
         sqlx::query("UPDATE commands SET cancel_requested = 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
