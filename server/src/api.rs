@@ -25,6 +25,8 @@ pub struct AppState {
     pub dispatcher: Arc<crate::dispatch::Dispatcher>,
     /// Characters of each output stream stored per invocation.
     pub output_cap: usize,
+    /// Agent packages and their MANIFEST, served to install.sh.
+    pub packages_dir: Option<std::path::PathBuf>,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit))
         .merge(crate::fleet_api::routes())
         .merge(crate::command_api::routes())
+        .merge(crate::install_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)

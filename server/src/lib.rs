@@ -8,6 +8,7 @@ pub mod auth;
 pub mod command_api;
 pub mod dispatch;
 pub mod fleet_api;
+pub mod install_api;
 pub mod metrics;
 pub mod pki;
 pub mod serve;

@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub output_cap: usize,
     /// Days finished commands (and their output) are kept.
     pub commands_kept_days: u32,
+    /// Agent packages (with MANIFEST) for install.sh.
+    pub packages_dir: Option<PathBuf>,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -72,7 +74,14 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let retention = std::time::Duration::from_secs(u64::from(opts.commands_kept_days) * 86_400);
     let dispatcher = crate::dispatch::Dispatcher::new(store.clone(), retention);
     tokio::spawn(dispatcher.clone().run());
-    let app = router(AppState { store, pki, metrics: Default::default(), dispatcher, output_cap: opts.output_cap });
+    let app = router(AppState {
+        store,
+        pki,
+        metrics: Default::default(),
+        dispatcher,
+        output_cap: opts.output_cap,
+        packages_dir: opts.packages_dir.clone(),
+    });
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())

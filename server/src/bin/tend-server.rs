@@ -39,6 +39,10 @@ enum Command {
         /// Days a finished run command, with its output, is kept.
         #[arg(long, default_value_t = 90)]
         commands_kept_days: u32,
+        /// Agent packages and their MANIFEST (`packaging/build.sh` makes
+        /// both), served at /packages/ for `GET /install.sh`.
+        #[arg(long)]
+        packages_dir: Option<PathBuf>,
     },
     /// Write man pages and shell completions under DIR (for the packages).
     #[command(hide = true)]
@@ -58,15 +62,24 @@ fn main() -> anyhow::Result<()> {
             tend_model::cli_assets::write(Cli::command(), &out)?;
             Ok(())
         }
-        Command::Serve { data_dir, listen, database, reports_kept, names, output_cap, commands_kept_days } => runtime
-            .block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
-                data_dir,
-                listen,
-                database,
-                reports_kept,
-                names,
-                output_cap,
-                commands_kept_days,
-            })),
+        Command::Serve {
+            data_dir,
+            listen,
+            database,
+            reports_kept,
+            names,
+            output_cap,
+            commands_kept_days,
+            packages_dir,
+        } => runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
+            data_dir,
+            listen,
+            database,
+            reports_kept,
+            names,
+            output_cap,
+            commands_kept_days,
+            packages_dir,
+        })),
     }
 }
