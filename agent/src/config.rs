@@ -48,6 +48,39 @@ pub struct AgentConfig {
     /// Let a command reboot the host (a script exiting 194).
     #[serde(default = "yes")]
     pub reboot: bool,
+    /// Register at start when not registered (an image, cloud-init): so
+    /// an instance whose identity was reset registers as a new node.
+    #[serde(default)]
+    pub register: Option<AutoRegister>,
+}
+
+/// `register:` in the configuration: what `tend-agent register` takes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRegister {
+    pub server: String,
+    pub ca: PathBuf,
+    pub activation_id: String,
+    /// The code, or `activation_code_file` (a file holding it).
+    #[serde(default)]
+    pub activation_code: Option<String>,
+    #[serde(default)]
+    pub activation_code_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tags: tend_model::wire::Tags,
+}
+
+impl AutoRegister {
+    pub fn code(&self) -> anyhow::Result<String> {
+        match (&self.activation_code, &self.activation_code_file) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, Some(f)) => Ok(std::fs::read_to_string(f)
+                .with_context(|| format!("reading the activation code from {}", f.display()))?
+                .trim()
+                .to_string()),
+            (None, None) => anyhow::bail!("register: needs activation_code or activation_code_file"),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -83,6 +116,7 @@ impl Default for AgentConfig {
             servers: Vec::new(),
             commands: true,
             reboot: true,
+            register: None,
         })
     }
 }

@@ -60,6 +60,44 @@ pub fn next_wait(interval: Duration, failures: u32) -> Duration {
     backoff.min(interval)
 }
 
+/// Registers with `register:` from the configuration when the host is not
+/// registered; retries while the server cannot be reached.
+fn register_if_configured(cfg: &AgentConfig, stop: &Stop) -> anyhow::Result<()> {
+    let Some(reg) = &cfg.register else { return Ok(()) };
+    if crate::identity::Identity::at(&cfg.state_dir).node().is_some() {
+        return Ok(());
+    }
+    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let args = crate::identity::RegisterArgs {
+        server: reg.server.clone(),
+        ca: reg.ca.clone(),
+        activation_id: reg.activation_id.clone(),
+        activation_code: reg.code()?,
+        hostname,
+        tags: reg.tags.clone(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut failures = 0u32;
+    loop {
+        match rt.block_on(crate::identity::register(&cfg.state_dir, &args)) {
+            Ok(node) => {
+                println!("registered as {} with {}", node.node_id, node.server);
+                return Ok(());
+            }
+            // The server refused: retrying will not help.
+            Err(e) if e.downcast_ref::<crate::identity::Refused>().is_some() => return Err(e),
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = next_wait(Duration::from_secs(300), failures);
+                eprintln!("warning: registration failed ({e:#}); retrying in {wait:?}");
+                if stop.sleep(wait) {
+                    anyhow::bail!("stopped before registering");
+                }
+            }
+        }
+    }
+}
+
 pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let stop = Arc::new(Stop::default());
     let watcher = stop.clone();
@@ -81,6 +119,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         watcher.flag.store(true, Ordering::SeqCst);
         watcher.cv.notify_all();
     });
+    register_if_configured(cfg, &stop)?;
     // The run-command channel, alongside the converge loop.
     let registered = crate::identity::Identity::at(&cfg.state_dir).node().is_some();
     let channel = (cfg.commands && cfg.source.is_none() && registered).then(|| {
@@ -100,8 +139,16 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let mut first = true;
     loop {
         // The offset sets this host's phase once; every run adds a little jitter.
-        let wait =
-            if first { offset + jitter(cfg.splay) } else { next_wait(cfg.interval, failures) + jitter(cfg.splay) };
+        // A host that has never converged does so at once; afterwards each
+        // run keeps this host's phase (offset) plus a little jitter.
+        let never_ran = first && !crate::state::StateDir::new(&cfg.state_dir).path("last_report.json").exists();
+        let wait = if never_ran {
+            Duration::ZERO
+        } else if first {
+            offset + jitter(cfg.splay)
+        } else {
+            next_wait(cfg.interval, failures) + jitter(cfg.splay)
+        };
         first = false;
         if stop.sleep(wait) {
             break;

@@ -44,6 +44,11 @@ impl Identity {
     }
 }
 
+/// The server refused the registration (wrong code, expired, used up…).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 pub struct RegisterArgs {
     pub server: String,
     pub ca: PathBuf,
@@ -60,7 +65,7 @@ pub async fn register(state_dir: &Path, args: &RegisterArgs) -> anyhow::Result<N
     let id = Identity::at(state_dir);
     if let Some(n) = id.node() {
         bail!(
-            "this host is already registered as {} with {}; remove {} to register again",
+            "this host is already registered as {} with {}; `tend-agent reset-identity` (or removing {}) lets it register again",
             n.node_id,
             n.server,
             id.dir.display()
@@ -93,6 +98,9 @@ pub async fn register(state_dir: &Path, args: &RegisterArgs) -> anyhow::Result<N
         .with_context(|| format!("contacting {server}"))?;
     let status = resp.status();
     let body = resp.bytes().await?;
+    if status.is_client_error() {
+        return Err(Refused(ApiError::message_of(&body)).into());
+    }
     if !status.is_success() {
         let msg = ApiError::message_of(&body);
         bail!("{msg}");

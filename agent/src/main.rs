@@ -181,8 +181,8 @@ enum Command {
         #[arg(long, env = "TEND_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },
-    /// Exit 0 if the agent can run here (registered, or an S3 source is
-    /// configured), 1 if not. The systemd unit starts only then.
+    /// Exit 0 if the agent can run here (registered, an S3 source, or a
+    /// `register:` section is configured), 1 if not. The systemd unit starts only then.
     Configured {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -328,7 +328,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 cfg.state_dir = d;
             }
             let registered = tend_agent::identity::Identity::at(&cfg.state_dir).node().is_some();
-            Ok(if registered || cfg.source.is_some() { 0 } else { 1 })
+            Ok(if registered || cfg.source.is_some() || cfg.register.is_some() { 0 } else { 1 })
         }
         Command::Whoami { config, state_dir } => {
             let state_dir = state_dir_of(config, state_dir)?;

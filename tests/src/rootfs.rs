@@ -33,6 +33,7 @@ pub const PACKAGES: &[&str] = &[
     "login",
     "sudo",
     "openssh-client",
+    "curl",
 ];
 
 /// The host name written into the cached tree (each booted host then gets its own machine name).
