@@ -40,6 +40,8 @@ pub struct BootOptions {
     pub binds_ro: Vec<(PathBuf, PathBuf)>,
     /// Read-write binds: (path on this machine, path in the guest).
     pub binds_rw: Vec<(PathBuf, PathBuf)>,
+    /// Capabilities added to the container's default set (`CAP_SYS_RESOURCE`).
+    pub capabilities: Vec<String>,
 }
 
 impl BootOptions {
@@ -60,6 +62,7 @@ impl BootOptions {
             network: Network::Private,
             binds_ro: Vec::new(),
             binds_rw: Vec::new(),
+            capabilities: Vec::new(),
         }
     }
 
@@ -72,6 +75,12 @@ impl BootOptions {
     /// Adds a read-only bind of `host` (on this machine) at `guest`.
     pub fn bind_ro(mut self, host: impl Into<PathBuf>, guest: impl Into<PathBuf>) -> Self {
         self.binds_ro.push((host.into(), guest.into()));
+        self
+    }
+
+    /// Adds a capability to the container's (as `systemd-nspawn --capability=`).
+    pub fn capability(mut self, cap: &str) -> Self {
+        self.capabilities.push(cap.to_string());
         self
     }
 
@@ -160,6 +169,9 @@ impl Host {
         cmd.args(["-q", "-b", "--register=no", "--keep-unit"]).arg("-D").arg(&self.root).arg("-M").arg(&self.name);
         if opts.network == Network::Private {
             cmd.arg("--private-network");
+        }
+        if !opts.capabilities.is_empty() {
+            cmd.arg(format!("--capability={}", opts.capabilities.join(",")));
         }
         for (flag, binds) in [("--bind-ro=", &opts.binds_ro), ("--bind=", &opts.binds_rw)] {
             for (on_host, in_guest) in binds {
