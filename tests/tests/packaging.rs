@@ -276,3 +276,56 @@ fn reset_identity_then_a_restart_registers_a_new_node() {
     let nodes = s.json(&["nodes", "list"]);
     assert_eq!(nodes.as_array().map(Vec::len), Some(2), "{nodes}");
 }
+
+/// The files of a package (`dpkg-deb -c` / `rpm -qpl`) and its scripts.
+fn listing(program: &str, args: &[&str], file: &Path) -> String {
+    let out = Command::new(program).args(args).arg(file).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn package_file(which: &str, prefix: &str, suffix: &str) -> PathBuf {
+    let dir = packages(which);
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).expect("MANIFEST");
+    let name = manifest
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .find(|f| f.starts_with(prefix) && f.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no {prefix}*{suffix} in {}", dir.display()));
+    dir.join(name)
+}
+
+#[test]
+fn the_rpms_have_the_same_content_and_their_scriptlets() {
+    // There is no rpm-based host to boot here: the packages are checked with rpm itself.
+    for (pkg, must) in [
+        ("tend-agent-", &["/usr/bin/tend-agent", "/usr/lib/systemd/system/tend-agent.service", "/etc/tend/agent.yaml"][..]),
+        ("tend-server-", &["/usr/bin/tend-server", "/usr/lib/systemd/system/tend-server.service"][..]),
+        ("tend-cli-", &["/usr/bin/tend", "/usr/share/man/man1/tend-run.1"][..]),
+    ] {
+        let rpm = package_file("packages", pkg, ".rpm");
+        let files = listing("rpm", &["-qpl"], &rpm);
+        for f in must {
+            assert!(files.lines().any(|l| l.starts_with(f)), "{f} not in {}:\n{files}", rpm.display());
+        }
+    }
+    let rpm = package_file("packages", "tend-agent-", ".rpm");
+    let scripts = listing("rpm", &["-qp", "--scripts"], &rpm);
+    // Bodies, not paths (cargo-generate-rpm uses a missing path as the text).
+    assert!(scripts.contains("postinstall scriptlet") && scripts.contains("systemctl"), "{scripts}");
+    assert!(!scripts.contains("packaging/rpm/"), "a scriptlet is a path, not a script:\n{scripts}");
+    let conf = listing("rpm", &["-qpc"], &rpm);
+    assert!(conf.contains("/etc/tend/agent.yaml"), "agent.yaml is a config file: {conf}");
+}
+
+#[test]
+fn the_debs_declare_their_conffiles_and_dependencies() {
+    let agent = package_file("packages", "tend-agent_", ".deb");
+    let info = listing("dpkg-deb", &["-I"], &agent);
+    assert!(info.contains("conffiles") && info.contains("postinst") && info.contains("postrm"), "{info}");
+    let server = package_file("packages", "tend-server_", ".deb");
+    let info = listing("dpkg-deb", &["-I"], &server);
+    assert!(info.contains("tend-cli"), "tend-server depends on tend-cli:\n{info}");
+    let files = listing("dpkg-deb", &["-c"], &server);
+    assert!(!files.contains("./usr/bin/tend\n"), "the CLI ships in tend-cli only");
+}
