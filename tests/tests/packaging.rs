@@ -299,7 +299,10 @@ fn package_file(which: &str, prefix: &str, suffix: &str) -> PathBuf {
 fn the_rpms_have_the_same_content_and_their_scriptlets() {
     // There is no rpm-based host to boot here: the packages are checked with rpm itself.
     for (pkg, must) in [
-        ("tend-agent-", &["/usr/bin/tend-agent", "/usr/lib/systemd/system/tend-agent.service", "/etc/tend/agent.yaml"][..]),
+        (
+            "tend-agent-",
+            &["/usr/bin/tend-agent", "/usr/lib/systemd/system/tend-agent.service", "/etc/tend/agent.yaml"][..],
+        ),
         ("tend-server-", &["/usr/bin/tend-server", "/usr/lib/systemd/system/tend-server.service"][..]),
         ("tend-cli-", &["/usr/bin/tend", "/usr/share/man/man1/tend-run.1"][..]),
     ] {

@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use tend_server::serve::ServeOptions;
 
 #[derive(Parser)]
 #[command(name = "tend-server", version, about = "tend's server: recipes, nodes, reports and agent certificates")]
@@ -17,39 +20,85 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API over HTTPS.
-    Serve {
-        /// Holds the database, the CA (ca.pem) and the first admin token (admin.token).
-        #[arg(long, default_value = "/var/lib/tend-server")]
-        data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: SocketAddr,
-        /// PostgreSQL instead of the embedded SQLite: postgres://USER@HOST:PORT/DB
-        #[arg(long, env = "TEND_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        /// Run reports kept per node (older ones are deleted).
-        #[arg(long, default_value_t = 100)]
-        reports_kept: u32,
-        /// More host names or addresses for the server certificate.
-        #[arg(long = "name")]
-        names: Vec<String>,
-        /// Characters of each run-command output stream stored per node
-        /// (inline output in listings is capped at 24,000).
-        #[arg(long, default_value_t = 1_000_000)]
-        output_cap: usize,
-        /// Days a finished run command, with its output, is kept.
-        #[arg(long, default_value_t = 90)]
-        commands_kept_days: u32,
-        /// Agent packages and their MANIFEST (`packaging/build.sh` makes
-        /// both), served at /packages/ for `GET /install.sh`.
-        #[arg(long)]
-        packages_dir: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Write man pages and shell completions under DIR (for the packages).
     #[command(hide = true)]
     Assets {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Every setting can come from the configuration file; a flag wins over it.
+#[derive(clap::Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeArgs {
+    /// A YAML file with these settings (keys as the flags, with `_`):
+    /// default /etc/tend/server.yaml when it exists.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Holds the database, the CA (ca.pem) and the first admin token (admin.token)
+    /// [default: /var/lib/tend-server].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// [default: 127.0.0.1:8443]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// PostgreSQL instead of the embedded SQLite: postgres://USER@HOST:PORT/DB
+    #[arg(long, env = "TEND_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// Run reports kept per node (older ones are deleted) [default: 100].
+    #[arg(long)]
+    reports_kept: Option<u32>,
+    /// More host names or addresses for the server certificate.
+    #[arg(long = "name")]
+    #[serde(default)]
+    names: Vec<String>,
+    /// Characters of each run-command output stream stored per node
+    /// (inline output in listings is capped at 24,000) [default: 1000000].
+    #[arg(long)]
+    output_cap: Option<usize>,
+    /// Days a finished run command, with its output, is kept [default: 90].
+    #[arg(long)]
+    commands_kept_days: Option<u32>,
+    /// Agent packages and their MANIFEST (`packaging/build.sh` makes
+    /// both), served at /packages/ for `GET /install.sh`.
+    #[arg(long)]
+    packages_dir: Option<PathBuf>,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/tend/server.yaml";
+
+impl ServeArgs {
+    /// The flags over the file over the defaults.
+    fn resolve(self) -> anyhow::Result<ServeOptions> {
+        let (path, required) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        let file: ServeArgs = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_yaml::from_str::<Option<ServeArgs>>(&text)
+                .with_context(|| format!("reading {}", path.display()))?
+                .unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => ServeArgs::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let listen = match self.listen.or(file.listen) {
+            Some(l) => l,
+            None => "127.0.0.1:8443".parse()?,
+        };
+        Ok(ServeOptions {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/tend-server")),
+            listen,
+            database: self.database.or(file.database),
+            reports_kept: self.reports_kept.or(file.reports_kept).unwrap_or(100),
+            names: if self.names.is_empty() { file.names } else { self.names },
+            output_cap: self.output_cap.or(file.output_cap).unwrap_or(1_000_000),
+            commands_kept_days: self.commands_kept_days.or(file.commands_kept_days).unwrap_or(90),
+            packages_dir: self.packages_dir.or(file.packages_dir),
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,24 +111,6 @@ fn main() -> anyhow::Result<()> {
             tend_model::cli_assets::write(Cli::command(), &out)?;
             Ok(())
         }
-        Command::Serve {
-            data_dir,
-            listen,
-            database,
-            reports_kept,
-            names,
-            output_cap,
-            commands_kept_days,
-            packages_dir,
-        } => runtime.block_on(tend_server::serve::serve(tend_server::serve::ServeOptions {
-            data_dir,
-            listen,
-            database,
-            reports_kept,
-            names,
-            output_cap,
-            commands_kept_days,
-            packages_dir,
-        })),
+        Command::Serve(args) => runtime.block_on(tend_server::serve::serve(args.resolve()?)),
     }
 }
