@@ -211,14 +211,31 @@ fn the_deb_installs_registers_converges_upgrades_and_purges() {
     let out: Value = serde_json::from_slice(&out.stdout).expect("run JSON");
     assert_eq!(out["invocations"][0]["stdout"], "0\n", "{out}");
 
-    // Upgrade: identity and configuration kept, the unit restarted.
+    // Upgrade: identity and configuration kept, the unit restarted, and a
+    // run-command child still working is not killed (KillMode=process).
+    let out = s.tend(&["run", "--targets", &node, "--output", "json", "--", "sleep 23; echo survived > /root/child"]);
+    let cmd: Value = serde_json::from_slice(&out.stdout).expect("run JSON");
+    let cmd = cmd["id"].as_str().expect("command id").to_string();
+    wait_for(&host, "the command to start", "pgrep -f 'sleep 23'");
     let pid = host.sh_ok("systemctl show -p MainPID --value tend-agent");
     host.sh_ok(&format!("apt-get install -y -q {} >/dev/null", deb("packages", "tend-agent")));
+    host.sh_ok("pgrep -f 'sleep 23'");
     assert!(host.sh_ok("dpkg-query -W -f '${Version}' tend-agent").starts_with("0.1.0"));
     wait_for(&host, "the upgraded agent to be active", "systemctl is-active tend-agent");
     assert_ne!(host.sh_ok("systemctl show -p MainPID --value tend-agent"), pid, "restarted");
     assert_eq!(host.read("/etc/tend/agent.yaml"), CONFIG, "the changed conffile is kept");
     assert_eq!(node_id(&host), node, "the same node");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = s.json(&["command", "show", &cmd]);
+        let reason = shown["invocations"][0]["reason"].as_str().unwrap_or_default().to_string();
+        if reason.contains("still running") {
+            break;
+        }
+        assert!(Instant::now() < end, "the new daemon reports the child: {shown}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_for(&host, "the child to finish its work", "test -f /root/child");
 
     // remove keeps the state; purge removes it.
     host.sh_ok("apt-get remove -y -q tend-agent >/dev/null");
