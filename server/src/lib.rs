@@ -11,6 +11,7 @@ pub mod fleet_api;
 pub mod install_api;
 pub mod metrics;
 pub mod pki;
+pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod tls;
