@@ -531,3 +531,53 @@ steps:
         assert!(Automation::parse("ok.yaml", ok).is_ok());
     }
 }
+
+/// `POST /v1/automations`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ExecutionStart {
+    /// `NAME` or `NAME@VERSION`.
+    pub document: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
+    /// `--param k=v` as typed.
+    #[serde(default)]
+    pub raw_params: Vec<(String, String)>,
+}
+
+/// One step attempt in an execution's timeline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct StepView {
+    pub name: String,
+    pub attempt: u32,
+    pub status: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub outputs: serde_json::Map<String, Value>,
+    pub error: Option<String>,
+    pub command_id: Option<String>,
+}
+
+/// An execution as operators see it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ExecutionView {
+    pub id: String,
+    pub document: String,
+    /// InProgress, Waiting, Success, Failed, Cancelled, TimedOut.
+    pub status: String,
+    pub params: serde_json::Map<String, Value>,
+    pub created_at: String,
+    pub created_by: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    pub current: Option<String>,
+    /// What a waiting execution waits for.
+    pub waiting: Option<String>,
+    pub steps: Vec<StepView>,
+}
+
+/// `POST /v1/automations/{id}/approve|reject|resume|cancel`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Decision {
+    #[serde(default)]
+    pub comment: Option<String>,
+}

@@ -27,6 +27,7 @@ pub struct AppState {
     pub output_cap: usize,
     /// Agent packages and their MANIFEST, served to install.sh.
     pub packages_dir: Option<std::path::PathBuf>,
+    pub engine: crate::automation::Shared,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::fleet_api::routes())
         .merge(crate::command_api::routes())
         .merge(crate::install_api::routes())
+        .merge(crate::automation_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)

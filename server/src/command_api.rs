@@ -64,24 +64,34 @@ async fn push_document(
 ) -> Result<Response, ApiFailure> {
     op.require(Role::Operator)?;
     op.require_unscoped("push documents")?;
-    let doc = match Document::parse(&req.file, &req.text) {
-        Ok(d) => d,
+    // The kind decides the parser: a command document or an automation.
+    let kind = serde_yaml::from_str::<serde_json::Value>(&req.text)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let parsed = if kind == "Automation" {
+        tend_model::automation::Automation::parse(&req.file, &req.text).map(|a| a.name)
+    } else {
+        Document::parse(&req.file, &req.text).map(|d| d.name)
+    };
+    let name = match parsed {
+        Ok(n) => n,
         Err(d) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(d)).into_response()),
     };
-    if document::builtin(&doc.name).is_some() {
-        return Err(fail(StatusCode::CONFLICT, format!("{} is a built-in document; choose another name", doc.name)));
+    let kind = if kind == "Automation" { kind } else { "Command".to_string() };
+    if document::builtin(&name).is_some() {
+        return Err(fail(StatusCode::CONFLICT, format!("{name} is a built-in document; choose another name")));
     }
     let version = sha256_hex(req.text.as_bytes())[..16].to_string();
-    let kind = format!("{:?}", doc.kind);
-    let new = s.store.put_document(&doc.name, &version, &kind, &req.text, &op.actor()).await.map_err(internal)?;
+    let new = s.store.put_document(&name, &version, &kind, &req.text, &op.actor()).await.map_err(internal)?;
     if new {
-        let detail = serde_json::json!({ "name": doc.name, "version": version });
+        let detail = serde_json::json!({ "name": name, "version": version, "kind": kind });
         s.store.audit(&op.actor(), "document.push", &detail).await.map_err(internal)?;
     }
     let (_, _, _, at) =
-        s.store.document(&doc.name, Some(&version)).await.map_err(internal)?.ok_or_else(|| internal("just stored"))?;
+        s.store.document(&name, Some(&version)).await.map_err(internal)?.ok_or_else(|| internal("just stored"))?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
-    let v = DocumentVersion { name: doc.name, version, kind, created_at: at, builtin: false };
+    let v = DocumentVersion { name, version, kind, created_at: at, builtin: false };
     Ok((status, Json(v)).into_response())
 }
 
@@ -115,7 +125,11 @@ async fn show_document(
 }
 
 /// (version, kind, text, created_at) of a built-in or stored document.
-async fn find_document(s: &AppState, name: &str, version: Option<&str>) -> ApiResult<(String, String, String, String)> {
+pub async fn find_document(
+    s: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> ApiResult<(String, String, String, String)> {
     if version.is_none_or(|v| v == "builtin") {
         let text = match name {
             "RunShellScript" => Some(document::RUN_SHELL_SCRIPT),
@@ -141,6 +155,24 @@ async fn create_command(
     op: Operator,
     Json(req): Json<CommandCreate>,
 ) -> ApiResult<(StatusCode, Json<CommandView>)> {
+    Ok((StatusCode::CREATED, Json(start_command(&s, &op, req, None).await?)))
+}
+
+/// Creates a command as `op` (role, scope and audit as for `POST
+/// /v1/commands`). With `id`, the command gets that id, and a command that
+/// already has it is returned as it is: an automation step creates its
+/// command exactly once, whatever restarts happen.
+pub async fn start_command(
+    s: &AppState,
+    op: &Operator,
+    req: CommandCreate,
+    id: Option<String>,
+) -> ApiResult<CommandView> {
+    if let Some(id) = &id
+        && s.store.command(id).await.map_err(internal)?.is_some()
+    {
+        return view(s, id, true).await;
+    }
     op.require(Role::Operator)?;
     if req.targets.is_empty() {
         return Err(fail(StatusCode::BAD_REQUEST, "a command needs at least one target"));
@@ -148,7 +180,13 @@ async fn create_command(
     let nodes = s.store.list_nodes().await.map_err(internal)?;
     op.check_targets(&req.targets, &nodes)?;
     let (name, version) = split_spec(&req.document);
-    let (version, _, text, _) = find_document(&s, name, version).await?;
+    let (version, kind, text, _) = find_document(s, name, version).await?;
+    if kind != "Command" {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            format!("{name} is an {kind} document: start it with `tend automation start {name}`"),
+        ));
+    }
     let doc = Document::parse(name, &text).map_err(internal)?;
     let overrides = Overrides { raw: req.raw_params.clone(), typed: req.params.clone(), placeholders: false };
     let values = doc.resolve_params(&overrides).map_err(|p| {
@@ -185,8 +223,11 @@ async fn create_command(
         return Err(fail(StatusCode::BAD_REQUEST, format!("no registered node matches {}", req.targets.join(" "))));
     }
 
-    let id = format!("cmd-{}", random_hex(8).map_err(internal)?);
-    let steps = deliver_steps(&s, &doc, &values, req.timeout).await?;
+    let id = match id {
+        Some(id) => id,
+        None => format!("cmd-{}", random_hex(8).map_err(internal)?),
+    };
+    let steps = deliver_steps(s, &doc, &values, req.timeout).await?;
     let steps_timeout_ms = steps.iter().map(|st| st.timeout as i64 * 1000).sum::<i64>();
     let mut env: BTreeMap<String, String> =
         values.iter().map(|(k, v)| (document::env_name(k), document::env_value(v))).collect();
@@ -224,7 +265,7 @@ async fn create_command(
     });
     s.store.audit(&op.actor(), "command.run", &detail).await.map_err(internal)?;
     s.dispatcher.advance(&id).await.map_err(internal)?;
-    Ok((StatusCode::CREATED, Json(view(&s, &id, true).await?)))
+    view(s, &id, true).await
 }
 
 /// The document's steps as the agent runs them: timeouts settled, and
@@ -288,7 +329,7 @@ async fn deliver_steps(
     Ok(out)
 }
 
-async fn view(s: &AppState, id: &str, with_invocations: bool) -> ApiResult<CommandView> {
+pub async fn view(s: &AppState, id: &str, with_invocations: bool) -> ApiResult<CommandView> {
     let c =
         s.store.command(id).await.map_err(internal)?.ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such command"))?;
     let mut counts = BTreeMap::new();

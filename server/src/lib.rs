@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod automation;
+pub mod automation_api;
 pub mod command_api;
 pub mod dispatch;
 pub mod fleet_api;

@@ -74,14 +74,17 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let retention = std::time::Duration::from_secs(u64::from(opts.commands_kept_days) * 86_400);
     let dispatcher = crate::dispatch::Dispatcher::new(store.clone(), retention);
     tokio::spawn(dispatcher.clone().run());
-    let app = router(AppState {
+    let state = AppState {
         store,
         pki,
         metrics: Default::default(),
         dispatcher,
         output_cap: opts.output_cap,
         packages_dir: opts.packages_dir.clone(),
-    });
+        engine: Default::default(),
+    };
+    tokio::spawn(crate::automation::run(state.clone()));
+    let app = router(state);
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())

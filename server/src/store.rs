@@ -19,7 +19,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+mod automation;
 mod commands;
+pub use automation::{ExecutionRow, StepRow};
 pub use commands::{CommandRow, InvocationRow, NewCommand, now_ms};
 
 /// A token as the server checks it.
@@ -69,6 +71,7 @@ impl Store {
         let store = Store::connect(&url, 4).await?;
         sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&store.pool).await?;
+        sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&store.pool).await?;
         Ok(store)
     }
 
@@ -80,6 +83,7 @@ impl Store {
         sqlx::query("SELECT pg_advisory_xact_lock(7366526)").execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0001_init.postgres.sql")).execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(store)
     }

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Server {
     pub child: Child,
@@ -212,4 +213,109 @@ macro_rules! on_both_stores {
             $( #[test] fn $name() { super::$name(super::Backend::Postgres) } )*
         }
     };
+}
+
+/// An agent daemon: registered, its own configuration and state.
+pub struct Daemon {
+    /// Where its recipes write (`facts.custom.root`).
+    pub root: PathBuf,
+    pub cfg: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+    pub id: String,
+}
+
+impl Daemon {
+    pub fn new(s: &Server, base: &Path, name: &str, tags: &str) -> Daemon {
+        let dir = base.join(name);
+        let (state, facts) = (dir.join("state"), dir.join("facts.d"));
+        std::fs::create_dir_all(&facts).expect("mkdir");
+        std::fs::create_dir_all(dir.join("root")).expect("mkdir");
+        std::fs::write(facts.join("t.yaml"), format!("root: {}\n", dir.join("root").display())).expect("facts");
+        let cfg = dir.join("agent.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "state_dir: {}\nfacts_dir: {}\ninterval: 1h\nsplay: 0s\nec2: \"off\"\nreboot: false\n",
+                state.display(),
+                facts.display()
+            ),
+        )
+        .expect("config");
+        let (act, code) = s.activation(tags, 1, "1h");
+        let ca = s.data("ca.pem");
+        let out = Command::new(agent_bin())
+            .args(["register", "--config", cfg.to_str().expect("p"), "--server", &s.url, "--ca"])
+            .arg(&ca)
+            .args(["--activation-id", &act, "--activation-code", &code, "--tags", tags])
+            .output()
+            .expect("register");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let who = Command::new(agent_bin()).args(["whoami", "--config", cfg.to_str().expect("p")]).output().expect("w");
+        let who: serde_json::Value = serde_json::from_slice(&who.stdout).expect("whoami JSON");
+        let id = who["id"].as_str().expect("id").to_string();
+        let mut d = Daemon { root: dir.join("root"), cfg, log: dir.join("agent.log"), child: None, id };
+        d.start();
+        d
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        let child = Command::new(agent_bin())
+            .args(["run", "--config", self.cfg.to_str().expect("p")])
+            .env("TEND_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the agent");
+        self.child = Some(child);
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn daemons(s: &Server, base: &Path, n: usize, tags: &str) -> Vec<Daemon> {
+    (0..n).map(|i| Daemon::new(s, base, &format!("agent{i}"), tags)).collect()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&o.stdout), stderr(o)))
+}
+
+/// Polls `tend command show ID` until the command is finished.
+pub fn wait_finished(s: &Server, token: &str, id: &str, max: Duration) -> serde_json::Value {
+    let end = Instant::now() + max;
+    loop {
+        let v = s.tend_json(token, &["command", "show", id]);
+        let st = v["status"].as_str().unwrap_or_default().to_string();
+        if !["Pending", "InProgress", "Cancelling"].contains(&st.as_str()) {
+            return v;
+        }
+        assert!(Instant::now() < end, "command {id} did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn wait_for(what: &str, max: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + max;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -76,7 +76,15 @@ async fn push(c: &Client, out: Output, paths: &[PathBuf]) -> anyhow::Result<()> 
     for f in &files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let name = f.display().to_string();
-        if let Err(d) = Document::parse(&name, &text) {
+        let automation = serde_yaml::from_str::<serde_json::Value>(&text)
+            .ok()
+            .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("Automation"));
+        let checked = if automation {
+            tend_model::automation::Automation::parse(&name, &text).map(|_| ())
+        } else {
+            Document::parse(&name, &text).map(|_| ())
+        };
+        if let Err(d) = checked {
             problems.extend(d);
         }
         texts.push((name, text));

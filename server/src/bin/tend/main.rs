@@ -1,5 +1,6 @@
 //! `tend`: the operator CLI over tend-server's API.
 
+mod automation;
 mod client;
 mod commands;
 mod documents;
@@ -79,6 +80,11 @@ enum Command {
     },
     /// Run a command document, or shell text, on nodes now.
     Run(run::RunArgs),
+    /// Automation documents (multi-step runbooks): start, follow, approve, cancel.
+    Automation {
+        #[command(subcommand)]
+        cmd: automation::AutomationCmd,
+    },
     /// Command documents (what `tend run` runs): validated, stored as immutable versions.
     Document {
         #[command(subcommand)]
@@ -188,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = cli.output;
     let done = match cli.command {
         Command::Run(args) => return run::run(&c, out, args).await,
+        Command::Automation { cmd } => return automation::run(&c, out, cmd).await,
         Command::Document { cmd } => documents::run(&c, out, cmd).await,
         Command::Commands { cmd } => commands::run(&c, out, cmd).await,
         Command::Recipe { cmd } => recipes::run(&c, out, cmd).await,
@@ -278,6 +285,7 @@ async fn fleet(c: &Client, out: Output, command: Command) -> anyhow::Result<()> 
             show(out, &a, &["at", "actor", "action", "detail"])
         }
         Command::Run(_)
+        | Command::Automation { .. }
         | Command::Document { .. }
         | Command::Commands { .. }
         | Command::Recipe { .. }

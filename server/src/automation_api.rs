@@ -1,0 +1,253 @@
+//! Automation executions over HTTP: start, list, show, cancel, approve,
+//! reject, resume.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Json, Router};
+use serde_json::Value;
+use tend_model::automation::{Action, Automation, Decision, ExecutionStart, ExecutionView, StepView};
+use tend_model::params::Overrides;
+use tend_model::wire::Role;
+
+use crate::api::{ApiResult, AppState, fail, internal};
+use crate::auth::Operator;
+use crate::automation::{WAITING, is_final};
+use crate::pki::random_hex;
+use crate::store::{ExecutionRow, now};
+
+pub fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v1/automations", post(start).get(list))
+        .route("/v1/automations/{id}", get(show))
+        .route("/v1/automations/{id}/cancel", post(cancel))
+        .route("/v1/automations/{id}/approve", post(approve))
+        .route("/v1/automations/{id}/reject", post(reject))
+        .route("/v1/automations/{id}/resume", post(resume))
+}
+
+async fn start(
+    State(s): State<AppState>,
+    op: Operator,
+    Json(req): Json<ExecutionStart>,
+) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
+    op.require(Role::Operator)?;
+    let (name, version) = match req.document.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (req.document.as_str(), None),
+    };
+    let (version, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
+    if kind != "Automation" {
+        return Err(fail(StatusCode::BAD_REQUEST, format!("{name} is a {kind} document: run it with `tend run`")));
+    }
+    let doc = Automation::parse(name, &text).map_err(internal)?;
+    let overrides = Overrides { raw: req.raw_params.clone(), typed: req.params.clone(), placeholders: false };
+    let (values, problems) = tend_model::params::resolve(&doc.parameters, &overrides);
+    if !problems.is_empty() {
+        let msgs: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+        return Err(fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("these parameters do not fit {name}:\n{}", msgs.join("\n")),
+        ));
+    }
+    let shown: serde_json::Map<String, Value> = values
+        .iter()
+        .map(|(k, v)| {
+            let sensitive = doc.parameters.get(k).is_some_and(|p| p.sensitive);
+            (k.clone(), if sensitive { Value::from("(sensitive)") } else { v.clone() })
+        })
+        .collect();
+    let id = format!("exe-{}", random_hex(8).map_err(internal)?);
+    let row = ExecutionRow {
+        id: id.clone(),
+        document: format!("{name}@{version}"),
+        body: serde_json::to_string(&doc).map_err(internal)?,
+        params: serde_json::to_string(&values).map_err(internal)?,
+        params_shown: serde_json::to_string(&shown).map_err(internal)?,
+        status: crate::automation::IN_PROGRESS.into(),
+        token_id: op.0.id.clone(),
+        token_name: op.0.name.clone(),
+        role: op.0.role.to_string(),
+        scope: op.0.scope.clone(),
+        cancel_requested: false,
+        error: None,
+        created_at: now(),
+        finished_at: None,
+    };
+    s.store.create_execution(&row).await.map_err(internal)?;
+    let detail = serde_json::json!({ "id": id, "document": row.document, "params": shown });
+    s.store.audit(&op.actor(), "automation.start", &detail).await.map_err(internal)?;
+    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(view(&s, &id).await?)))
+}
+
+async fn view(s: &AppState, id: &str) -> ApiResult<ExecutionView> {
+    let e = s
+        .store
+        .execution(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
+    let steps = s.store.steps(id).await.map_err(internal)?;
+    let doc: Option<Automation> = serde_json::from_str(&e.body).ok();
+    let current = steps.last().filter(|st| !is_final(&st.status) && e.finished_at.is_none());
+    let waiting = current.filter(|st| st.status == WAITING || st.wake_ms.is_some()).map(|st| {
+        let step = doc.as_ref().and_then(|d| d.steps.iter().find(|x| x.name == st.name));
+        match step.map(|x| x.action) {
+            Some(Action::Approve) => {
+                let approvers = step.and_then(|x| x.inputs.get("approvers")).map(|a| a.to_string()).unwrap_or_default();
+                let need = step.and_then(|x| x.inputs.get("minRequired")).and_then(|v| v.as_u64()).unwrap_or(1);
+                let got = serde_json::from_str::<Vec<Value>>(&st.approvals)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|d| d["decision"] == "approve")
+                    .count();
+                format!("approval by {approvers} ({got} of {need})")
+            }
+            Some(Action::Pause) => "resume (tend automation resume)".to_string(),
+            _ => match st.wake_ms.and_then(|w| jiff::Timestamp::from_millisecond(w).ok()) {
+                Some(t) => format!("sleep until {t}"),
+                None => "sleep".to_string(),
+            },
+        }
+    });
+    Ok(ExecutionView {
+        id: e.id.clone(),
+        document: e.document.clone(),
+        status: e.status.clone(),
+        params: serde_json::from_str(&e.params_shown).unwrap_or_default(),
+        created_at: e.created_at.clone(),
+        created_by: format!("token:{}", e.token_name),
+        finished_at: e.finished_at.clone(),
+        error: e.error.clone(),
+        current: current.map(|c| c.name.clone()),
+        waiting,
+        steps: steps
+            .iter()
+            .map(|st| StepView {
+                name: st.name.clone(),
+                attempt: st.attempt.max(0) as u32,
+                status: st.status.clone(),
+                started_at: st.started_at.clone(),
+                ended_at: st.ended_at.clone(),
+                outputs: serde_json::from_str(&st.outputs).unwrap_or_default(),
+                error: st.error.clone(),
+                command_id: st.command_id.clone(),
+            })
+            .collect(),
+    })
+}
+
+async fn list(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<ExecutionView>>> {
+    op.require(Role::Viewer)?;
+    let mut out = Vec::new();
+    for e in s.store.list_executions(100).await.map_err(internal)? {
+        let mut v = view(&s, &e.id).await?;
+        v.steps.clear();
+        out.push(v);
+    }
+    Ok(Json(out))
+}
+
+async fn show(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+    op.require(Role::Viewer)?;
+    Ok(Json(view(&s, &id).await?))
+}
+
+async fn cancel(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+    op.require(Role::Operator)?;
+    view(&s, &id).await?;
+    s.store.request_execution_cancel(&id).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "automation.cancel", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    Ok(Json(view(&s, &id).await?))
+}
+
+/// Records an approval or a rejection on the waiting approve step; only
+/// the tokens the step lists may decide, once each.
+async fn decide(s: &AppState, op: &Operator, id: &str, decision: &str, d: Decision) -> ApiResult<Json<ExecutionView>> {
+    let e = s
+        .store
+        .execution(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
+    let doc: Automation = serde_json::from_str(&e.body).map_err(internal)?;
+    let mut steps = s.store.steps(id).await.map_err(internal)?;
+    let Some(cur) = steps.last_mut().filter(|st| st.status == WAITING && e.finished_at.is_none()) else {
+        return Err(fail(StatusCode::CONFLICT, format!("execution {id} is not waiting for an approval")));
+    };
+    let step = doc.steps.iter().find(|x| x.name == cur.name).ok_or_else(|| internal("step not in document"))?;
+    if step.action != Action::Approve {
+        return Err(fail(StatusCode::CONFLICT, format!("execution {id} waits for a resume, not an approval")));
+    }
+    let approvers: Vec<String> = step
+        .inputs
+        .get("approvers")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if !approvers.contains(&op.0.name) {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token `{}` is not an approver of step {} (approvers: {})",
+                op.0.name,
+                step.name,
+                approvers.join(", ")
+            ),
+        ));
+    }
+    let mut decisions: Vec<Value> = serde_json::from_str(&cur.approvals).unwrap_or_default();
+    if decisions.iter().any(|x| x["token"] == op.0.name.as_str()) {
+        return Err(fail(StatusCode::CONFLICT, format!("token `{}` has already decided", op.0.name)));
+    }
+    decisions.push(serde_json::json!({ "token": op.0.name, "decision": decision, "comment": d.comment, "at": now() }));
+    cur.approvals = Value::Array(decisions).to_string();
+    s.store.update_step(id, cur).await.map_err(internal)?;
+    let detail = serde_json::json!({ "id": id, "step": step.name, "comment": d.comment });
+    s.store.audit(&op.actor(), &format!("automation.{decision}"), &detail).await.map_err(internal)?;
+    crate::automation::advance(s, id).await.map_err(internal)?;
+    Ok(Json(view(s, id).await?))
+}
+
+async fn approve(
+    State(s): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Json(d): Json<Decision>,
+) -> ApiResult<Json<ExecutionView>> {
+    decide(&s, &op, &id, "approve", d).await
+}
+
+async fn reject(
+    State(s): State<AppState>,
+    op: Operator,
+    Path(id): Path<String>,
+    Json(d): Json<Decision>,
+) -> ApiResult<Json<ExecutionView>> {
+    decide(&s, &op, &id, "reject", d).await
+}
+
+async fn resume(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+    op.require(Role::Operator)?;
+    let e = s
+        .store
+        .execution(&id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
+    let doc: Automation = serde_json::from_str(&e.body).map_err(internal)?;
+    let mut steps = s.store.steps(&id).await.map_err(internal)?;
+    let paused = steps
+        .last_mut()
+        .filter(|st| st.status == WAITING && doc.steps.iter().any(|x| x.name == st.name && x.action == Action::Pause));
+    let Some(cur) = paused else {
+        return Err(fail(StatusCode::CONFLICT, format!("execution {id} is not paused")));
+    };
+    cur.resumed = true;
+    s.store.update_step(&id, cur).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "automation.resume", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    Ok(Json(view(&s, &id).await?))
+}
