@@ -24,6 +24,19 @@ fn start_wait(s: &Server, token: &str, doc: &str, args: &[&str]) -> (Option<i32>
     (out.status.code(), json(&out))
 }
 
+/// Polls `tend automation show ID` until the execution has finished.
+fn finished(s: &Server, token: &str, id: &str) -> serde_json::Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = s.tend_json(token, &["automation", "show", id]);
+        if v["finished_at"].is_string() {
+            return v;
+        }
+        assert!(Instant::now() < end, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn path(v: &serde_json::Value) -> Vec<String> {
     v["steps"]
         .as_array()
@@ -114,15 +127,7 @@ fn approvals_continue_refuse_and_reject(backend: Backend) {
     assert!(!out.status.success() && stderr(&out).contains("not an approver"), "{}", stderr(&out));
     let out = s.tend(&alice, &["automation", "approve", &id, "--comment", "go"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let end = Instant::now() + Duration::from_secs(20);
-    let done = loop {
-        let v = s.tend_json(&admin, &["automation", "show", &id]);
-        if v["finished_at"].is_string() {
-            break v;
-        }
-        assert!(Instant::now() < end, "{v}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = finished(&s, &admin, &id);
     assert_eq!(done["status"], "Success", "{done}");
 
     let started = s.tend_json(&admin, &["automation", "start", "Approved"]);
@@ -154,15 +159,7 @@ fn a_server_killed_during_a_sleep_resumes_without_repeating_a_step(backend: Back
     s.stop();
     std::thread::sleep(Duration::from_secs(2));
     s.restart();
-    let end = Instant::now() + Duration::from_secs(30);
-    let v = loop {
-        let v = s.tend_json(&admin, &["automation", "show", &id]);
-        if v["finished_at"].is_string() {
-            break v;
-        }
-        assert!(Instant::now() < end, "{v}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let v = finished(&s, &admin, &id);
     assert_eq!(v["status"], "Success", "{v}");
     assert_eq!(path(&v), ["before:Success", "nap:Success", "after:Success"], "no step repeated: {v}");
     assert_eq!(std::fs::read_to_string(&log).expect("log"), "before\nafter\n");

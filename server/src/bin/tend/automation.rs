@@ -353,12 +353,7 @@ fn list_table(v: &[ExecutionView]) -> anyhow::Result<()> {
 /// `key value` lines: the execution's document, status, parameters and
 /// what it waits for (or why it failed).
 fn header(v: &ExecutionView) -> String {
-    let params = v
-        .params
-        .iter()
-        .map(|(k, val)| format!("{k}={}", val.as_str().map_or_else(|| val.to_string(), |s| format!("{s:?}"))))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let params = output::params_line(&v.params);
     let mut lines = vec![
         ("automation", v.id.clone()),
         ("document", v.document.clone()),

@@ -156,12 +156,7 @@ fn show_command(v: &CommandView) -> anyhow::Result<()> {
 
 /// `key value` lines: the command's settings and counts.
 fn header(v: &CommandView) -> String {
-    let params = v
-        .params
-        .iter()
-        .map(|(k, val)| format!("{k}={}", val.as_str().map_or_else(|| val.to_string(), |s| format!("{s:?}"))))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let params = output::params_line(&v.params);
     let mut lines = vec![
         ("command", v.id.clone()),
         ("document", v.document.clone()),

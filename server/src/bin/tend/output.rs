@@ -105,6 +105,15 @@ pub fn cell_text(s: &str, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
+/// Parameters as `k=v` words (strings quoted), for headers.
+pub fn params_line(params: &serde_json::Map<String, serde_json::Value>) -> String {
+    params
+        .iter()
+        .map(|(k, val)| format!("{k}={}", val.as_str().map_or_else(|| val.to_string(), |s| format!("{s:?}"))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
