@@ -4,6 +4,7 @@
 //! Everything here is pure: no host access beyond reading recipe files.
 #![forbid(unsafe_code)]
 
+pub mod association;
 pub mod automation;
 pub mod bundle;
 #[cfg(feature = "cli-assets")]

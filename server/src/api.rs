@@ -28,6 +28,8 @@ pub struct AppState {
     /// Agent packages and their MANIFEST, served to install.sh.
     pub packages_dir: Option<std::path::PathBuf>,
     pub engine: crate::automation::Shared,
+    /// The most often an association may run (`rate(…)`).
+    pub min_rate: std::time::Duration,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::command_api::routes())
         .merge(crate::install_api::routes())
         .merge(crate::automation_api::routes())
+        .merge(crate::association_api::routes())
         .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)

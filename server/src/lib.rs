@@ -4,6 +4,8 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod association;
+pub mod association_api;
 pub mod auth;
 pub mod automation;
 pub mod automation_api;

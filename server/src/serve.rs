@@ -27,6 +27,8 @@ pub struct ServeOptions {
     pub commands_kept_days: u32,
     /// Agent packages (with MANIFEST) for install.sh.
     pub packages_dir: Option<PathBuf>,
+    /// The shortest `rate(…)` an association may have.
+    pub min_rate: std::time::Duration,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -82,8 +84,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         output_cap: opts.output_cap,
         packages_dir: opts.packages_dir.clone(),
         engine: Default::default(),
+        min_rate: opts.min_rate,
     };
     tokio::spawn(crate::automation::run(state.clone()));
+    tokio::spawn(crate::association::run(state.clone()));
     let app = router(state);
     crate::tls::serve(listener, tls, app, shutdown_signal()).await;
     println!("tend-server stopped");

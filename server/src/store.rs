@@ -19,8 +19,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+mod associations;
 mod automation;
 mod commands;
+pub use associations::{AssociationRow, ComplianceRow, Leadership, RunRow};
 pub use automation::{ExecutionRow, StepRow};
 pub use commands::{CommandRow, InvocationRow, NewCommand, now_ms};
 
@@ -52,6 +54,7 @@ pub struct Store {
     pool: AnyPool,
     /// Reports kept per node; older ones are deleted as new ones arrive.
     reports_kept: i64,
+    postgres: bool,
 }
 
 pub fn now() -> String {
@@ -72,6 +75,7 @@ impl Store {
         sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&store.pool).await?;
         sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&store.pool).await?;
+        sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&store.pool).await?;
         Ok(store)
     }
 
@@ -84,6 +88,7 @@ impl Store {
         sqlx::raw_sql(include_str!("../migrations/0001_init.postgres.sql")).execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(store)
     }
@@ -109,7 +114,7 @@ impl Store {
             })
             .connect(url)
             .await?;
-        Ok(Store { pool, reports_kept: REPORTS_KEPT })
+        Ok(Store { pool, reports_kept: REPORTS_KEPT, postgres: !sqlite })
     }
 
     // --- tokens ---

@@ -66,6 +66,9 @@ struct ServeArgs {
     /// both), served at /packages/ for `GET /install.sh`.
     #[arg(long)]
     packages_dir: Option<PathBuf>,
+    /// The shortest `rate(…)` an association may have, in seconds [default: 1800].
+    #[arg(long)]
+    min_rate: Option<u64>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/tend/server.yaml";
@@ -97,6 +100,7 @@ impl ServeArgs {
             output_cap: self.output_cap.or(file.output_cap).unwrap_or(1_000_000),
             commands_kept_days: self.commands_kept_days.or(file.commands_kept_days).unwrap_or(90),
             packages_dir: self.packages_dir.or(file.packages_dir),
+            min_rate: std::time::Duration::from_secs(self.min_rate.or(file.min_rate).unwrap_or(1800)),
         })
     }
 }

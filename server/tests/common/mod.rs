@@ -76,7 +76,7 @@ impl Server {
 
     pub fn spawn(dir: &Path, listen: &str, database: Option<&str>) -> (Child, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tend-server"));
-        cmd.args(["serve", "--listen", listen, "--data-dir"]).arg(dir.join("data"));
+        cmd.args(["serve", "--listen", listen, "--min-rate", "1", "--data-dir"]).arg(dir.join("data"));
         if let Some(db) = database {
             cmd.args(["--database", db]);
         }

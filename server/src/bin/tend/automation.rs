@@ -10,8 +10,9 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{Client, HttpError};
+use crate::client::Client;
 use crate::output::{self, Output, cell_text, or_dash};
+use crate::run::{parse_param, retryable};
 
 /// How often `start --wait` asks for the execution's state.
 const POLL: Duration = Duration::from_millis(200);
@@ -150,13 +151,6 @@ async fn get(c: &Client, id: &str) -> anyhow::Result<Answer> {
     Answer::read(c.get(&format!("/v1/automations/{id}")).await?)
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("{s:?} is not KEY=VALUE")),
-    }
-}
-
 /// Whether an execution's status is final.
 fn is_finished(status: &str) -> bool {
     matches!(status, "Success" | "Failed" | "Cancelled" | "TimedOut")
@@ -266,12 +260,6 @@ async fn follow(c: &Client, out: Output, mut a: Answer) -> anyhow::Result<Answer
         }
     }
     Ok(a)
-}
-
-/// A refusal (4xx) is final; anything else (the server restarting, a
-/// network problem) may pass.
-fn retryable(e: &anyhow::Error) -> bool {
-    !e.downcast_ref::<HttpError>().is_some_and(|h| h.status.is_client_error())
 }
 
 /// What `--wait` has already reported.

@@ -1,5 +1,6 @@
 //! `tend`: the operator CLI over tend-server's API.
 
+mod associations;
 mod automation;
 mod client;
 mod commands;
@@ -85,6 +86,13 @@ enum Command {
         #[command(subcommand)]
         cmd: automation::AutomationCmd,
     },
+    /// Associations: run a document or apply a recipe on nodes on a schedule.
+    Association {
+        #[command(subcommand)]
+        cmd: associations::AssociationCmd,
+    },
+    /// Each association's status (Compliant, NonCompliant) on each node.
+    Compliance(associations::ComplianceArgs),
     /// Command documents (what `tend run` runs): validated, stored as immutable versions.
     Document {
         #[command(subcommand)]
@@ -198,6 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Document { cmd } => documents::run(&c, out, cmd).await,
         Command::Commands { cmd } => commands::run(&c, out, cmd).await,
         Command::Recipe { cmd } => recipes::run(&c, out, cmd).await,
+        Command::Association { cmd } => associations::run(&c, out, cmd).await,
+        Command::Compliance(args) => associations::compliance(&c, out, args).await,
         other => fleet(&c, out, other).await,
     };
     done.map(|()| ExitCode::SUCCESS)
@@ -289,6 +299,8 @@ async fn fleet(c: &Client, out: Output, command: Command) -> anyhow::Result<()> 
         | Command::Document { .. }
         | Command::Commands { .. }
         | Command::Recipe { .. }
+        | Command::Association { .. }
+        | Command::Compliance(_)
         | Command::Assets { .. } => {
             unreachable!("dispatched in run()")
         }

@@ -73,14 +73,14 @@ pub struct RunArgs {
     script: Vec<String>,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
 }
 
-fn parse_limit(s: &str) -> Result<String, String> {
+pub fn parse_limit(s: &str) -> Result<String, String> {
     Limit::parse(s).map(|_| s.trim().to_string())
 }
 
@@ -178,7 +178,7 @@ async fn follow(c: &Client, out: Output, mut v: CommandView) -> anyhow::Result<C
 
 /// A refusal (4xx) is final; anything else (the server restarting, a
 /// network problem) may pass.
-fn retryable(e: &anyhow::Error) -> bool {
+pub fn retryable(e: &anyhow::Error) -> bool {
     !e.downcast_ref::<HttpError>().is_some_and(|h| h.status.is_client_error())
 }
 

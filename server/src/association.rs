@@ -1,0 +1,214 @@
+//! Associations: a command document or a recipe applied to targets on a
+//! schedule, and the compliance their results give each node.
+//!
+//! One replica fires the schedules (the leader: see `Store::try_lead`).
+//! Every slot fires at most once, whatever restarts or replicas do: its
+//! run row is keyed by the slot and written before the command, and the
+//! command's id is made from the slot. After downtime the missed slots give
+//! one catch-up run, and a run still going when its next slot comes is not
+//! overlapped: the slot waits, and becomes the catch-up.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tend_model::command::CommandCreate;
+use tend_model::wire::Role;
+
+use crate::api::AppState;
+use crate::auth::Operator;
+use crate::schedule::Schedule;
+use crate::store::{AssociationRow, ComplianceRow, Leadership, RunRow, TokenRecord, now, now_ms};
+
+type Res<T> = anyhow::Result<T>;
+
+/// The scheduler loop: leads when it can, then looks at every association each second.
+pub async fn run(s: AppState) {
+    let mut lead: Option<Leadership> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(l) = &mut lead
+            && !l.alive().await
+        {
+            tracing::warn!("lost the scheduler lock");
+            lead = None;
+        }
+        if lead.is_none() {
+            match s.store.try_lead().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this replica fires the schedules");
+                    lead = Some(l);
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "trying to lead the scheduler");
+                    continue;
+                }
+            }
+        }
+        let all = match s.store.list_associations().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "listing associations");
+                continue;
+            }
+        };
+        for a in all {
+            if let Err(e) = tick_one(&s, &a).await {
+                tracing::error!(association = a.id, error = %format!("{e:#}"), "association");
+            }
+        }
+    }
+}
+
+pub fn schedule_of(a: &AssociationRow) -> Res<Schedule> {
+    Ok(Schedule::parse(&a.schedule, a.timezone.as_deref(), Duration::ZERO)?)
+}
+
+fn ts(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// Finishes the last run when its command has, then fires a due slot.
+async fn tick_one(s: &AppState, a: &AssociationRow) -> Res<()> {
+    let running = match s.store.runs(&a.id, 1).await?.into_iter().next() {
+        Some(r) if r.finished_at.is_none() => !settle(s, a, &r).await?,
+        _ => false,
+    };
+    let due = schedule_of(a)?.due(a.last_slot_ms.map(ts), ts(a.created_ms), ts(now_ms()), running);
+    if let Some(slot) = due.run {
+        let trigger = if due.skipped > 0 { "catch-up" } else { "schedule" };
+        fire(s, a, slot.as_millisecond(), trigger, due.skipped as i64).await?;
+    }
+    Ok(())
+}
+
+/// Looks at a run in progress: true once it has finished (its compliance recorded).
+async fn settle(s: &AppState, a: &AssociationRow, r: &RunRow) -> Res<bool> {
+    let Some(cmd) = s.store.command(&r.command_id).await? else {
+        // The run was recorded but its command not created (a crash in between): create it now.
+        start(s, a, &r.command_id).await;
+        return Ok(false);
+    };
+    if cmd.finished_at.is_none() {
+        return Ok(false);
+    }
+    if !s.store.compliance_recorded(&r.command_id).await? {
+        record_compliance(s, a, &r.command_id).await?;
+    }
+    s.store.finish_run(&a.id, r.slot_ms, &cmd.status).await?;
+    Ok(true)
+}
+
+/// The token an association acts as: the one that created it.
+fn operator(a: &AssociationRow) -> Operator {
+    let role = match a.role.as_str() {
+        "admin" => Role::Admin,
+        "operator" => Role::Operator,
+        _ => Role::Viewer,
+    };
+    Operator(TokenRecord {
+        id: a.token_id.clone(),
+        name: a.token_name.clone(),
+        role,
+        scope: a.scope.clone(),
+        revoked: false,
+    })
+}
+
+pub fn command_request(a: &AssociationRow) -> CommandCreate {
+    let mut params: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
+    let raw_params: Vec<(String, String)> = serde_json::from_str(&a.raw_params).unwrap_or_default();
+    let document = match (&a.document, &a.recipe) {
+        (Some(d), _) => d.clone(),
+        (None, Some(r)) => {
+            params = serde_json::Map::new();
+            params.insert("recipe".into(), Value::from(r.clone()));
+            "ApplyRecipe".into()
+        }
+        (None, None) => String::new(),
+    };
+    CommandCreate {
+        document,
+        params,
+        raw_params: if a.recipe.is_some() { Vec::new() } else { raw_params },
+        targets: serde_json::from_str(&a.targets).unwrap_or_default(),
+        max_concurrency: a.max_concurrency.clone(),
+        max_errors: a.max_errors.clone(),
+        timeout: None,
+        delivery_timeout: None,
+        comment: Some(format!("association {}", a.id)),
+    }
+}
+
+async fn start(s: &AppState, a: &AssociationRow, command_id: &str) {
+    let req = command_request(a);
+    if let Err((_, why)) = crate::command_api::start_command(s, &operator(a), req, Some(command_id.to_string())).await {
+        tracing::warn!(association = a.id, error = why.0.error, "the association's command was refused");
+    }
+}
+
+/// Fires `slot`: the run row first (at most one per slot), then its command.
+pub async fn fire(s: &AppState, a: &AssociationRow, slot_ms: i64, trigger: &str, skipped: i64) -> Res<bool> {
+    let command_id = format!("cmd-{}-{slot_ms}", a.id.trim_start_matches("asc-"));
+    let run = RunRow {
+        slot_ms,
+        trigger: trigger.to_string(),
+        command_id: command_id.clone(),
+        status: "Pending".into(),
+        started_at: now(),
+        finished_at: None,
+        skipped,
+    };
+    if !s.store.add_run(&a.id, &run, Some(slot_ms)).await? {
+        return Ok(false);
+    }
+    tracing::info!(association = a.id, slot = %ts(slot_ms), trigger, "association run");
+    start(s, a, &command_id).await;
+    Ok(true)
+}
+
+/// Each node's result as compliance: a command document is compliant where
+/// it succeeded; a recipe is compliant where it converged, and drift it
+/// repaired is recorded as NonCompliant (what was found) then Compliant
+/// (repaired), with the corrective changes.
+async fn record_compliance(s: &AppState, a: &AssociationRow, command_id: &str) -> Res<()> {
+    for inv in s.store.invocation_views(command_id).await? {
+        let at = inv.ended_at.clone().unwrap_or_else(now);
+        let event = |status: &str, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {
+            association_id: a.id.clone(),
+            node_id: inv.node.clone(),
+            hostname: inv.hostname.clone(),
+            status: status.into(),
+            at: at.into(),
+            reason,
+            changes: serde_json::to_string(changes).unwrap_or_else(|_| "[]".into()),
+        };
+        if inv.status != tend_model::command::InvocationStatus::Success {
+            let why = match (&inv.reason, inv.exit_code) {
+                (Some(r), _) => format!("{}: {r}", inv.status),
+                (None, Some(c)) => format!("{} (exit code {c})", inv.status),
+                (None, None) => inv.status.to_string(),
+            };
+            s.store.add_compliance(&event("NonCompliant", &at, Some(why), &[]), command_id).await?;
+            continue;
+        }
+        let corrective: Vec<String> = inv
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("changed ") && l.contains(" (corrective)"))
+            .map(|l| l.trim_start_matches("changed ").to_string())
+            .collect();
+        if a.recipe.is_some() && !corrective.is_empty() {
+            let found = inv.started_at.clone().unwrap_or_else(|| at.clone());
+            let why = format!("drift found: {} resource(s) differed from the recipe", corrective.len());
+            s.store.add_compliance(&event("NonCompliant", &found, Some(why), &corrective), command_id).await?;
+            let why = Some("drift repaired".to_string());
+            s.store.add_compliance(&event("Compliant", &at, why, &corrective), command_id).await?;
+        } else {
+            s.store.add_compliance(&event("Compliant", &at, None, &[]), command_id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! Associations and compliance over HTTP.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use tend_model::association::{AssociationCreate, AssociationView, ComplianceView, RunView};
+use tend_model::command::Limit;
+use tend_model::wire::Role;
+
+use crate::api::{ApiResult, AppState, fail, internal};
+use crate::association::{fire, schedule_of};
+use crate::auth::Operator;
+use crate::pki::random_hex;
+use crate::schedule::Schedule;
+use crate::store::{AssociationRow, RunRow, now, now_ms};
+
+pub fn routes() -> Router<AppState> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v1/associations", post(create).get(list))
+        .route("/v1/associations/{id}", get(show).delete(delete))
+        .route("/v1/associations/{id}/history", get(history))
+        .route("/v1/associations/{id}/run-now", post(run_now))
+        .route("/v1/compliance", get(compliance))
+}
+
+fn ts(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn run_view(r: RunRow) -> RunView {
+    RunView {
+        slot: ts(r.slot_ms).to_string(),
+        trigger: r.trigger,
+        command_id: r.command_id,
+        status: r.status,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        skipped: r.skipped,
+    }
+}
+
+async fn view(s: &AppState, a: AssociationRow, runs: i64) -> ApiResult<AssociationView> {
+    let mut rows = s.store.runs(&a.id, runs.max(1)).await.map_err(internal)?;
+    let last = if rows.is_empty() { None } else { Some(rows.remove(0)) };
+    let after = a.last_slot_ms.unwrap_or(a.created_ms).max(now_ms());
+    let next = schedule_of(&a).ok().and_then(|sc| sc.next_after(ts(after), ts(a.created_ms))).map(|t| t.to_string());
+    let mut shown: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
+    for (k, v) in serde_json::from_str::<Vec<(String, String)>>(&a.raw_params).unwrap_or_default() {
+        shown.insert(k, Value::from(v));
+    }
+    let mut all = Vec::new();
+    if runs > 1 {
+        all.extend(last.clone().map(run_view));
+        all.extend(rows.into_iter().map(run_view));
+    }
+    Ok(AssociationView {
+        id: a.id,
+        document: a.document,
+        recipe: a.recipe,
+        targets: serde_json::from_str(&a.targets).unwrap_or_default(),
+        schedule: a.schedule,
+        timezone: a.timezone,
+        params: shown,
+        max_concurrency: a.max_concurrency,
+        max_errors: a.max_errors,
+        apply_only_at_cron_interval: a.apply_only_at_cron_interval,
+        created_at: a.created_at,
+        created_by: format!("token:{}", a.token_name),
+        next_run: next,
+        last_run: last.map(run_view),
+        runs: all,
+    })
+}
+
+async fn create(
+    State(s): State<AppState>,
+    op: Operator,
+    Json(req): Json<AssociationCreate>,
+) -> ApiResult<(StatusCode, Json<AssociationView>)> {
+    op.require(Role::Operator)?;
+    let bad = |m: String| fail(StatusCode::BAD_REQUEST, m);
+    if req.document.is_some() == req.recipe.is_some() {
+        return Err(bad("an association applies a --document or a --recipe (one of them)".into()));
+    }
+    if req.targets.is_empty() {
+        return Err(bad("an association needs targets".into()));
+    }
+    op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
+    let schedule =
+        Schedule::parse(&req.schedule, req.timezone.as_deref(), s.min_rate).map_err(|e| bad(e.to_string()))?;
+    for (what, v) in [("max concurrency", &req.max_concurrency), ("max errors", &req.max_errors)] {
+        if let Some(v) = v {
+            Limit::parse(v).map_err(|e| bad(format!("{what}: {e}")))?;
+        }
+    }
+    // What it applies must exist, and its parameters fit, now.
+    if let Some(d) = &req.document {
+        let (name, version) = d.split_once('@').map_or((d.as_str(), None), |(n, v)| (n, Some(v)));
+        let (_, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
+        if kind != "Command" {
+            return Err(bad(format!("{name} is an {kind} document; associations run command documents")));
+        }
+        let doc = tend_model::document::Document::parse(name, &text).map_err(internal)?;
+        let o = tend_model::params::Overrides {
+            raw: req.raw_params.clone(),
+            typed: req.params.clone(),
+            placeholders: false,
+        };
+        doc.resolve_params(&o).map_err(|p| {
+            fail(StatusCode::UNPROCESSABLE_ENTITY, format!("these parameters do not fit {d}:\n{}", p.join("\n")))
+        })?;
+    }
+    if let Some(r) = &req.recipe {
+        let (name, version) = r.split_once('@').map_or((r.as_str(), None), |(n, v)| (n, Some(v)));
+        if s.store.recipe(name, version).await.map_err(internal)?.is_none() {
+            return Err(fail(StatusCode::NOT_FOUND, format!("no recipe {r} (push it first)")));
+        }
+    }
+    let created_ms = now_ms();
+    if let Schedule::At(t) = &schedule
+        && t.as_millisecond() <= created_ms
+        && req.apply_only_at_cron_interval
+    {
+        return Err(bad(format!("{} is in the past", req.schedule)));
+    }
+    let row = AssociationRow {
+        id: format!("asc-{}", random_hex(6).map_err(internal)?),
+        document: req.document.clone(),
+        recipe: req.recipe.clone(),
+        targets: serde_json::to_string(&req.targets).map_err(internal)?,
+        schedule: req.schedule.clone(),
+        timezone: req.timezone.clone(),
+        params: serde_json::to_string(&req.params).map_err(internal)?,
+        raw_params: serde_json::to_string(&req.raw_params).map_err(internal)?,
+        max_concurrency: req.max_concurrency.clone(),
+        max_errors: req.max_errors.clone(),
+        apply_only_at_cron_interval: req.apply_only_at_cron_interval,
+        token_id: op.0.id.clone(),
+        token_name: op.0.name.clone(),
+        role: op.0.role.to_string(),
+        scope: op.0.scope.clone(),
+        created_at: now(),
+        created_ms,
+        // Slots after creation; the first run (unless only at the schedule's
+        // times) is the creation itself.
+        last_slot_ms: Some(created_ms),
+    };
+    s.store.create_association(&row).await.map_err(internal)?;
+    let detail = serde_json::json!({
+        "id": row.id, "document": row.document, "recipe": row.recipe, "targets": req.targets, "schedule": row.schedule,
+    });
+    s.store.audit(&op.actor(), "association.create", &detail).await.map_err(internal)?;
+    if !req.apply_only_at_cron_interval {
+        fire(&s, &row, created_ms, "create", 0).await.map_err(internal)?;
+    }
+    Ok((StatusCode::CREATED, Json(view(&s, row, 20).await?)))
+}
+
+async fn find(s: &AppState, id: &str) -> ApiResult<AssociationRow> {
+    s.store.association(id).await.map_err(internal)?.ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such association"))
+}
+
+async fn list(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<AssociationView>>> {
+    op.require(Role::Viewer)?;
+    let mut out = Vec::new();
+    for a in s.store.list_associations().await.map_err(internal)? {
+        out.push(view(&s, a, 1).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn show(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<AssociationView>> {
+    op.require(Role::Viewer)?;
+    let a = find(&s, &id).await?;
+    Ok(Json(view(&s, a, 20).await?))
+}
+
+async fn history(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<Vec<RunView>>> {
+    op.require(Role::Viewer)?;
+    find(&s, &id).await?;
+    let runs = s.store.runs(&id, 10_000).await.map_err(internal)?;
+    Ok(Json(runs.into_iter().map(run_view).collect()))
+}
+
+async fn delete(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    op.require(Role::Operator)?;
+    let a = find(&s, &id).await?;
+    op.check_targets(&serde_json::from_str::<Vec<String>>(&a.targets).unwrap_or_default(), &[])?;
+    s.store.delete_association(&id).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "association.delete", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn run_now(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<AssociationView>> {
+    op.require(Role::Operator)?;
+    let a = find(&s, &id).await?;
+    if let Some(r) = s.store.runs(&id, 1).await.map_err(internal)?.first()
+        && r.finished_at.is_none()
+    {
+        return Err(fail(StatusCode::CONFLICT, format!("association {id} is running ({})", r.command_id)));
+    }
+    // A slot of its own (now), which does not move the schedule's slots.
+    let slot = now_ms();
+    fire(&s, &AssociationRow { last_slot_ms: a.last_slot_ms, ..a.clone() }, slot, "run-now", 0)
+        .await
+        .map_err(internal)?;
+    if let Some(last) = a.last_slot_ms {
+        s.store.set_last_slot(&id, last).await.map_err(internal)?;
+    }
+    s.store.audit(&op.actor(), "association.run-now", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    Ok(Json(view(&s, find(&s, &id).await?, 20).await?))
+}
+
+#[derive(Deserialize)]
+struct ComplianceQuery {
+    #[serde(default)]
+    association: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    history: bool,
+}
+
+async fn compliance(
+    State(s): State<AppState>,
+    op: Operator,
+    Query(q): Query<ComplianceQuery>,
+) -> ApiResult<Json<Vec<ComplianceView>>> {
+    op.require(Role::Viewer)?;
+    let rows = s.store.compliance(q.association.as_deref(), q.node.as_deref()).await.map_err(internal)?;
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in rows {
+        // Newest first: without history, the first event of each pair is its state.
+        if !q.history && seen.insert((r.association_id.clone(), r.node_id.clone()), ()).is_some() {
+            continue;
+        }
+        out.push(ComplianceView {
+            association: r.association_id,
+            node: r.node_id,
+            hostname: r.hostname,
+            status: r.status,
+            at: r.at,
+            reason: r.reason,
+            changes: serde_json::from_str(&r.changes).unwrap_or_default(),
+        });
+    }
+    Ok(Json(out))
+}
