@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tend_model::command::CommandCreate;
-use tend_model::wire::Role;
 
 use crate::api::AppState;
 use crate::auth::Operator;
 use crate::schedule::Schedule;
-use crate::store::{AssociationRow, ComplianceRow, Leadership, RunRow, TokenRecord, now, now_ms};
+use crate::store::{AssociationRow, ComplianceRow, Leadership, RunRow, now, now_ms};
 
 type Res<T> = anyhow::Result<T>;
 
@@ -101,20 +100,9 @@ async fn settle(s: &AppState, a: &AssociationRow, r: &RunRow) -> Res<bool> {
     Ok(true)
 }
 
-/// The token an association acts as: the one that created it.
+/// The token it acts as: the one that created it.
 fn operator(a: &AssociationRow) -> Operator {
-    let role = match a.role.as_str() {
-        "admin" => Role::Admin,
-        "operator" => Role::Operator,
-        _ => Role::Viewer,
-    };
-    Operator(TokenRecord {
-        id: a.token_id.clone(),
-        name: a.token_name.clone(),
-        role,
-        scope: a.scope.clone(),
-        revoked: false,
-    })
+    Operator::acting_as(&a.token_id, &a.token_name, &a.role, a.scope.as_deref())
 }
 
 pub fn command_request(a: &AssociationRow) -> CommandCreate {

@@ -66,6 +66,23 @@ impl Operator {
         Ok(())
     }
 
+    /// The token something stored (an execution, an association) acts as:
+    /// the one that created it, with the role and scope it had then.
+    pub fn acting_as(id: &str, name: &str, role: &str, scope: Option<&str>) -> Operator {
+        let role = match role {
+            "admin" => Role::Admin,
+            "operator" => Role::Operator,
+            _ => Role::Viewer,
+        };
+        Operator(TokenRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            role,
+            scope: scope.map(str::to_string),
+            revoked: false,
+        })
+    }
+
     pub fn actor(&self) -> String {
         format!("token:{}", self.0.name)
     }

@@ -10,12 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tend_model::automation::{Action, Automation, OnFailure, Step, evaluate, extract, references};
 use tend_model::command::CommandCreate;
-use tend_model::wire::Role;
 use tokio::sync::Notify;
 
 use crate::api::AppState;
 use crate::auth::Operator;
-use crate::store::{ExecutionRow, StepRow, TokenRecord, now, now_ms};
+use crate::store::{ExecutionRow, StepRow, now, now_ms};
 
 pub const IN_PROGRESS: &str = "InProgress";
 pub const WAITING: &str = "Waiting";
@@ -59,20 +58,9 @@ pub async fn run(s: AppState) {
 
 type Res<T> = anyhow::Result<T>;
 
-/// The token an execution acts as: the one that started it.
+/// The token it acts as: the one that created it.
 fn operator(e: &ExecutionRow) -> Operator {
-    let role = match e.role.as_str() {
-        "admin" => Role::Admin,
-        "operator" => Role::Operator,
-        _ => Role::Viewer,
-    };
-    Operator(TokenRecord {
-        id: e.token_id.clone(),
-        name: e.token_name.clone(),
-        role,
-        scope: e.scope.clone(),
-        revoked: false,
-    })
+    Operator::acting_as(&e.token_id, &e.token_name, &e.role, e.scope.as_deref())
 }
 
 /// Moves one execution as far as it can go now.
