@@ -32,12 +32,14 @@ pub async fn run(s: AppState) {
         {
             tracing::warn!("lost the scheduler lock");
             lead = None;
+            s.engine.leader.store(false, std::sync::atomic::Ordering::SeqCst);
         }
         if lead.is_none() {
             match s.store.try_lead().await {
                 Ok(Some(l)) => {
-                    tracing::info!("this replica fires the schedules");
+                    tracing::info!("this replica fires the schedules and runs the automations");
                     lead = Some(l);
+                    s.engine.leader.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Ok(None) => continue,
                 Err(e) => {

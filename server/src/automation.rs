@@ -1,4 +1,5 @@
-//! The automation engine: runs executions step by step on the server.
+//! The automation engine: runs executions step by step on the server (on
+//! the replica that leads; see `association::run`).
 //! Every transition is a written step row, so after a restart each
 //! execution continues where it was: a sleep with the time it has left,
 //! an approval still waiting, and a command step with the command it
@@ -25,6 +26,9 @@ pub const PENDING: &str = "Pending";
 pub struct Engine {
     pub kick: Notify,
     lock: tokio::sync::Mutex<()>,
+    /// Set while this replica holds the scheduler lock: only then does the
+    /// loop advance executions (requests still advance the one they touch).
+    pub leader: std::sync::atomic::AtomicBool,
 }
 
 pub fn is_final(status: &str) -> bool {
@@ -40,6 +44,9 @@ pub async fn run(s: AppState) {
         tokio::select! {
             _ = tick.tick() => {},
             _ = s.engine.kick.notified() => {},
+        }
+        if !s.engine.leader.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         let ids = match s.store.active_executions().await {
             Ok(ids) => ids,
