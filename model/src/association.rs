@@ -62,9 +62,12 @@ pub struct AssociationView {
 pub struct ComplianceView {
     pub association: String,
     pub node: String,
+    #[serde(default)]
     pub hostname: String,
     pub status: String,
     pub at: String,
+    #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
     pub changes: Vec<String>,
 }
