@@ -151,6 +151,15 @@ pub struct Automation {
     pub steps: Vec<Step>,
 }
 
+/// True if a document's text says `kind: Automation`, even when it does
+/// not parse (so that its errors come from the automation checks).
+pub fn is_automation(text: &str) -> bool {
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(v) => v.get("kind").and_then(|k| k.as_str()) == Some("Automation"),
+        Err(_) => text.lines().any(|l| l.trim() == "kind: Automation"),
+    }
+}
+
 /// The inputs each action takes: (name, required).
 fn inputs_of(a: Action) -> &'static [(&'static str, bool)] {
     match a {
@@ -258,13 +267,28 @@ impl Automation {
         }
         let names: Vec<&str> = self.steps.iter().map(|s| s.name.as_str()).collect();
         let mut seen = BTreeSet::new();
-        let outputs: BTreeMap<&str, BTreeSet<&str>> =
-            self.steps.iter().map(|s| (s.name.as_str(), s.outputs.iter().map(|o| o.name.as_str()).collect())).collect();
+        // Declared outputs, and the built-in ones: a command step's
+        // `commandId` and `status`, a branch's `nextStep`.
+        let outputs: BTreeMap<&str, BTreeSet<&str>> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let builtin: &[&str] = match s.action {
+                    Action::RunCommand | Action::ApplyRecipe => &["commandId", "status"],
+                    Action::Branch => &["nextStep"],
+                    _ => &[],
+                };
+                (s.name.as_str(), s.outputs.iter().map(|o| o.name.as_str()).chain(builtin.iter().copied()).collect())
+            })
+            .collect();
         let step_ref = |n: &str| (!names.contains(&n)).then(|| did_you_mean(n, names.iter().copied()));
         for (i, s) in self.steps.iter().enumerate() {
             let p = root.key("steps").index(i);
             if !seen.insert(s.name.as_str()) {
                 diag(&p.key("name"), format!("step name `{}` is used twice", s.name), None);
+            }
+            if s.is_end && s.next_step.is_some() {
+                diag(&p.key("isEnd"), format!("step `{}`: isEnd and nextStep contradict each other", s.name), None);
             }
             if s.max_attempts == 0 {
                 diag(&p.key("maxAttempts"), "maxAttempts must be at least 1".into(), None);
@@ -430,12 +454,20 @@ pub fn evaluate(c: &Condition, resolve: &dyn Fn(&str) -> Value) -> bool {
         return !evaluate(n, resolve);
     }
     let v = c.variable.as_deref().map(resolve).unwrap_or(Value::Null);
+    // A compared value may itself be a reference (`equals: "{{params.x}}"`).
+    let value = |x: &Value| match x.as_str() {
+        Some(t) if t.contains("{{") => resolve(t),
+        _ => x.clone(),
+    };
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
     let num = || text(&v).trim().parse::<f64>().ok();
-    let same = |a: &Value, b: &Value| a == b || text(a) == text(b);
+    let same = |a: &Value, b: &Value| {
+        let b = value(b);
+        *a == b || text(a) == text(&b)
+    };
     if let Some(e) = &c.equals {
         return same(&v, e);
     }
@@ -514,6 +546,23 @@ steps:
         assert_eq!(extract(&o[0], "{\"healthy\": false}\n"), Some(Value::Bool(false)));
         assert_eq!(extract(&o[1], "x\ncount=12\n"), Some(Value::from("12")));
         assert_eq!(extract(&o[0], "not json"), None);
+    }
+
+    #[test]
+    fn built_in_outputs_contradictions_and_referenced_comparisons() {
+        let text = "name: B\nkind: Automation\nparameters:\n  want: { type: string, default: ok }\nsteps:\n  - name: run\n    action: runCommand\n    inputs: { document: X, targets: [n] }\n  - name: pick\n    action: branch\n    inputs:\n      choices: [ { nextStep: done, condition: { variable: \"{{steps.run.outputs.status}}\", equals: \"{{params.want}}\" } } ]\n      default: done\n  - name: done\n    action: pause\n    inputs: { message: \"{{steps.pick.outputs.nextStep}} {{steps.run.outputs.commandId}}\" }\n";
+        let a = Automation::parse("b.yaml", text).unwrap();
+        let (choices, _) = a.steps[1].branch();
+        let resolve = |r: &str| match r {
+            "{{steps.run.outputs.status}}" => Value::from("ok"),
+            "{{params.want}}" => Value::from("ok"),
+            _ => Value::Null,
+        };
+        assert!(evaluate(&choices[0].condition, &resolve), "equals resolves its own reference");
+        let both = text.replace("  - name: pick\n", "    isEnd: true\n    nextStep: done\n  - name: pick\n");
+        let e = Automation::parse("b.yaml", &both).unwrap_err().to_string();
+        assert!(e.contains("isEnd and nextStep contradict"), "{e}");
+        assert!(is_automation("name: x\nkind: Automation\nsteps: [ oops"));
     }
 
     #[test]

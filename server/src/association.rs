@@ -89,7 +89,7 @@ async fn tick_one(s: &AppState, a: &AssociationRow) -> Res<()> {
 async fn settle(s: &AppState, a: &AssociationRow, r: &RunRow) -> Res<bool> {
     let Some(cmd) = s.store.command(&r.command_id).await? else {
         // The run was recorded but its command not created (a crash in between): create it now.
-        start(s, a, &r.command_id).await;
+        start(s, a, r.slot_ms, &r.command_id).await?;
         return Ok(false);
     };
     if cmd.finished_at.is_none() {
@@ -132,11 +132,15 @@ pub fn command_request(a: &AssociationRow) -> CommandCreate {
     }
 }
 
-async fn start(s: &AppState, a: &AssociationRow, command_id: &str) {
+/// Creates the run's command. A refusal (no node matches any more, a
+/// document gone) ends the run as Failed, so that later slots still fire.
+async fn start(s: &AppState, a: &AssociationRow, slot_ms: i64, command_id: &str) -> Res<()> {
     let req = command_request(a);
     if let Err((_, why)) = crate::command_api::start_command(s, &operator(a), req, Some(command_id.to_string())).await {
         tracing::warn!(association = a.id, error = why.0.error, "the association's command was refused");
+        s.store.finish_run(&a.id, slot_ms, &format!("Refused: {}", why.0.error)).await?;
     }
+    Ok(())
 }
 
 /// Fires `slot`: the run row first (at most one per slot), then its command.
@@ -155,7 +159,7 @@ pub async fn fire(s: &AppState, a: &AssociationRow, slot_ms: i64, trigger: &str,
         return Ok(false);
     }
     tracing::info!(association = a.id, slot = %ts(slot_ms), trigger, "association run");
-    start(s, a, &command_id).await;
+    start(s, a, slot_ms, &command_id).await?;
     Ok(true)
 }
 

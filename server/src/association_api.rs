@@ -115,6 +115,9 @@ async fn create(
             fail(StatusCode::UNPROCESSABLE_ENTITY, format!("these parameters do not fit {d}:\n{}", p.join("\n")))
         })?;
     }
+    if req.recipe.is_some() && (!req.params.is_empty() || !req.raw_params.is_empty()) {
+        return Err(bad("a recipe association takes no parameters (assign the recipe with --params instead)".into()));
+    }
     if let Some(r) = &req.recipe {
         let (name, version) = r.split_once('@').map_or((r.as_str(), None), |(n, v)| (n, Some(v)));
         if s.store.recipe(name, version).await.map_err(internal)?.is_none() {
@@ -124,9 +127,27 @@ async fn create(
     let created_ms = now_ms();
     if let Schedule::At(t) = &schedule
         && t.as_millisecond() <= created_ms
-        && req.apply_only_at_cron_interval
     {
         return Err(bad(format!("{} is in the past", req.schedule)));
+    }
+    // The most often it may run: a cron expression counts like a rate.
+    if let Schedule::Cron { .. } = &schedule {
+        let mut t = jiff::Timestamp::now();
+        for _ in 0..50 {
+            let (Some(a), Some(b)) =
+                (schedule.next_after(t, t), schedule.next_after(t, t).and_then(|a| schedule.next_after(a, a)))
+            else {
+                break;
+            };
+            if b.duration_since(a).as_secs() < s.min_rate.as_secs() as i64 {
+                return Err(bad(format!(
+                    "{} runs more often than this server allows (at least {} s apart)",
+                    req.schedule,
+                    s.min_rate.as_secs()
+                )));
+            }
+            t = a;
+        }
     }
     let row = AssociationRow {
         id: format!("asc-{}", random_hex(6).map_err(internal)?),
@@ -155,7 +176,8 @@ async fn create(
         "id": row.id, "document": row.document, "recipe": row.recipe, "targets": req.targets, "schedule": row.schedule,
     });
     s.store.audit(&op.actor(), "association.create", &detail).await.map_err(internal)?;
-    if !req.apply_only_at_cron_interval {
+    // A new association runs at once, unless asked not to; an `at()` runs at its time only.
+    if !req.apply_only_at_cron_interval && !matches!(schedule, Schedule::At(_)) {
         fire(&s, &row, created_ms, "create", 0).await.map_err(internal)?;
     }
     Ok((StatusCode::CREATED, Json(view(&s, row, 20).await?)))

@@ -203,7 +203,11 @@ async fn finish(s: &AppState, e: &ExecutionRow, status: &str, error: Option<Stri
     tracing::info!(execution = e.id, status, "automation finished");
     s.store.set_execution_status(&e.id, status, error.as_deref(), true).await?;
     s.store
-        .audit(&e.token_name, "automation.finish", &serde_json::json!({ "id": e.id, "status": status, "error": error }))
+        .audit(
+            &format!("token:{}", e.token_name),
+            "automation.finish",
+            &serde_json::json!({ "id": e.id, "status": status, "error": error }),
+        )
         .await?;
     Ok(())
 }
@@ -352,7 +356,15 @@ async fn step_once(
         }
         Action::RunCommand | Action::ApplyRecipe => {
             let Some(cmd) = cur.command_id.clone() else { return Ok(()) };
-            let Some(c) = s.store.command(&cmd).await? else { return Ok(()) };
+            let Some(c) = s.store.command(&cmd).await? else {
+                // The row was written but the server stopped before the
+                // command was created: create it now (its id is fixed).
+                let req = command_request(step.action, &inputs);
+                if let Err((_, why)) = crate::command_api::start_command(s, &operator(e), req, Some(cmd)).await {
+                    return end_step(s, &e.id, cur, "Failed", Some(why.0.error.clone())).await;
+                }
+                return Ok(());
+            };
             if c.finished_at.is_none() {
                 return Ok(());
             }

@@ -65,11 +65,8 @@ async fn push_document(
     op.require(Role::Operator)?;
     op.require_unscoped("push documents")?;
     // The kind decides the parser: a command document or an automation.
-    let kind = serde_yaml::from_str::<serde_json::Value>(&req.text)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
-        .unwrap_or_default();
-    let parsed = if kind == "Automation" {
+    let automation = tend_model::automation::is_automation(&req.text);
+    let parsed = if automation {
         tend_model::automation::Automation::parse(&req.file, &req.text).map(|a| a.name)
     } else {
         Document::parse(&req.file, &req.text).map(|d| d.name)
@@ -78,7 +75,7 @@ async fn push_document(
         Ok(n) => n,
         Err(d) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(d)).into_response()),
     };
-    let kind = if kind == "Automation" { kind } else { "Command".to_string() };
+    let kind = if automation { "Automation" } else { "Command" }.to_string();
     if document::builtin(&name).is_some() {
         return Err(fail(StatusCode::CONFLICT, format!("{name} is a built-in document; choose another name")));
     }

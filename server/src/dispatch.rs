@@ -178,6 +178,8 @@ impl Dispatcher {
     /// not start, release what may, and finish it when all have ended.
     pub async fn advance(&self, id: &str) -> Result<(), StoreError> {
         let _one = self.advancing.lock().await;
+        // And one replica at a time: max concurrency holds across replicas.
+        let _replicas = self.store.command_lock(id).await?;
         let Some(cmd) = self.store.command(id).await? else { return Ok(()) };
         let mut invs = self.store.invocations(id).await?;
         let now = now_ms();

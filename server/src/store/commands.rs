@@ -221,6 +221,20 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Serializes changes to one command across replicas: on PostgreSQL a
+    /// transaction-scoped advisory lock, released when the returned
+    /// transaction is dropped (also if the holder dies). SQLite has one
+    /// replica: nothing to take.
+    pub async fn command_lock(&self, id: &str) -> Result<Option<sqlx::Transaction<'static, sqlx::Any>>> {
+        if !self.postgres {
+            return Ok(None);
+        }
+        let key = tend_model::compile::stable_hash(&[b"command:", id.as_bytes()]) as i64;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+        Ok(Some(tx))
+    }
+
     pub async fn request_cancel(&self, id: &str) -> Result<()> {
         sqlx::query("UPDATE commands SET cancel_requested = 1 WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())

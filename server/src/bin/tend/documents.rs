@@ -76,10 +76,7 @@ async fn push(c: &Client, out: Output, paths: &[PathBuf]) -> anyhow::Result<()> 
     for f in &files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let name = f.display().to_string();
-        let automation = serde_yaml::from_str::<serde_json::Value>(&text)
-            .ok()
-            .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("Automation"));
-        let checked = if automation {
+        let checked = if tend_model::automation::is_automation(&text) {
             tend_model::automation::Automation::parse(&name, &text).map(|_| ())
         } else {
             Document::parse(&name, &text).map(|_| ())
