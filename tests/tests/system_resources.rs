@@ -70,6 +70,14 @@ fn resource<'a>(r: &'a Value, id: &str) -> &'a Value {
 
 const SYSTEM: &str = "/etc/tend/recipes/system.yaml";
 
+/// The system recipe starts nginx on port 80, and these hosts share this
+/// machine's network (apt needs it): one such host at a time. Take it before
+/// booting, so that it is released after the host is gone.
+fn port_80() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Converges the system recipe and checks the result; shared by the tests
 /// that start from a converged host.
 fn converge_system(host: &Host) -> Value {
@@ -83,6 +91,7 @@ fn converge_system(host: &Host) -> Value {
 
 #[test]
 fn the_system_recipe_converges_a_fresh_host_and_the_second_run_changes_nothing() {
+    let _port_80 = port_80();
     let host = boot("system", Network::Shared);
     let r = converge_system(&host);
     assert_eq!(resource(&r, "service:cron")["status"], "unchanged", "cron runs from the start");
@@ -141,6 +150,7 @@ fn the_system_recipe_converges_a_fresh_host_and_the_second_run_changes_nothing()
 
 #[test]
 fn drift_is_reported_by_dry_run_and_repaired_as_corrective() {
+    let _port_80 = port_80();
     let host = boot("drift", Network::Shared);
     converge_system(&host);
     host.sh_ok(
@@ -179,6 +189,7 @@ fn main_pid_and_start(host: &Host) -> String {
 
 #[test]
 fn a_changed_template_restarts_its_service_exactly_once() {
+    let _port_80 = port_80();
     let host = boot("notify", Network::Shared);
     converge_system(&host);
     let first = main_pid_and_start(&host);
