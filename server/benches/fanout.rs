@@ -220,17 +220,7 @@ async fn main() {
     let url = server.url.clone();
     println!("tend-server at {url} ({})", if database.is_some() { "PostgreSQL" } else { "SQLite" });
 
-    let act: serde_json::Value = admin
-        .post(format!("{url}/v1/activations"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "tags": { "role": "load" }, "limit": agents, "expires_in": 3600 }))
-        .send()
-        .await
-        .expect("activation")
-        .json()
-        .await
-        .expect("json");
-    let clients = sim::register_agents(&admin, &url, &ca, &act, agents).await;
+    let clients = sim::register_agents(&admin, &url, &token, &ca, agents).await;
     let received: Received = Arc::default();
     let shared = received.clone();
     for c in clients {

@@ -36,17 +36,7 @@ async fn main() {
         if database.is_some() { "PostgreSQL" } else { "SQLite" }
     );
 
-    // An activation for everyone, a recipe assigned to all of them.
-    let act: serde_json::Value = admin
-        .post(format!("{url}/v1/activations"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "tags": { "role": "load" }, "limit": agents, "expires_in": 3600 }))
-        .send()
-        .await
-        .expect("activation")
-        .json()
-        .await
-        .expect("json");
+    // A recipe assigned to all of them.
     let bundle = serde_json::json!({
         "name": "load", "root": "load.yaml",
         "files": { "load.yaml": "name: load\nresources:\n  - file: /tmp/tend-load-never-applied\n    content: \"x\\n\"\n" }
@@ -61,7 +51,7 @@ async fn main() {
         .expect("assign");
 
     let t = Instant::now();
-    let clients = sim::register_agents(&admin, &url, &ca, &act, agents).await;
+    let clients = sim::register_agents(&admin, &url, &token, &ca, agents).await;
     println!("registered {} agents in {:.1} s", clients.len(), t.elapsed().as_secs_f64());
 
     // Each agent: first fetch (200, learn the ETag), then every interval:

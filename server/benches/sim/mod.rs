@@ -62,15 +62,26 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Registers `agents` simulated agents with the activation `act` (its own
-/// key and certificate each), 32 at a time. Returns their mTLS clients.
+/// Registers `agents` simulated agents tagged `role=load` (one activation
+/// for all; its own key and certificate each), 32 at a time. Returns their
+/// mTLS clients.
 pub async fn register_agents(
     admin: &reqwest::Client,
     url: &str,
+    token: &str,
     ca: &reqwest::Certificate,
-    act: &serde_json::Value,
     agents: usize,
 ) -> Vec<reqwest::Client> {
+    let act: serde_json::Value = admin
+        .post(format!("{url}/v1/activations"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "tags": { "role": "load" }, "limit": agents, "expires_in": 3600 }))
+        .send()
+        .await
+        .expect("activation")
+        .json()
+        .await
+        .expect("json");
     let clients = Arc::new(Mutex::new(Vec::with_capacity(agents)));
     let mut tasks = tokio::task::JoinSet::new();
     let sem = Arc::new(tokio::sync::Semaphore::new(32));
