@@ -35,6 +35,14 @@ pub struct AppState {
 pub type ApiFailure = (StatusCode, Json<ApiError>);
 pub type ApiResult<T> = Result<T, ApiFailure>;
 
+/// `NAME` or `NAME@VERSION` (recipes, documents).
+pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    }
+}
+
 pub fn fail(status: StatusCode, msg: impl Into<String>) -> ApiFailure {
     (status, Json(ApiError { error: msg.into() }))
 }

@@ -15,7 +15,7 @@ use tend_model::command::CommandCreate;
 
 use crate::api::AppState;
 use crate::auth::Operator;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, from_ms as ts};
 use crate::store::{AssociationRow, ComplianceRow, Leadership, RunRow, now, now_ms};
 
 type Res<T> = anyhow::Result<T>;
@@ -65,10 +65,6 @@ pub async fn run(s: AppState) {
 
 pub fn schedule_of(a: &AssociationRow) -> Res<Schedule> {
     Ok(Schedule::parse(&a.schedule, a.timezone.as_deref(), Duration::ZERO)?)
-}
-
-fn ts(ms: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Finishes the last run when its command has, then fires a due slot.

@@ -11,11 +11,11 @@ use tend_model::association::{AssociationCreate, AssociationView, ComplianceView
 use tend_model::command::Limit;
 use tend_model::wire::Role;
 
-use crate::api::{ApiResult, AppState, fail, internal};
+use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::association::{fire, schedule_of};
 use crate::auth::Operator;
 use crate::pki::random_hex;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, from_ms as ts};
 use crate::store::{AssociationRow, RunRow, now, now_ms};
 
 pub fn routes() -> Router<AppState> {
@@ -26,10 +26,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/associations/{id}/history", get(history))
         .route("/v1/associations/{id}/run-now", post(run_now))
         .route("/v1/compliance", get(compliance))
-}
-
-fn ts(ms: i64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 fn run_view(r: RunRow) -> RunView {
@@ -100,7 +96,7 @@ async fn create(
     }
     // What it applies must exist, and its parameters fit, now.
     if let Some(d) = &req.document {
-        let (name, version) = d.split_once('@').map_or((d.as_str(), None), |(n, v)| (n, Some(v)));
+        let (name, version) = split_spec(d);
         let (_, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
         if kind != "Command" {
             return Err(bad(format!("{name} is an {kind} document; associations run command documents")));
@@ -119,7 +115,7 @@ async fn create(
         return Err(bad("a recipe association takes no parameters (assign the recipe with --params instead)".into()));
     }
     if let Some(r) = &req.recipe {
-        let (name, version) = r.split_once('@').map_or((r.as_str(), None), |(n, v)| (n, Some(v)));
+        let (name, version) = split_spec(r);
         if s.store.recipe(name, version).await.map_err(internal)?.is_none() {
             return Err(fail(StatusCode::NOT_FOUND, format!("no recipe {r} (push it first)")));
         }

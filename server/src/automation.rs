@@ -103,7 +103,7 @@ pub async fn advance(s: &AppState, id: &str) -> Res<()> {
         }
         if !is_final(&cur.status) {
             let before = (cur.status.clone(), cur.outputs.clone());
-            step_once(s, &e, &doc, &params, &steps, step, &mut cur).await?;
+            step_once(s, &e, &params, &steps, step, &mut cur).await?;
             if !is_final(&cur.status) {
                 let status = if cur.status == WAITING { WAITING } else { IN_PROGRESS };
                 if e.status != status {
@@ -263,13 +263,11 @@ fn resolver<'a>(params: &'a serde_json::Map<String, Value>, steps: &'a [StepRow]
 async fn step_once(
     s: &AppState,
     e: &ExecutionRow,
-    doc: &Automation,
     params: &serde_json::Map<String, Value>,
     steps: &[StepRow],
     step: &Step,
     cur: &mut StepRow,
 ) -> Res<()> {
-    let _ = doc;
     let now_ms = now_ms();
     let resolve = resolver(params, steps);
     let inputs = substitute(&Value::Object(step.inputs.clone()), &resolve);

@@ -9,7 +9,7 @@ use tend_model::automation::{Action, Automation, Decision, ExecutionStart, Execu
 use tend_model::params::Overrides;
 use tend_model::wire::Role;
 
-use crate::api::{ApiResult, AppState, fail, internal};
+use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::Operator;
 use crate::automation::{WAITING, is_final};
 use crate::pki::random_hex;
@@ -32,10 +32,7 @@ async fn start(
     Json(req): Json<ExecutionStart>,
 ) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
     op.require(Role::Operator)?;
-    let (name, version) = match req.document.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (req.document.as_str(), None),
-    };
+    let (name, version) = split_spec(&req.document);
     let (version, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
     if kind != "Automation" {
         return Err(fail(StatusCode::BAD_REQUEST, format!("{name} is a {kind} document: run it with `tend run`")));

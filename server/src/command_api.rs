@@ -18,7 +18,7 @@ use tend_model::document::{self, Action, Document, param_ref};
 use tend_model::params::Overrides;
 use tend_model::wire::{Role, matches_targets};
 
-use crate::api::{ApiFailure, ApiResult, AppState, fail, internal};
+use crate::api::{ApiFailure, ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::{Agent, Operator};
 use crate::pki::{random_hex, sha256_hex};
 use crate::store::{CommandRow, NewCommand};
@@ -41,13 +41,6 @@ pub fn routes() -> Router<AppState> {
 const MAX_WAIT: u64 = 60;
 const DEFAULT_CONCURRENCY: &str = "50";
 const DEFAULT_DELIVERY_TIMEOUT: u64 = 600;
-
-fn split_spec(spec: &str) -> (&str, Option<&str>) {
-    match spec.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (spec, None),
-    }
-}
 
 // --- documents ---
 
@@ -355,8 +348,9 @@ async fn visible(s: &AppState, op: &Operator, id: &str) -> ApiResult<()> {
     if op.0.scope.is_none() {
         return Ok(());
     }
+    let nodes = s.store.list_nodes().await.map_err(internal)?;
     for inv in s.store.invocations(id).await.map_err(internal)? {
-        let inside = s.store.node(&inv.node_id).await.map_err(internal)?.is_some_and(|n| op.in_scope(&n.tags));
+        let inside = nodes.iter().any(|n| n.id == inv.node_id && op.in_scope(&n.tags));
         if !inside {
             return Err(fail(StatusCode::NOT_FOUND, "no such command"));
         }

@@ -10,7 +10,7 @@ use tend_model::wire::{
     AgentRecipes, AssignedRecipe, Assignment, AssignmentCreate, LastRun, RecipeVersion, Role, matches_targets,
 };
 
-use crate::api::{ApiResult, AppState, fail, internal};
+use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::{Agent, Operator, parse_scope};
 use crate::pki::{random_hex, sha256_hex};
 
@@ -25,14 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agent/reports", post(agent_report))
         .route("/v1/agent/facts", post(agent_facts))
         .route("/v1/reports", get(list_reports))
-}
-
-/// `NAME` or `NAME@VERSION`.
-fn split_spec(spec: &str) -> (&str, Option<&str>) {
-    match spec.split_once('@') {
-        Some((n, v)) => (n, Some(v)),
-        None => (spec, None),
-    }
 }
 
 async fn push_recipe(

@@ -48,6 +48,11 @@ pub struct Due {
     pub next: Option<Timestamp>,
 }
 
+/// Milliseconds since the epoch (as the store keeps times) as a timestamp.
+pub fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 impl Schedule {
     /// Parses `expr` in time zone `tz` (IANA name; None: UTC). A rate
     /// below `min_rate` is refused (a server setting).

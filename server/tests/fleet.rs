@@ -176,18 +176,7 @@ fn assigned_recipes_converge_three_agents_and_survive_a_server_outage(backend: B
     let (id, code) = s.activation("env=prod,role=web", 3, "1h");
     let agents: Vec<TestAgent> = ["a", "b", "c"].iter().map(|n| TestAgent::new(work.path(), n)).collect();
     for a in &agents {
-        let ca = s.data("ca.pem");
-        let out = a.run(&[
-            "register",
-            "--server",
-            &s.url,
-            "--ca",
-            ca.to_str().expect("path"),
-            "--activation-id",
-            &id,
-            "--activation-code",
-            &code,
-        ]);
+        let out = register(&s, &a.state, &id, &code, "");
         assert!(out.status.success(), "{}", stderr(&out));
     }
 
