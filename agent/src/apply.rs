@@ -37,8 +37,9 @@ pub struct ApplyArgs {
 /// Reads `--params FILE` (YAML or JSON mapping).
 pub fn read_params_file(path: &std::path::Path) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading params file {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing params file {}", path.display()))?;
+    let v: serde_json::Value = tend_model::yaml::parse(&text, &tend_model::yaml::YamlLimits::CONFIG)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.col, e.message))
+        .context("parsing the params file")?;
     match v {
         serde_json::Value::Object(m) => Ok(m),
         serde_json::Value::Null => Ok(Default::default()),

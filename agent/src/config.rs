@@ -139,8 +139,9 @@ impl AgentConfig {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let c: AgentConfig = serde_yaml::from_str(&text)
-                    .with_context(|| format!("reading the agent configuration {}", path.display()))?;
+                let c: AgentConfig = tend_model::yaml::parse(&text, &tend_model::yaml::YamlLimits::CONFIG)
+                    .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.col, e.message))
+                    .context("reading the agent configuration")?;
                 anyhow::ensure!(
                     c.interval >= Duration::from_secs(1),
                     "{}: interval must be at least 1s",

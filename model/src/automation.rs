@@ -154,7 +154,7 @@ pub struct Automation {
 /// True if a document's text says `kind: Automation`, even when it does
 /// not parse (so that its errors come from the automation checks).
 pub fn is_automation(text: &str) -> bool {
-    match serde_yaml::from_str::<Value>(text) {
+    match crate::yaml::parse::<Value>(text, &crate::yaml::YamlLimits::DOCUMENT) {
         Ok(v) => v.get("kind").and_then(|k| k.as_str()) == Some("Automation"),
         Err(_) => text.lines().any(|l| l.trim() == "kind: Automation"),
     }
@@ -199,6 +199,9 @@ pub fn references(v: &Value, out: &mut Vec<String>) {
 impl Automation {
     /// Parses and checks a document; every problem, located in `file`.
     pub fn parse(file: &str, text: &str) -> Result<Automation, Diagnostics> {
+        if let Err(e) = crate::yaml::check(text, &crate::yaml::YamlLimits::DOCUMENT) {
+            return Err(Diagnostics(vec![Diagnostic::new(file, e.message.clone()).at(e.pos())]));
+        }
         let locs = Locations::of(text);
         let doc: Automation = match serde_yaml::from_str(text) {
             Ok(d) => d,

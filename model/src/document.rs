@@ -126,6 +126,9 @@ pub fn env_value(v: &Value) -> String {
 impl Document {
     /// Parses and checks a document: every problem, located in `file`.
     pub fn parse(file: &str, text: &str) -> Result<Document, Diagnostics> {
+        if let Err(e) = crate::yaml::check(text, &crate::yaml::YamlLimits::DOCUMENT) {
+            return Err(Diagnostics(vec![Diagnostic::new(file, e.message.clone()).at(e.pos())]));
+        }
         let locs = Locations::of(text);
         let de = serde_yaml::Deserializer::from_str(text);
         let doc: Document = match serde_path_to_error::deserialize(de) {
@@ -281,7 +284,7 @@ impl Document {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 128 && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    crate::names::object_name("document", n).is_ok()
 }
 
 fn to_yaml_path(p: &serde_path_to_error::Path) -> YamlPath {

@@ -19,6 +19,7 @@ pub mod graph;
 pub mod load;
 pub mod locate;
 pub mod mode;
+pub mod names;
 pub mod params;
 pub mod render;
 pub mod resource;
@@ -26,6 +27,7 @@ pub mod resources;
 pub mod schema;
 pub mod suggest;
 pub mod wire;
+pub mod yaml;
 
 pub use compile::{CompileOptions, CompiledResource, Plan, compile};
 pub use diag::{Diagnostic, Diagnostics};

@@ -148,6 +148,10 @@ fn read_one(
             return None;
         }
     };
+    if let Err(e) = crate::yaml::check(&text, &crate::yaml::YamlLimits::RECIPE) {
+        diags.push(Diagnostic::new(path, e.message.clone()).at(e.pos()));
+        return None;
+    }
     let doc: Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
         Err(e) => {

@@ -38,12 +38,84 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{")
 }
 
+/// Bytes of one template.
+pub const MAX_TEMPLATE_BYTES: usize = 4 << 20;
+/// Blocks (`{{#if}}`, `{{#each}}`, …) open inside one another.
+pub const MAX_BLOCK_DEPTH: usize = 32;
+/// Subexpressions (`(eq a (eq b c))`) inside one another.
+pub const MAX_SUBEXPR_DEPTH: usize = 16;
+
+/// Refuses templates whose size or nesting would make the parser (which
+/// recurses per level) overflow its stack: a linear scan before parsing.
+/// Counts conservatively: block openers inside comments count too.
+pub fn check_bounds(text: &str) -> Result<(), RenderFailure> {
+    let failure = |message: String, offset: usize| {
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rfind('\n').map_or(offset, |n| offset - n - 1) + 1;
+        RenderFailure { message, line: Some(line), col: Some(col), missing: None, hint: None }
+    };
+    if text.len() > MAX_TEMPLATE_BYTES {
+        return Err(failure(
+            format!(
+                "the template is {} bytes; the limit is {MAX_TEMPLATE_BYTES} (limit: template.max_bytes)",
+                text.len()
+            ),
+            0,
+        ));
+    }
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(found) = text[i..].find("{{") {
+        let start = i + found;
+        let mut j = start + 2;
+        while j < bytes.len() && matches!(bytes[j], b'{' | b'~' | b' ' | b'\t' | b'\n' | b'\r') {
+            j += 1;
+        }
+        match bytes.get(j) {
+            Some(b'#' | b'^') => {
+                depth += 1;
+                if depth > MAX_BLOCK_DEPTH {
+                    return Err(failure(
+                        format!("blocks nested more than {MAX_BLOCK_DEPTH} deep (limit: template.max_block_depth)"),
+                        start,
+                    ));
+                }
+            }
+            Some(b'/') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let end = text[j..].find("}}").map_or(bytes.len(), |e| j + e);
+        let mut parens = 0usize;
+        for &b in &bytes[j..end] {
+            match b {
+                b'(' => {
+                    parens += 1;
+                    if parens > MAX_SUBEXPR_DEPTH {
+                        return Err(failure(
+                            format!(
+                                "subexpressions nested more than {MAX_SUBEXPR_DEPTH} deep (limit: template.max_subexpr_depth)"
+                            ),
+                            start,
+                        ));
+                    }
+                }
+                b')' => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i = end.max(start + 2);
+    }
+    Ok(())
+}
+
 impl Renderer {
     /// Renders `text` against `ctx`.
     pub fn render(&self, text: &str, ctx: &Value) -> Result<String, RenderFailure> {
         if let Some(out) = interpolate(text, ctx) {
             return Ok(out);
         }
+        check_bounds(text)?;
         self.hb.render_template(text, ctx).map_err(|e| {
             let (mut line, mut col) = (e.line_no, e.column_no);
             let mut missing = None;
@@ -177,5 +249,33 @@ mod tests {
         assert_eq!(e.missing.as_deref(), Some("facts.hostnme"));
         assert_eq!(e.hint.as_deref(), Some("did you mean `facts.hostname`?"));
         assert!(r.render("{{#if}}", &ctx).is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_parsing() {
+        let r = Renderer::default();
+        let ctx = json!({"t": true});
+        // At the limit it renders, on a thread with no more stack than a runtime worker.
+        let at_limit = format!("{}x{}", "{{#if t}}".repeat(MAX_BLOCK_DEPTH), "{{/if}}".repeat(MAX_BLOCK_DEPTH));
+        let subexpr =
+            format!("{{{{#if {}t{}}}}}y{{{{/if}}}}", "(not ".repeat(MAX_SUBEXPR_DEPTH), ")".repeat(MAX_SUBEXPR_DEPTH));
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let r = Renderer::default();
+                assert_eq!(r.render(&at_limit, &ctx).unwrap(), "x");
+                assert_eq!(r.render(&subexpr, &ctx).unwrap(), "y");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let deep = format!("{}x{}", "{{#if t}}".repeat(5_000), "{{/if}}".repeat(5_000));
+        let e = r.render(&deep, &json!({"t": true})).unwrap_err();
+        assert!(e.message.contains("template.max_block_depth"), "{e:?}");
+        assert_eq!((e.line, e.col), (Some(1), Some(9 * MAX_BLOCK_DEPTH + 1)));
+        let e = r.render(&format!("{{{{x {}}}}}", "(a ".repeat(1_000)), &json!({})).unwrap_err();
+        assert!(e.message.contains("template.max_subexpr_depth"), "{e:?}");
+        // Sequential blocks are not nested.
+        assert!(check_bounds(&"{{#if t}}a{{/if}}".repeat(1_000)).is_ok());
     }
 }

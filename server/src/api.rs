@@ -14,6 +14,7 @@ use tend_model::wire::{
 };
 
 use crate::auth::{Agent, Operator, parse_scope};
+use crate::intake::{Caller, Guard, KIB, MIB};
 use crate::pki::{Pki, random_hex, sha256_hex};
 use crate::store::{NewNode, RegisterRefusal, Store};
 
@@ -30,6 +31,10 @@ pub struct AppState {
     pub engine: crate::automation::Shared,
     /// The most often an association may run (`rate(…)`).
     pub min_rate: std::time::Duration,
+    /// Body limits and deadlines shared by the routes' guards.
+    pub intake: Arc<crate::intake::Intake>,
+    /// Refused anonymous requests, audited at most once a minute per kind.
+    pub refusals: Arc<crate::audit::Throttle>,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);
@@ -55,23 +60,29 @@ pub fn internal(e: impl std::fmt::Display) -> ApiFailure {
 
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let s = &state.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(crate::metrics::render))
-        .route("/v1/tokens", post(create_token).get(list_tokens))
-        .route("/v1/tokens/{id}", delete(revoke_token))
-        .route("/v1/activations", post(create_activation).get(list_activations))
-        .route("/v1/register", post(register))
+        .route("/v1/tokens", post(create_token).guard(s, Caller::Token(Role::Admin), 16 * KIB).get(list_tokens))
+        .route("/v1/tokens/{id}", delete(revoke_token).guard(s, Caller::Token(Role::Admin), KIB))
+        .route(
+            "/v1/activations",
+            post(create_activation).guard(s, Caller::Token(Role::Operator), 64 * KIB).get(list_activations),
+        )
+        .route("/v1/register", post(register).guard(s, Caller::Anyone, 16 * KIB))
         .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{id}", get(show_node).delete(deregister))
+        .route("/v1/nodes/{id}", get(show_node).merge(delete(deregister).guard(s, Caller::Token(Role::Operator), KIB)))
         .route("/v1/agent/whoami", get(whoami))
         .route("/v1/audit", get(audit))
-        .merge(crate::fleet_api::routes())
-        .merge(crate::command_api::routes())
+        .merge(crate::fleet_api::routes(s))
+        .merge(crate::command_api::routes(s))
         .merge(crate::install_api::routes())
-        .merge(crate::automation_api::routes())
-        .merge(crate::association_api::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
+        .merge(crate::automation_api::routes(s))
+        .merge(crate::association_api::routes(s))
+        // A backstop: every route with a body has its own, smaller limit.
+        .layer(axum::extract::DefaultBodyLimit::max(16 * MIB))
+        .layer(axum::middleware::from_fn(crate::intake::json_errors))
         .route_layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
         .with_state(state)
 }
@@ -79,9 +90,7 @@ pub fn router(state: AppState) -> Router {
 async fn create_token(State(s): State<AppState>, op: Operator, Json(req): Json<TokenCreate>) -> ApiResult<Json<Token>> {
     op.require(Role::Admin)?;
     op.require_unscoped("manage tokens")?;
-    if req.name.trim().is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "a token needs a name"));
-    }
+    tend_model::names::object_name("token", &req.name).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     if let Some(sc) = &req.scope {
         if parse_scope(sc).is_none() {
             return Err(fail(StatusCode::BAD_REQUEST, format!("scope {sc:?} is not of the form tag:key=value")));
@@ -138,6 +147,7 @@ async fn create_activation(
             ),
         ));
     }
+    tend_model::names::tags(&req.tags).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     if req.limit == 0 || req.expires_in == 0 {
         return Err(fail(StatusCode::BAD_REQUEST, "an activation needs a limit and an expiry above zero"));
     }
@@ -163,8 +173,18 @@ async fn list_activations(State(s): State<AppState>, op: Operator) -> ApiResult<
 }
 
 async fn register(State(s): State<AppState>, Json(req): Json<RegisterRequest>) -> ApiResult<Json<RegisterResponse>> {
-    if req.hostname.is_empty() || req.hostname.len() > 253 {
-        return Err(fail(StatusCode::BAD_REQUEST, "a valid hostname is required"));
+    // Checked before anything is looked up or written.
+    tend_model::names::hostname(&req.hostname).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    tend_model::names::tags(&req.tags).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let id_ok = req.activation_id.len() <= 64
+        && req.activation_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && req.activation_code.len() <= 128;
+    if !id_ok {
+        s.metrics.refused("register_malformed");
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            "registration refused: unknown activation id or wrong activation code",
+        ));
     }
     let node_id = format!("n-{}", random_hex(8).map_err(internal)?);
     let (cert_pem, key_fp) = s
@@ -195,7 +215,13 @@ async fn register(State(s): State<AppState>, Json(req): Json<RegisterRequest>) -
             Ok(Json(RegisterResponse { node_id, cert_pem, ca_pem: s.pki.ca_pem.clone() }))
         }
         Err(why) => {
-            s.store.audit("anonymous", &format!("node.register.refused.{why:?}"), &detail).await.map_err(internal)?;
+            // Anonymous: one entry per kind of refusal a minute, with the count left out.
+            let action = format!("node.register.refused.{why:?}");
+            if let Some(skipped) = s.refusals.admit(&action) {
+                let mut detail = detail;
+                detail["refused_since_last_entry"] = skipped.into();
+                s.store.audit("anonymous", &action, &detail).await.map_err(internal)?;
+            }
             Err(match why {
                 RegisterRefusal::UnknownActivation | RegisterRefusal::WrongCode => {
                     refused("unknown activation id or wrong activation code")

@@ -14,17 +14,19 @@ use tend_model::wire::Role;
 use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::association::{fire, schedule_of};
 use crate::auth::Operator;
+use crate::intake::{Caller, Guard, KIB};
 use crate::pki::random_hex;
 use crate::schedule::{Schedule, from_ms as ts};
 use crate::store::{AssociationRow, RunRow, now, now_ms};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(s: &AppState) -> Router<AppState> {
     use axum::routing::{get, post};
+    let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/associations", post(create).get(list))
-        .route("/v1/associations/{id}", get(show).delete(delete))
+        .route("/v1/associations", post(create).guard(s, op, 256 * KIB).get(list))
+        .route("/v1/associations/{id}", get(show).merge(axum::routing::delete(delete).guard(s, op, KIB)))
         .route("/v1/associations/{id}/history", get(history))
-        .route("/v1/associations/{id}/run-now", post(run_now))
+        .route("/v1/associations/{id}/run-now", post(run_now).guard(s, op, KIB))
         .route("/v1/compliance", get(compliance))
 }
 

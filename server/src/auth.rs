@@ -12,6 +12,7 @@ use crate::store::TokenRecord;
 use crate::tls::PeerCert;
 
 /// An operator, authenticated by token.
+#[derive(Clone)]
 pub struct Operator(pub TokenRecord);
 
 impl Operator {
@@ -97,6 +98,10 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = (StatusCode, axum::Json<tend_model::wire::ApiError>);
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // Already authenticated by the route's guard (crate::intake).
+        if let Some(op) = parts.extensions.remove::<Operator>() {
+            return Ok(op);
+        }
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
             return Err(fail(StatusCode::UNAUTHORIZED, "an API token is required (Authorization: Bearer TOKEN)"));
@@ -112,12 +117,16 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 /// An agent, authenticated by its client certificate.
+#[derive(Clone)]
 pub struct Agent(pub Node);
 
 impl FromRequestParts<AppState> for Agent {
     type Rejection = (StatusCode, axum::Json<tend_model::wire::ApiError>);
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(agent) = parts.extensions.remove::<Agent>() {
+            return Ok(agent);
+        }
         let Some(fp) = parts.extensions.get::<PeerCert>().and_then(|p| p.0.clone()) else {
             return Err(fail(StatusCode::UNAUTHORIZED, "agents must present their client certificate"));
         };

@@ -12,18 +12,21 @@ use tend_model::wire::Role;
 use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::Operator;
 use crate::automation::{WAITING, is_final};
+use crate::intake::{Caller, Guard, KIB};
 use crate::pki::random_hex;
 use crate::store::{ExecutionRow, now};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(s: &AppState) -> Router<AppState> {
     use axum::routing::{get, post};
+    let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/automations", post(start).get(list))
+        .route("/v1/automations", post(start).guard(s, op, 256 * KIB).get(list))
         .route("/v1/automations/{id}", get(show))
-        .route("/v1/automations/{id}/cancel", post(cancel))
-        .route("/v1/automations/{id}/approve", post(approve))
-        .route("/v1/automations/{id}/reject", post(reject))
-        .route("/v1/automations/{id}/resume", post(resume))
+        .route("/v1/automations/{id}/cancel", post(cancel).guard(s, op, 16 * KIB))
+        // Any token may decide; the step's approvers list says whose decision counts.
+        .route("/v1/automations/{id}/approve", post(approve).guard(s, Caller::Token(Role::Viewer), 16 * KIB))
+        .route("/v1/automations/{id}/reject", post(reject).guard(s, Caller::Token(Role::Viewer), 16 * KIB))
+        .route("/v1/automations/{id}/resume", post(resume).guard(s, op, 16 * KIB))
 }
 
 async fn start(

@@ -20,21 +20,24 @@ use tend_model::wire::{Role, matches_targets};
 
 use crate::api::{ApiFailure, ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::{Agent, Operator};
+use crate::intake::{Caller, Guard, KIB, MIB};
 use crate::pki::{random_hex, sha256_hex};
 use crate::store::{CommandRow, NewCommand};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(s: &AppState) -> Router<AppState> {
     use axum::routing::{get, post};
+    let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/documents", post(push_document).get(list_documents))
+        .route("/v1/documents", post(push_document).guard(s, op, 2 * MIB).get(list_documents))
         .route("/v1/documents/{spec}", get(show_document))
-        .route("/v1/commands", post(create_command).get(list_commands))
+        .route("/v1/commands", post(create_command).guard(s, op, 256 * KIB).get(list_commands))
         .route("/v1/commands/{id}", get(show_command))
         .route("/v1/commands/{id}/output/{node}", get(command_output))
-        .route("/v1/commands/{id}/cancel", post(cancel_command))
+        .route("/v1/commands/{id}/cancel", post(cancel_command).guard(s, op, KIB))
         .route("/v1/agent/commands", get(agent_poll))
-        .route("/v1/agent/commands/{id}/ack", post(agent_ack))
-        .route("/v1/agent/commands/{id}/result", post(agent_result))
+        .route("/v1/agent/commands/{id}/ack", post(agent_ack).guard(s, Caller::Agent, 16 * KIB))
+        // Both output streams, capped by the agent, JSON-escaped.
+        .route("/v1/agent/commands/{id}/result", post(agent_result).guard(s, Caller::Agent, 16 * MIB))
 }
 
 /// Longest long-poll an agent may ask for.

@@ -12,18 +12,20 @@ use tend_model::wire::{
 
 use crate::api::{ApiResult, AppState, fail, internal, split_spec};
 use crate::auth::{Agent, Operator, parse_scope};
+use crate::intake::{Caller, Guard, KIB, MIB};
 use crate::pki::{random_hex, sha256_hex};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(s: &AppState) -> Router<AppState> {
     use axum::routing::{delete, get, post};
+    let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/recipes", post(push_recipe).get(list_recipes))
+        .route("/v1/recipes", post(push_recipe).guard(s, op, 16 * MIB).get(list_recipes))
         .route("/v1/recipes/{spec}", get(show_recipe))
-        .route("/v1/assignments", post(assign).get(list_assignments))
-        .route("/v1/assignments/{id}", delete(unassign))
+        .route("/v1/assignments", post(assign).guard(s, op, 256 * KIB).get(list_assignments))
+        .route("/v1/assignments/{id}", delete(unassign).guard(s, op, KIB))
         .route("/v1/agent/recipes", get(agent_recipes))
-        .route("/v1/agent/reports", post(agent_report))
-        .route("/v1/agent/facts", post(agent_facts))
+        .route("/v1/agent/reports", post(agent_report).guard(s, Caller::Agent, 16 * MIB))
+        .route("/v1/agent/facts", post(agent_facts).guard(s, Caller::Agent, 4 * MIB))
         .route("/v1/reports", get(list_reports))
 }
 
@@ -37,12 +39,20 @@ async fn push_recipe(
     // follows the name, so a scoped token may not push.
     op.require_unscoped("push recipes")?;
     // The agent's own parser and checks: the same errors, file:line:col.
-    let skeleton = tend_model::facts::skeleton();
-    let plan = match bundle.validate(&skeleton) {
+    // On a blocking thread: a large recipe must not hold a runtime worker
+    // (and with it /healthz) while it compiles.
+    let (bundle, checked) = tokio::task::spawn_blocking(move || {
+        let checked = bundle.validate(&tend_model::facts::skeleton());
+        (bundle, checked)
+    })
+    .await
+    .map_err(internal)?;
+    let plan = match checked {
         Ok(p) => p,
         Err(d) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(d)).into_response()),
     };
     let name = plan.recipes.first().cloned().unwrap_or_default();
+    tend_model::names::object_name("recipe", &name).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     if name != bundle.name {
         return Err(fail(
             StatusCode::BAD_REQUEST,

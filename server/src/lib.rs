@@ -6,6 +6,7 @@
 pub mod api;
 pub mod association;
 pub mod association_api;
+pub mod audit;
 pub mod auth;
 pub mod automation;
 pub mod automation_api;
@@ -13,6 +14,7 @@ pub mod command_api;
 pub mod dispatch;
 pub mod fleet_api;
 pub mod install_api;
+pub mod intake;
 pub mod metrics;
 pub mod pki;
 pub mod schedule;

@@ -28,6 +28,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabels {
     last_run: String,
 }
@@ -37,6 +42,19 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     nodes: Family<NodeLabels, Gauge>,
+    refused: Family<LimitLabels, Counter>,
+    /// Open client connections.
+    pub connections: Gauge,
+    /// 1 while the last write to the store failed (disk full, I/O error,
+    /// connection lost); back to 0 at the next write that succeeds.
+    pub store_write_failing: Gauge,
+}
+
+impl Metrics {
+    /// Counts a request or connection refused by a limit (docs/limits.md).
+    pub fn refused(&self, limit: &str) {
+        self.refused.get_or_create(&LimitLabels { limit: limit.to_string() }).inc();
+    }
 }
 
 impl Default for Metrics {
@@ -50,7 +68,17 @@ impl Default for Metrics {
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("nodes", "Registered nodes by the status of their last run", nodes.clone());
-        Metrics { registry, requests, latency, nodes }
+        let refused = Family::<LimitLabels, Counter>::default();
+        registry.register("limit_refusals", "Requests and connections refused by a limit", refused.clone());
+        let connections = Gauge::default();
+        registry.register("connections", "Open client connections", connections.clone());
+        let store_write_failing = Gauge::default();
+        registry.register(
+            "store_write_failing",
+            "1 while writes to the store fail (disk full, I/O error, lost connection)",
+            store_write_failing.clone(),
+        );
+        Metrics { registry, requests, latency, nodes, refused, connections, store_write_failing }
     }
 }
 

@@ -29,6 +29,14 @@ pub struct ServeOptions {
     pub packages_dir: Option<PathBuf>,
     /// The shortest `rate(…)` an association may have.
     pub min_rate: std::time::Duration,
+    /// Client connections open at once.
+    pub max_connections: usize,
+    /// Requests without credentials in flight at once.
+    pub max_anonymous: usize,
+    /// The longest a request body may take to arrive.
+    pub body_timeout: std::time::Duration,
+    /// Days audit entries are kept.
+    pub audit_kept_days: u32,
 }
 
 pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
@@ -75,6 +83,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     println!("tend-server listening on https://{addr}");
     let retention = std::time::Duration::from_secs(u64::from(opts.commands_kept_days) * 86_400);
     let dispatcher = crate::dispatch::Dispatcher::new(store.clone(), retention);
+    let audit_retention = std::time::Duration::from_secs(u64::from(opts.audit_kept_days) * 86_400);
+    tokio::spawn(crate::audit::purge_loop(store.clone(), audit_retention));
     tokio::spawn(dispatcher.clone().run());
     let state = AppState {
         store,
@@ -85,11 +95,15 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         packages_dir: opts.packages_dir.clone(),
         engine: Default::default(),
         min_rate: opts.min_rate,
+        intake: crate::intake::Intake::new(opts.max_anonymous, opts.body_timeout),
+        refusals: Default::default(),
     };
     tokio::spawn(crate::automation::run(state.clone()));
     tokio::spawn(crate::association::run(state.clone()));
+    let metrics = state.metrics.clone();
     let app = router(state);
-    crate::tls::serve(listener, tls, app, shutdown_signal()).await;
+    let limits = crate::tls::ConnLimits { max_connections: opts.max_connections, metrics };
+    crate::tls::serve(listener, tls, app, limits, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())
 }

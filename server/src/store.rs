@@ -369,15 +369,23 @@ impl Store {
 
     // --- audit ---
 
+    /// Appends an audit entry; its detail is bounded (crate::audit::bounded).
     pub async fn audit(&self, actor: &str, action: &str, detail: &serde_json::Value) -> Result<()> {
+        let (actor, action) = (crate::audit::clip(actor, 128), crate::audit::clip(action, 128));
         sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
             .bind(now())
             .bind(actor)
             .bind(action)
-            .bind(detail.to_string())
+            .bind(crate::audit::bounded(detail))
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Deletes audit entries older than `cutoff` (RFC 3339); returns how many.
+    pub async fn purge_audit(&self, cutoff: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM audit WHERE at < $1").bind(cutoff).execute(&self.pool).await?;
+        Ok(r.rows_affected())
     }
 
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {

@@ -22,6 +22,19 @@ use tower::ServiceExt;
 
 use crate::pki::{Pki, sha256_hex};
 
+/// Runs `f` when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
 /// The SHA-256 of the client certificate the connection presented, if any.
 #[derive(Debug, Clone, Default)]
 pub struct PeerCert(pub Option<String>);
@@ -53,9 +66,26 @@ pub fn server_config(pki: &Pki) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(cfg))
 }
 
+/// How many connections may be open at once, and where that is counted.
+pub struct ConnLimits {
+    pub max_connections: usize,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
 /// Accepts TLS connections and serves `app` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, shutdown: impl Future<Output = ()>) {
+/// Past `max_connections` open connections, a new one is closed at once
+/// (counted in `tend_limit_refusals{limit="max_connections"}`, logged at
+/// most once a minute).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut last_warned: Option<std::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
@@ -69,11 +99,26 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, s
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            limits.metrics.refused("max_connections");
+            if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                tracing::warn!(limit = limits.max_connections, "connection limit reached; closing new connections");
+                last_warned = Some(std::time::Instant::now());
+            }
+            drop(tcp);
+            continue;
+        };
         // Small request/response exchanges must not wait on delayed ACKs (40 ms).
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let metrics = limits.metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            metrics.connections.inc();
+            let _open = scopeguard(move || {
+                metrics.connections.dec();
+            });
             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -17,9 +17,9 @@ pub fn load(dir: &Path) -> Value {
         .collect();
     files.sort();
     for f in files {
-        let parsed = std::fs::read_to_string(&f)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_yaml::from_str::<Value>(&t).map_err(|e| e.to_string()));
+        let parsed = std::fs::read_to_string(&f).map_err(|e| e.to_string()).and_then(|t| {
+            tend_model::yaml::parse::<Value>(&t, &tend_model::yaml::YamlLimits::CONFIG).map_err(|e| e.to_string())
+        });
         match parsed {
             Ok(Value::Object(m)) => out.extend(m),
             Ok(Value::Null) => {}

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API over HTTPS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write man pages and shell completions under DIR (for the packages).
     #[command(hide = true)]
     Assets {
@@ -69,6 +69,19 @@ struct ServeArgs {
     /// The shortest `rate(…)` an association may have, in seconds [default: 1800].
     #[arg(long)]
     min_rate: Option<u64>,
+    /// Client connections open at once; more are closed on accept [default: 20000].
+    /// Each agent daemon holds one; keep it above the fleet's size.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests without credentials (registrations) in flight at once [default: 32].
+    #[arg(long)]
+    max_anonymous: Option<usize>,
+    /// Seconds a whole request body may take to arrive [default: 30].
+    #[arg(long)]
+    body_timeout: Option<u64>,
+    /// Days audit entries are kept [default: 400].
+    #[arg(long)]
+    audit_kept_days: Option<u32>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/tend/server.yaml";
@@ -101,6 +114,10 @@ impl ServeArgs {
             commands_kept_days: self.commands_kept_days.or(file.commands_kept_days).unwrap_or(90),
             packages_dir: self.packages_dir.or(file.packages_dir),
             min_rate: std::time::Duration::from_secs(self.min_rate.or(file.min_rate).unwrap_or(1800)),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(20_000),
+            max_anonymous: self.max_anonymous.or(file.max_anonymous).unwrap_or(32),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout.or(file.body_timeout).unwrap_or(30)),
+            audit_kept_days: self.audit_kept_days.or(file.audit_kept_days).unwrap_or(400),
         })
     }
 }
