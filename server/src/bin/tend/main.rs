@@ -320,11 +320,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // Located problems print one per line, as the agent prints them.
         Err(e) if e.downcast_ref::<Diagnostics>().is_some() => {
-            eprintln!("{e}");
+            eprintln!("{}", output::inert_lines(&e.to_string()));
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors can quote what the server was sent: inert, one message.
+            eprintln!("error: {}", output::inert_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

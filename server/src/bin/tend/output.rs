@@ -58,8 +58,45 @@ pub fn show<T: Serialize>(output: Output, value: &T, columns: &[&str]) -> anyhow
     table(&headers, rows.iter().map(|r| columns.iter().map(|c| cell(r, c)).collect()).collect())
 }
 
-/// Prints a table: the headers, then the rows, columns aligned.
+/// Characters of one table cell; longer text is cut with an ellipsis
+/// (`--output json` has it whole).
+pub const MAX_CELL: usize = 80;
+
+/// True for characters that change what a terminal shows beyond
+/// themselves: control characters (ESC starts a terminal sequence) and the
+/// bidirectional formatting characters (U+202E reverses what follows).
+fn is_hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Untrusted text made inert for a terminal: hostile characters shown
+/// escaped (`\u{1b}`, `\n`, `\u{202e}`), cut to `max` characters.
+pub fn inert(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if is_hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Multi-line text made inert line by line (messages, diagnostics).
+pub fn inert_lines(s: &str) -> String {
+    s.lines().map(|l| inert(l, usize::MAX)).collect::<Vec<_>>().join("\n")
+}
+
+/// Prints a table: the headers, then the rows, columns aligned. Every cell
+/// is made inert and cut to [`MAX_CELL`] characters.
 pub fn table<H: AsRef<str>>(headers: &[H], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| inert(c, MAX_CELL)).collect()).collect();
     let width = |s: &str| s.chars().count();
     let widths: Vec<usize> = headers
         .iter()
@@ -68,8 +105,16 @@ pub fn table<H: AsRef<str>>(headers: &[H], rows: Vec<Vec<String>>) -> anyhow::Re
             rows.iter().filter_map(|r| r.get(i)).map(|c| width(c)).chain([width(h.as_ref())]).max().unwrap_or(0)
         })
         .collect();
+    // Padded by hand: `{:<w$}` takes at most 65,535 for w.
     let line = |cells: Vec<&str>| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(width(c)))))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     let mut text = line(headers.iter().map(AsRef::as_ref).collect()) + "\n";
     for r in &rows {
@@ -97,7 +142,7 @@ pub fn duration_ms(ms: u64) -> String {
 /// One line of untrusted text fit for a table cell: control characters
 /// become spaces, and it is cut to `max` characters.
 pub fn cell_text(s: &str, max: usize) -> String {
-    let clean: String = s.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean: String = s.trim().chars().map(|c| if is_hostile(c) { ' ' } else { c }).collect();
     if clean.chars().count() <= max {
         return clean;
     }
@@ -126,5 +171,12 @@ mod tests {
         assert_eq!(duration_ms(7_800_000), "2h10m");
         assert_eq!(cell_text("a\tb\x1b[31m", 60), "a b [31m");
         assert_eq!(cell_text(&"x".repeat(70), 10), format!("{}…", "x".repeat(9)));
+    }
+
+    #[test]
+    fn hostile_text_is_inert() {
+        assert_eq!(inert("web\u{1b}[2J\n\0\u{202e}x", 80), "web\\u{1b}[2J\\n\\u{0}\\u{202e}x");
+        assert_eq!(inert(&"y".repeat(100), 5), "yyyyy…");
+        assert_eq!(inert("plain ünïcode", 80), "plain ünïcode");
     }
 }
