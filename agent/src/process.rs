@@ -36,6 +36,10 @@ pub struct Job {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Receives the process group id once the command has started.
     pub started: Option<std::sync::mpsc::Sender<u32>>,
+    /// Written to the command's standard input, which is then closed
+    /// (otherwise stdin is /dev/null). For secrets that must not appear in
+    /// the argument list, which every local user can read.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl Job {
@@ -50,6 +54,7 @@ impl Job {
             capture_limit: 64 * 1024,
             cancel: None,
             started: None,
+            stdin: None,
         }
     }
 
@@ -182,9 +187,18 @@ pub fn run(job: &Job) -> Result<Outcome, RunError> {
         cmd.current_dir(cwd);
     }
     reset_oom_score(&mut cmd);
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let input = if job.stdin.is_some() { Stdio::piped() } else { Stdio::null() };
+    cmd.process_group(0).stdin(input).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(RunError::Spawn)?;
+    if let (Some(data), Some(mut pipe)) = (job.stdin.clone(), child.stdin.take()) {
+        // On its own thread, so that a child that does not read cannot
+        // block the output pumping; the pipe closes when it is done.
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let _ = pipe.write_all(&data);
+        });
+    }
     let pgid = Pid::from_raw(child.id() as i32);
     if let Some(tx) = &job.started {
         let _ = tx.send(child.id());

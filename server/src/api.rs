@@ -35,6 +35,8 @@ pub struct AppState {
     pub intake: Arc<crate::intake::Intake>,
     /// Refused anonymous requests, audited at most once a minute per kind.
     pub refusals: Arc<crate::audit::Throttle>,
+    /// Seals sensitive parameter values at rest.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 pub type ApiFailure = (StatusCode, Json<ApiError>);

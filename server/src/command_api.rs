@@ -236,7 +236,11 @@ pub async fn start_command(
     let row = CommandRow {
         id: id.clone(),
         document: delivery.document.clone(),
-        delivery: serde_json::to_string(&delivery).map_err(internal)?,
+        delivery: {
+            let text = serde_json::to_string(&delivery).map_err(internal)?;
+            // The delivery carries sensitive values (environment, redactions): sealed.
+            if delivery.sensitive.is_empty() { text } else { s.secrets.seal_text(&text).map_err(internal)? }
+        },
         params_shown: serde_json::to_string(&shown).map_err(internal)?,
         targets: serde_json::to_string(&req.targets).map_err(internal)?,
         max_concurrency: concurrency.of(targets.len(), true) as i64,
@@ -461,6 +465,7 @@ async fn agent_poll(
 async fn collect(s: &AppState, node: &str) -> ApiResult<Poll> {
     let mut deliveries = Vec::new();
     for (id, text) in s.store.pending_deliveries(node).await.map_err(internal)? {
+        let text = s.secrets.open_text(&text).map_err(internal)?;
         match serde_json::from_str::<Delivery>(&text) {
             Ok(d) => deliveries.push(d),
             Err(e) => tracing::error!(command = id, error = %e, "a stored delivery does not parse"),

@@ -122,21 +122,27 @@ async fn assign(
     // Refuse bad parameter values now, before anything reaches a node.
     let bundle: Bundle = serde_json::from_str(&bundle).map_err(internal)?;
     let overrides = tend_model::params::Overrides { raw: Vec::new(), typed: req.params.clone(), placeholders: false };
-    if let Err(d) = bundle.validate_with(&tend_model::facts::skeleton(), &overrides) {
-        return Err(fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("these parameters do not fit {}:\n{d}", req.recipe),
-        ));
-    }
+    let plan = match bundle.validate_with(&tend_model::facts::skeleton(), &overrides) {
+        Ok(p) => p,
+        Err(d) => {
+            return Err(fail(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("these parameters do not fit {}:\n{d}", req.recipe),
+            ));
+        }
+    };
+    // Sensitive values are stored sealed and shown to nobody but the agent.
+    let params = s.secrets.seal_params(&req.params, &plan.sensitive_params).map_err(internal)?;
     let a = Assignment {
         id: format!("asg-{}", random_hex(6).map_err(internal)?),
         recipe: name.to_string(),
         version: version.map(str::to_string),
         targets: req.targets,
-        params: req.params,
+        params,
         created_at: crate::store::now(),
     };
     s.store.create_assignment(&a, &op.actor()).await.map_err(internal)?;
+    let a = Assignment { params: crate::secrets::redact_params(&a.params), ..a };
     let detail = serde_json::json!({ "id": a.id, "recipe": req.recipe, "targets": a.targets });
     s.store.audit(&op.actor(), "assignment.create", &detail).await.map_err(internal)?;
     Ok(Json(a))
@@ -157,7 +163,7 @@ async fn list_assignments(State(s): State<AppState>, op: Operator) -> ApiResult<
     let mut out = Vec::new();
     for a in s.store.list_assignments().await.map_err(internal)? {
         if assignment_in_scope(&s, &op, &a).await? {
-            out.push(a);
+            out.push(Assignment { params: crate::secrets::redact_params(&a.params), ..a });
         }
     }
     Ok(Json(out))
@@ -198,7 +204,8 @@ async fn agent_recipes(
             continue;
         };
         let bundle: Bundle = serde_json::from_str(&bundle).map_err(internal)?;
-        set.recipes.push(AssignedRecipe { assignment: a.id, version, params: a.params, bundle });
+        let params = s.secrets.open_params(&a.params).map_err(internal)?;
+        set.recipes.push(AssignedRecipe { assignment: a.id, version, params, bundle });
     }
     let body = serde_json::to_vec(&set).map_err(internal)?;
     let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);

@@ -18,6 +18,7 @@ pub mod intake;
 pub mod metrics;
 pub mod pki;
 pub mod schedule;
+pub mod secrets;
 pub mod serve;
 pub mod store;
 pub mod tls;

@@ -54,15 +54,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     names.sort();
     names.dedup();
     let pki = Arc::new(Pki::load_or_create(dir, &names).context("setting up the certificate authority")?);
-    let store = match &opts.database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Store::open_postgres(url).await.context("opening the PostgreSQL database")?
-        }
-        Some(other) => {
-            anyhow::bail!("--database {other:?}: only postgres:// URLs are supported (SQLite is the default)")
-        }
-        None => Store::open_sqlite(dir).await.context("opening the database")?,
-    };
+    let store = open_store(dir, opts.database.as_deref()).await?;
     let store = store.with_reports_kept(opts.reports_kept);
     let token_path = dir.join("admin.token");
     if store.count_tokens().await? == 0 {
@@ -97,6 +89,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         min_rate: opts.min_rate,
         intake: crate::intake::Intake::new(opts.max_anonymous, opts.body_timeout),
         refusals: Default::default(),
+        secrets: Arc::new(crate::secrets::Secrets::load_or_create(dir).context("loading the secrets key")?),
     };
     tokio::spawn(crate::automation::run(state.clone()));
     tokio::spawn(crate::association::run(state.clone()));
@@ -106,6 +99,29 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     crate::tls::serve(listener, tls, app, limits, shutdown_signal()).await;
     println!("tend-server stopped");
     Ok(())
+}
+
+/// `tend-server rotate-secret-key`: see [`crate::secrets`].
+pub async fn rotate_secret_key(dir: &std::path::Path, database: Option<&str>) -> anyhow::Result<()> {
+    let store = open_store(dir, database).await?;
+    let mut secrets = crate::secrets::Secrets::load_or_create(dir).context("loading the secrets key")?;
+    let id = secrets.add_key()?;
+    let n = store.reseal(|text| secrets.reseal(text).map_err(|e| e.to_string())).await?;
+    let dropped = secrets.drop_old_keys()?;
+    println!("new key {id}: {n} stored value(s) sealed again, {dropped} old key(s) removed");
+    Ok(())
+}
+
+async fn open_store(dir: &std::path::Path, database: Option<&str>) -> anyhow::Result<Store> {
+    Ok(match database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Store::open_postgres(url).await.context("opening the PostgreSQL database")?
+        }
+        Some(other) => {
+            anyhow::bail!("--database {other:?}: only postgres:// URLs are supported (SQLite is the default)")
+        }
+        None => Store::open_sqlite(dir).await.context("opening the database")?,
+    })
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Io(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -68,6 +70,14 @@ fn tags_of(text: &str) -> Result<Tags> {
 impl Store {
     /// Opens (creating) `DIR/tend.db` in WAL mode and applies the schema.
     pub async fn open_sqlite(dir: &Path) -> Result<Store> {
+        // 0600 from the start (SQLite gives its -wal and -shm files the same mode).
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let path = dir.join("tend.db");
+            let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
         let url = format!("sqlite://{}?mode=rwc", dir.join("tend.db").display());
         // Readers run in parallel under WAL; writers take turns (busy_timeout),
         // and every write transaction starts with its write.
@@ -380,6 +390,30 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Seals again every stored value that holds sealed content (assignment
+    /// parameters, command deliveries): `f` returns the new text, or None to
+    /// leave a row as it is. One transaction; returns how many rows changed.
+    pub async fn reseal(&self, f: impl Fn(&str) -> std::result::Result<Option<String>, String>) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for (table, column) in [("assignments", "params"), ("commands", "delivery")] {
+            let rows = sqlx::query(&format!("SELECT id, {column} AS v FROM {table}")).fetch_all(&mut *tx).await?;
+            for r in rows {
+                let (id, v): (String, String) = (r.get("id"), r.get("v"));
+                if let Some(new) = f(&v).map_err(|e| StoreError::Corrupt(format!("{table} {id}: {e}")))? {
+                    sqlx::query(&format!("UPDATE {table} SET {column} = $1 WHERE id = $2"))
+                        .bind(new)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    n += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Deletes audit entries older than `cutoff` (RFC 3339); returns how many.

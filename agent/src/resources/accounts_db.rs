@@ -302,23 +302,26 @@ fn declared<'p>(plan: &'p Plan, kind: Kind, name: &str) -> Option<(usize, &'p Co
 }
 
 /// Runs a shadow-utils command; a failure carries the tool's own message.
-/// `secret` (a password hash) is replaced by `(sensitive)` in the error.
-pub fn run_cmd(runner: &dyn Runner, argv: &[String], secret: Option<&str>) -> Result<()> {
+/// No secret is ever an argument (see [`set_password`]).
+pub fn run_cmd(runner: &dyn Runner, argv: &[String]) -> Result<()> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-        return run_ok(runner, &args, &[]).map(|_| ());
-    };
-    // Short values (`!`, `*`) are not worth hiding in the tool's text, and
-    // replacing them would garble it.
-    let redact = |text: String| if secret.len() > 2 { text.replace(secret, "(sensitive)") } else { text };
-    let out = runner
-        .run(&args, &[], std::time::Duration::from_secs(600))
-        .map_err(|e| Error::Failed(redact(e.to_string())))?;
+    run_ok(runner, &args, &[]).map(|_| ())
+}
+
+/// Sets a user's password hash through `chpasswd -e` on standard input, so
+/// that the hash never appears in a process's arguments (`ps` shows those
+/// to every local user). The hash is kept out of any error.
+pub fn set_password(runner: &dyn Runner, user: &str, hash: &str) -> Result<()> {
+    let argv = ["chpasswd", "-e"];
+    let out = runner.run_input(&argv, format!("{user}:{hash}\n").as_bytes(), std::time::Duration::from_secs(600))?;
     if matches!(out.exit, crate::process::Exit::Code(0)) {
         return Ok(());
     }
-    let shown: Vec<&str> = args.iter().map(|a| if *a == secret { "(sensitive)" } else { a }).collect();
-    Err(Error::Failed(format!("`{}` failed with {}:\n{}", shown.join(" "), out.describe_exit(), redact(out.tail(15)))))
+    // Short values (`!`, `*`) are not worth hiding in the tool's text, and
+    // replacing them would garble it.
+    let tail = out.tail(15);
+    let tail = if hash.len() > 2 { tail.replace(hash, "(sensitive)") } else { tail };
+    Err(Error::Failed(format!("`chpasswd -e` for {user} failed with {}:\n{tail}", out.describe_exit())))
 }
 
 /// A list of names for a change: comma-separated, or `(none)`.
@@ -364,6 +367,14 @@ pub(super) mod testkit {
     }
 
     impl Runner for FakeRunner {
+        fn run_input(&self, argv: &[&str], input: &[u8], t: std::time::Duration) -> Result<Outcome> {
+            // The fake takes standard input as one more argument.
+            let mut with_input: Vec<&str> = argv.to_vec();
+            let input = String::from_utf8_lossy(input).into_owned();
+            with_input.push(&input);
+            self.run(&with_input, &[], t)
+        }
+
         fn run(&self, argv: &[&str], _env: &[(&str, &str)], _t: std::time::Duration) -> Result<Outcome> {
             let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
             self.calls.borrow_mut().push(argv.clone());
@@ -519,6 +530,17 @@ pub(super) mod testkit {
                     match f.shadow.iter_mut().find(|s| s.name == name) {
                         Some(s) => s.hash = p.clone(),
                         None => f.shadow.push(ShadowEntry { name: name.clone(), hash: p.clone() }),
+                    }
+                }
+            }
+            "chpasswd" => {
+                // `chpasswd -e` with `name:hash` lines on standard input.
+                let input = args.last().ok_or("no input")?;
+                for line in input.lines() {
+                    let (name, hash) = line.split_once(':').ok_or("bad input line")?;
+                    match f.shadow.iter_mut().find(|s| s.name == name) {
+                        Some(s) => s.hash = hash.to_string(),
+                        None => return Err(format!("chpasswd: line 1: user '{name}' does not exist")),
                     }
                 }
             }
@@ -815,15 +837,16 @@ mod tests {
     #[test]
     fn a_failed_command_never_shows_the_password_hash() {
         let host = testkit::Host::new("", "", "");
-        *host.runner.fail.borrow_mut() = Some(("usermod".into(), 1, "usermod: bad hash $6$s$secret for alice".into()));
-        let argv: Vec<String> = ["usermod", "-p", "$6$s$secret", "alice"].iter().map(|s| s.to_string()).collect();
-        let e = run_cmd(&host.runner, &argv, Some("$6$s$secret")).expect_err("fails").to_string();
+        *host.runner.fail.borrow_mut() =
+            Some(("chpasswd".into(), 1, "chpasswd: bad hash $6$s$secret for alice".into()));
+        let e = set_password(&host.runner, "alice", "$6$s$secret").expect_err("fails").to_string();
         assert!(!e.contains("secret"), "{e}");
-        assert!(e.contains("`usermod -p (sensitive) alice` failed with exit code 1"), "{e}");
-        assert!(e.contains("usermod: bad hash (sensitive) for alice"), "{e}");
-        // Without a secret, run_ok's own message.
+        assert!(e.contains("`chpasswd -e` for alice failed with exit code 1"), "{e}");
+        assert!(e.contains("chpasswd: bad hash (sensitive) for alice"), "{e}");
+        // The hash went on standard input, never in the arguments.
+        assert_eq!(host.runner.calls.borrow()[0][..2], ["chpasswd", "-e"]);
         let argv: Vec<String> = ["usermod", "-s", "/bin/sh", "alice"].iter().map(|s| s.to_string()).collect();
-        let e = run_cmd(&host.runner, &argv, None).expect_err("fails").to_string();
+        let e = run_cmd(&host.runner, &argv).expect_err("fails").to_string();
         assert!(e.contains("`usermod -s /bin/sh alice` failed"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ impl ResourceType for GroupType {
         let p = props(r)?;
         let d = diff(&r.id.name, p, ctx.run.accounts.db()?, ctx.plan, false)?;
         for argv in &d.commands {
-            let result = run_cmd(ctx.runner, argv, None);
+            let result = run_cmd(ctx.runner, argv);
             ctx.run.accounts.invalidate();
             result?;
         }
@@ -321,7 +321,8 @@ mod tests {
             [
                 "groupadd -g 2001 ops".to_string(),
                 "groupadd -r deploy".to_string(),
-                format!("useradd -u 2001 -g ops -G deploy -d {home} -m -s /bin/bash -c Alice Admin -p $6$s$h alice"),
+                format!("useradd -u 2001 -g ops -G deploy -d {home} -m -s /bin/bash -c Alice Admin alice"),
+                "chpasswd -e alice:$6$s$h\n".to_string(),
                 "groupadd web".to_string(),
                 "gpasswd -a alice web".to_string(),
             ]

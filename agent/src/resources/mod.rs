@@ -51,6 +51,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub trait Runner {
     fn run(&self, argv: &[&str], env: &[(&str, &str)], timeout: std::time::Duration)
     -> Result<crate::process::Outcome>;
+
+    /// Runs a command with `input` on its standard input (secrets go there,
+    /// never in the arguments).
+    fn run_input(&self, argv: &[&str], input: &[u8], timeout: std::time::Duration) -> Result<crate::process::Outcome>;
 }
 
 /// Runs commands for real.
@@ -65,6 +69,13 @@ impl Runner for SystemRunner {
     ) -> Result<crate::process::Outcome> {
         let mut job = crate::process::Job::argv(argv, timeout);
         job.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        job.capture_limit = 1024 * 1024;
+        crate::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
+    }
+
+    fn run_input(&self, argv: &[&str], input: &[u8], timeout: std::time::Duration) -> Result<crate::process::Outcome> {
+        let mut job = crate::process::Job::argv(argv, timeout);
+        job.stdin = Some(input.to_vec());
         job.capture_limit = 1024 * 1024;
         crate::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
     }

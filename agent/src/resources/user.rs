@@ -21,7 +21,7 @@ use tend_model::resources::user::UserProps;
 use tend_model::{CompiledResource, Plan, Spec};
 
 pub use super::accounts_db::AccountsCache;
-use super::accounts_db::{AccountsDb, declared_group, dedup, run_cmd, show_list};
+use super::accounts_db::{AccountsDb, declared_group, dedup, run_cmd, set_password, show_list};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 
@@ -60,8 +60,13 @@ impl ResourceType for UserType {
         let p = props(r)?;
         let name = &r.id.name;
         let d = diff(name, p, ctx.run.accounts.db()?, ctx.plan, ctx.index)?;
-        if let Some(argv) = d.argv {
-            let result = run_cmd(ctx.runner, &argv, p.password.as_deref());
+        if d.argv.is_some() || d.password.is_some() {
+            let mut result = d.argv.as_ref().map_or(Ok(()), |argv| run_cmd(ctx.runner, argv));
+            if result.is_ok()
+                && let Some(hash) = &d.password
+            {
+                result = set_password(ctx.runner, name, hash);
+            }
             // Whatever happened, later resources must see the files as they are now.
             ctx.run.accounts.invalidate();
             result?;
@@ -92,6 +97,8 @@ impl ResourceType for UserType {
 struct Diff {
     changes: Vec<Change>,
     argv: Option<Vec<String>>,
+    /// The hash to set after `argv` (through standard input, never an argument).
+    password: Option<String>,
     keys: KeysAt,
 }
 
@@ -166,7 +173,7 @@ fn s(v: &str) -> String {
 fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -> Result<Diff> {
     let current = db.user(name);
     if p.state == Presence::Absent {
-        let mut d = Diff { changes: Vec::new(), argv: None, keys: KeysAt::Nowhere };
+        let mut d = Diff { changes: Vec::new(), argv: None, password: None, keys: KeysAt::Nowhere };
         if current.is_some() {
             d.changes.push(ensure("present", "absent"));
             d.argv = Some(userdel_argv(name, p));
@@ -230,7 +237,12 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
         add("shell", p.shell.clone());
         add("comment", p.comment.clone());
         add("password", p.password.as_ref().map(|_| s(SENSITIVE)));
-        return Ok(Diff { changes, argv: Some(useradd_argv(name, p, &groups)), keys: KeysAt::NewUser });
+        return Ok(Diff {
+            changes,
+            argv: Some(useradd_argv(name, p, &groups)),
+            password: p.password.clone(),
+            keys: KeysAt::NewUser,
+        });
     };
 
     let mut changes = Vec::new();
@@ -285,11 +297,12 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
         changes.push(Change::new("comment", Some(cur.gecos.clone()), Some(comment.clone())));
         args.extend([s("-c"), comment.clone()]);
     }
+    let mut password = None;
     if let Some(hash) = &p.password {
         let have = db.password(name)?;
         if have != Some(hash.as_str()) {
             changes.push(Change::new("password", have.map(|_| s(SENSITIVE)), Some(s(SENSITIVE))));
-            args.extend([s("-p"), hash.clone()]);
+            password = Some(hash.clone());
         }
     }
     let argv = (!args.is_empty()).then(|| {
@@ -315,7 +328,7 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
         uid: p.uid.unwrap_or(cur.uid),
         gid,
     });
-    Ok(Diff { changes, argv, keys })
+    Ok(Diff { changes, argv, password, keys })
 }
 
 /// `useradd` with only what the recipe sets.
@@ -342,9 +355,6 @@ fn useradd_argv(name: &str, p: &UserProps, groups: &[String]) -> Vec<String> {
     }
     if let Some(v) = &p.comment {
         argv.extend([s("-c"), v.clone()]);
-    }
-    if let Some(v) = &p.password {
-        argv.extend([s("-p"), v.clone()]);
     }
     argv.push(name.to_string());
     argv
@@ -600,8 +610,6 @@ mod tests {
                 "/bin/zsh",
                 "-c",
                 "Carol C",
-                "-p",
-                "$6$salt$hash",
                 "carol"
             ])
         );
@@ -685,7 +693,9 @@ mod tests {
     #[test]
     fn the_password_is_compared_but_never_shown() {
         let d = diff_of("alice", "{password: $6$new$newhash}").expect("diff");
-        assert_eq!(d.argv, argv(&["usermod", "-p", "$6$new$newhash", "alice"]));
+        // Only a chpasswd on standard input sets it: no argument carries it.
+        assert_eq!(d.argv, None);
+        assert_eq!(d.password.as_deref(), Some("$6$new$newhash"));
         let c = change(&d.changes, "password");
         assert_eq!((c.from.as_deref(), c.to.as_deref()), (Some("(sensitive)"), Some("(sensitive)")));
         assert!(!format!("{:?}", d.changes).contains("newhash"));
@@ -805,8 +815,8 @@ mod tests {
         assert_eq!(names(&changes), names(&dry));
         assert_eq!(
             h.take_calls(),
-            [format!("useradd -G adm -d {home} -m -s /bin/bash -p $6$s$h carol")],
-            "one useradd; verify re-read the files"
+            [format!("useradd -G adm -d {home} -m -s /bin/bash carol"), "chpasswd -e carol:$6$s$h\n".to_string()],
+            "one useradd and the password on stdin; verify re-read the files"
         );
         let keys = h.home("carol").join(".ssh/authorized_keys");
         assert_eq!(std::fs::read_to_string(&keys).expect("keys"), format!("{KEY_A}\n{KEY_B}\n"));
@@ -884,7 +894,8 @@ mod tests {
         h.declare(vec![("alice", user("{groups: [adm], shell: /bin/zsh, comment: Alice A, password: $6$s$h}"))]);
         let c = h.converge(0).expect("converge");
         assert_eq!(names(&c), ["groups", "shell", "comment", "password"]);
-        assert_eq!(h.take_calls(), ["usermod -G adm -s /bin/zsh -c Alice A -p $6$s$h alice"]);
+        assert_eq!(h.take_calls(), ["usermod -G adm -s /bin/zsh -c Alice A alice", "chpasswd -e alice:$6$s$h\n"]);
+        assert!(h.file("shadow").contains("alice:$6$s$h:"), "{}", h.file("shadow"));
         assert!(h.file("passwd").contains(":Alice A:") && h.file("group").contains("adm:x:4:alice"));
         assert_eq!(h.check(0, false).expect("again"), vec![]);
     }
@@ -893,12 +904,15 @@ mod tests {
     fn a_failing_tool_reports_its_message_without_the_hash() {
         let mut h = host();
         h.declare(vec![("carol", user("{password: $6$salt$topsecret}"))]);
-        *h.runner.fail.borrow_mut() = Some(("useradd".into(), 9, "useradd: user 'carol' already exists".into()));
+        *h.runner.fail.borrow_mut() =
+            Some(("chpasswd".into(), 1, "chpasswd: line 1: bad hash $6$salt$topsecret".into()));
         let c = h.check(0, false).expect("check");
         let r = h.plan.resources[0].clone();
         let e = UserType.apply(&r, &c, &mut h.ctx(0, false)).expect_err("fails").to_string();
-        assert!(e.contains("useradd: user 'carol' already exists") && e.contains("exit code 9"), "{e}");
-        assert!(e.contains("-p (sensitive) carol") && !e.contains("topsecret"), "{e}");
+        assert!(e.contains("chpasswd: line 1: bad hash (sensitive)") && e.contains("exit code 1"), "{e}");
+        assert!(!e.contains("topsecret"), "{e}");
+        // No argument of any command carried the hash.
+        assert!(h.take_calls().iter().all(|c| !c.split(' ').any(|a| a == "$6$salt$topsecret")));
     }
 
     #[test]

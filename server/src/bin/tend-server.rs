@@ -21,6 +21,17 @@ struct Cli {
 enum Command {
     /// Serve the API over HTTPS.
     Serve(Box<ServeArgs>),
+    /// Put a new key first in DATA_DIR/secrets.keys, seal every stored
+    /// sensitive value again under it, and drop the old keys. Run it with the
+    /// servers stopped, then copy the file to every replica.
+    RotateSecretKey {
+        /// [default: /var/lib/tend-server]
+        #[arg(long, default_value = "/var/lib/tend-server")]
+        data_dir: PathBuf,
+        /// The PostgreSQL database, if not the embedded SQLite.
+        #[arg(long, env = "TEND_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+    },
     /// Write man pages and shell completions under DIR (for the packages).
     #[command(hide = true)]
     Assets {
@@ -133,5 +144,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => runtime.block_on(tend_server::serve::serve(args.resolve()?)),
+        Command::RotateSecretKey { data_dir, database } => {
+            runtime.block_on(tend_server::serve::rotate_secret_key(&data_dir, database.as_deref()))
+        }
     }
 }

@@ -137,6 +137,10 @@ impl Runner for Fake {
         assert_eq!(argv, want.as_slice(), "ran: {:#?}", self.calls());
         Ok(o)
     }
+
+    fn run_input(&self, argv: &[&str], _input: &[u8], _timeout: Duration) -> crate::resources::Result<Outcome> {
+        panic!("package providers pass nothing on standard input: {}", argv.join(" "))
+    }
 }
 
 // ---------------------------------------------------------------- plans and a mini engine
