@@ -131,6 +131,23 @@ mod duration {
 }
 
 impl AgentConfig {
+    /// Parses and checks the text of a configuration file (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<AgentConfig> {
+        let c: AgentConfig = tend_model::yaml::parse(text, &tend_model::yaml::YamlLimits::CONFIG)
+            .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.col, e.message))
+            .context("reading the agent configuration")?;
+        anyhow::ensure!(c.interval >= Duration::from_secs(1), "{}: interval must be at least 1s", path.display());
+        if let Some(src) = &c.source {
+            crate::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
+            anyhow::ensure!(
+                !c.trusted_keys.is_empty(),
+                "{}: an S3 source needs trusted_keys: S3 says nothing about who wrote the recipes, so they must be signed",
+                path.display()
+            );
+        }
+        Ok(c)
+    }
+
     /// Reads FILE, or the default file when it exists, or the defaults.
     pub fn load(path: Option<&Path>) -> anyhow::Result<AgentConfig> {
         let (path, required) = match path {
@@ -138,25 +155,7 @@ impl AgentConfig {
             None => (PathBuf::from(DEFAULT_PATH), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let c: AgentConfig = tend_model::yaml::parse(&text, &tend_model::yaml::YamlLimits::CONFIG)
-                    .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.col, e.message))
-                    .context("reading the agent configuration")?;
-                anyhow::ensure!(
-                    c.interval >= Duration::from_secs(1),
-                    "{}: interval must be at least 1s",
-                    path.display()
-                );
-                if let Some(src) = &c.source {
-                    crate::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
-                    anyhow::ensure!(
-                        !c.trusted_keys.is_empty(),
-                        "{}: an S3 source needs trusted_keys: S3 says nothing about who wrote the recipes, so they must be signed",
-                        path.display()
-                    );
-                }
-                Ok(c)
-            }
+            Ok(text) => AgentConfig::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(AgentConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }

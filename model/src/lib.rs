@@ -15,6 +15,7 @@ pub mod condition;
 pub mod diag;
 pub mod document;
 pub mod facts;
+pub mod fuzzing;
 pub mod graph;
 pub mod load;
 pub mod locate;

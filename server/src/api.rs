@@ -54,9 +54,23 @@ pub fn fail(status: StatusCode, msg: impl Into<String>) -> ApiFailure {
     (status, Json(ApiError { error: msg.into() }))
 }
 
-/// An internal failure: logged in full, reported briefly.
-pub fn internal(e: impl std::fmt::Display) -> ApiFailure {
-    tracing::error!(error = %e, "request failed");
+/// An internal failure: logged in full (the same error repeated within ten
+/// seconds is counted, not logged again), reported briefly.
+pub fn internal<E: std::fmt::Display + 'static>(e: E) -> ApiFailure {
+    if let Some(se) = (&e as &dyn std::any::Any).downcast_ref::<crate::store::StoreError>() {
+        crate::health::note(se);
+    }
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, String, u64)>> = std::sync::Mutex::new(None);
+    let msg = e.to_string();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    match last.as_mut() {
+        Some((at, m, repeated)) if *m == msg && at.elapsed() < Duration::from_secs(10) => *repeated += 1,
+        _ => {
+            let repeated = last.as_ref().map_or(0, |l| l.2);
+            tracing::error!(error = %msg, earlier_error_repeated = repeated, "request failed");
+            *last = Some((std::time::Instant::now(), msg, 0));
+        }
+    }
     fail(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
 }
 

@@ -13,6 +13,7 @@ pub mod automation_api;
 pub mod command_api;
 pub mod dispatch;
 pub mod fleet_api;
+pub mod health;
 pub mod install_api;
 pub mod intake;
 pub mod metrics;

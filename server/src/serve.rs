@@ -91,6 +91,8 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         refusals: Default::default(),
         secrets: Arc::new(crate::secrets::Secrets::load_or_create(dir).context("loading the secrets key")?),
     };
+    let replica = addr.to_string();
+    tokio::spawn(crate::health::run(state.store.clone(), state.metrics.clone(), replica));
     tokio::spawn(crate::automation::run(state.clone()));
     tokio::spawn(crate::association::run(state.clone()));
     let metrics = state.metrics.clone();

@@ -21,6 +21,36 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// A fault of the storage rather than of the request: the disk is full,
+    /// I/O failed, the database is unreachable or busy past its timeout.
+    pub fn is_fault(&self) -> bool {
+        let StoreError::Db(e) = self else { return matches!(self, StoreError::Io(_)) };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                if code.len() == 5 {
+                    // A PostgreSQL SQLSTATE: classes 08 connection, 53 resources
+                    // (disk full, memory), 57 operator intervention, 58 system (I/O).
+                    ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+                } else {
+                    // An SQLite result code (extended codes keep the primary in the
+                    // low byte): BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10,
+                    // CORRUPT 11, FULL 13, CANTOPEN 14.
+                    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 11 | 13 | 14))
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
 mod associations;
 mod automation;
 mod commands;
@@ -67,6 +97,19 @@ fn tags_of(text: &str) -> Result<Tags> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))
 }
 
+/// The outcome of `BEGIN; ROLLBACK` on a connection: an error means it has a
+/// transaction open (`BEGIN` is refused inside one). Logged, since it means
+/// a write failed half-way.
+fn idle_or_log(probe: std::result::Result<(), sqlx::Error>) -> bool {
+    match probe {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "closing a database connection left inside a transaction");
+            false
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating) `DIR/tend.db` in WAL mode and applies the schema.
     pub async fn open_sqlite(dir: &Path) -> Result<Store> {
@@ -86,6 +129,7 @@ impl Store {
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&store.pool).await?;
         sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&store.pool).await?;
         sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&store.pool).await?;
+        sqlx::raw_sql(include_str!("../migrations/0005_health.sql")).execute(&store.pool).await?;
         Ok(store)
     }
 
@@ -99,6 +143,7 @@ impl Store {
         sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&mut *tx).await?;
         sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../migrations/0005_health.sql")).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(store)
     }
@@ -120,6 +165,38 @@ impl Store {
                         }
                     }
                     Ok(())
+                })
+            })
+            // A write that failed mid-transaction (disk full, I/O error) can
+            // leave SQLite's transaction open while sqlx believes it closed:
+            // every later write on that connection would then be answered
+            // yet never committed, and hold the write lock. A connection is
+            // therefore checked when it comes back and before it is reused,
+            // and closed (which rolls back) unless it is idle.
+            .after_release(move |conn, _| {
+                Box::pin(async move {
+                    if !sqlite {
+                        return Ok(true);
+                    }
+                    let begun = sqlx::query("BEGIN").execute(&mut *conn).await;
+                    let idle = idle_or_log(begun.map(|_| ()));
+                    if idle {
+                        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                    }
+                    Ok(idle)
+                })
+            })
+            .before_acquire(move |conn, _| {
+                Box::pin(async move {
+                    if !sqlite {
+                        return Ok(true);
+                    }
+                    let begun = sqlx::query("BEGIN").execute(&mut *conn).await;
+                    let idle = idle_or_log(begun.map(|_| ()));
+                    if idle {
+                        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                    }
+                    Ok(idle)
                 })
             })
             .connect(url)
@@ -414,6 +491,16 @@ impl Store {
         }
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// A write of a large request's size (1 MiB, then taken
+    /// back): it succeeds only once the store takes real writes again.
+    pub async fn probe_write(&self, replica: &str) -> Result<()> {
+        let pad = format!("{}|{}", now(), "x".repeat(1024 * 1024));
+        let q = "INSERT INTO health (replica, at) VALUES ($1, $2) ON CONFLICT (replica) DO UPDATE SET at = excluded.at";
+        sqlx::query(q).bind(replica).bind(&pad).execute(&self.pool).await?;
+        sqlx::query(q).bind(replica).bind(now()).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Deletes audit entries older than `cutoff` (RFC 3339); returns how many.
