@@ -95,6 +95,9 @@ struct Pending {
 }
 
 /// Compiles a loaded recipe set into a plan, or every problem found.
+/// Resources declared by one recipe set (its files and their includes).
+pub const MAX_RESOURCES: usize = 20_000;
+
 pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions) -> Result<Plan, Diagnostics> {
     let mut diags = set.problems.clone();
     let renderer = Renderer::default();
@@ -120,7 +123,8 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
 
     let mut pending: Vec<Pending> = Vec::new();
     let mut by_id: HashMap<ResourceId, usize> = HashMap::new();
-    for (fi, file) in set.files.iter().enumerate() {
+    let mut declared = 0usize;
+    'files: for (fi, file) in set.files.iter().enumerate() {
         let Some(items) = file.doc.get("resources") else {
             continue;
         };
@@ -131,6 +135,14 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
         };
         for (i, item) in items.iter().enumerate() {
             let path = base.index(i);
+            declared += 1;
+            if declared > MAX_RESOURCES {
+                diags.push(file.diag_value(
+                    &path,
+                    format!("more than {MAX_RESOURCES} resources in one recipe set (limit: recipe.max_resources)"),
+                ));
+                break 'files;
+            }
             let Some(p) = compile_resource(file, fi, item, &path, &ctx, &renderer, source, opts, &mut diags) else {
                 continue;
             };

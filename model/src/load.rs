@@ -65,6 +65,9 @@ pub struct RecipeSet {
     pub problems: Diagnostics,
 }
 
+/// Recipe files in one recipe set (the roots and everything they include).
+pub const MAX_FILES: usize = 256;
+
 pub const TOP_KEYS: &[&str] = &["name", "description", "parameters", "include", "resources"];
 
 /// Joins and normalises a path lexically (no filesystem access), so bundles
@@ -98,6 +101,13 @@ pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> RecipeSet {
     while let Some((path, from)) = queue.pop() {
         if !seen.insert(path.clone()) {
             continue;
+        }
+        if set.files.len() >= MAX_FILES {
+            diags.push(Diagnostic::new(
+                &path,
+                format!("more than {MAX_FILES} recipe files in one recipe set (limit: recipe.max_files)"),
+            ));
+            break;
         }
         let Some(file) = read_one(source, &path, from, &mut diags) else {
             continue;

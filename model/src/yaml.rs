@@ -67,9 +67,15 @@ pub fn check(text: &str, limits: &YamlLimits) -> Result<(), LimitExceeded> {
             col: 0,
         });
     }
-    // Per open collection: is it a mapping, and is its next node a key?
-    let mut stack: Vec<(bool, bool)> = Vec::new();
+    // Per open collection: is it a mapping, is its next node a key, its
+    // anchor, and the expanded node count when it opened.
+    let mut stack: Vec<(bool, bool, usize, usize)> = Vec::new();
     let (mut nodes, mut aliases) = (0usize, 0usize);
+    // Nodes as a parser that expands aliases builds them: an alias counts
+    // as the whole subtree its anchor names (an alias bomb is small text
+    // that expands to billions of nodes).
+    let mut expanded = 0usize;
+    let mut anchored: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     for item in Parser::new_from_str(text) {
         let (event, span) = match item {
             Ok(x) => x,
@@ -89,17 +95,30 @@ pub fn check(text: &str, limits: &YamlLimits) -> Result<(), LimitExceeded> {
         let is_node =
             matches!(event, Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(..));
         if !is_node {
-            if matches!(event, Event::SequenceEnd | Event::MappingEnd) {
-                stack.pop();
+            if matches!(event, Event::SequenceEnd | Event::MappingEnd)
+                && let Some((_, _, anchor, opened_at)) = stack.pop()
+                && anchor > 0
+            {
+                anchored.insert(anchor, expanded - opened_at);
             }
             continue;
         }
         nodes += 1;
+        expanded += match &event {
+            Event::Alias(id) => anchored.get(id).copied().unwrap_or(1),
+            _ => 1,
+        };
         if nodes > limits.max_nodes {
             return Err(at(format!("more than {} YAML nodes (limit: yaml.max_nodes)", limits.max_nodes)));
         }
+        if expanded > limits.max_nodes {
+            return Err(at(format!(
+                "aliases would expand this YAML to more than {} nodes (limit: yaml.max_nodes)",
+                limits.max_nodes
+            )));
+        }
         let is_key = match stack.last_mut() {
-            Some((true, next_is_key)) => {
+            Some((true, next_is_key, _, _)) => {
                 let k = *next_is_key;
                 *next_is_key = !k;
                 k
@@ -120,14 +139,18 @@ pub fn check(text: &str, limits: &YamlLimits) -> Result<(), LimitExceeded> {
                     return Err(at(format!("more than {} YAML aliases (limit: yaml.max_aliases)", limits.max_aliases)));
                 }
             }
-            Event::SequenceStart(..) | Event::MappingStart(..) => {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if stack.len() >= limits.max_depth {
                     return Err(at(format!(
                         "YAML nested more than {} levels deep (limit: yaml.max_depth)",
                         limits.max_depth
                     )));
                 }
-                stack.push((matches!(event, Event::MappingStart(..)), true));
+                // Counted from before this collection's own node.
+                stack.push((matches!(event, Event::MappingStart(..)), true, *anchor, expanded - 1));
+            }
+            Event::Scalar(_, _, anchor, _) if *anchor > 0 => {
+                anchored.insert(*anchor, 1);
             }
             _ => {}
         }
@@ -196,8 +219,28 @@ mod tests {
         assert!(e.message.contains("yaml.max_nodes"), "{e}");
         let e = check("a: &x [1]\nb: [*x, *x, *x]\n", &SMALL).unwrap_err();
         assert!(e.message.contains("yaml.max_aliases"), "{e}");
+        // A few aliases of a large anchor: the expansion counts.
+        let e = check(
+            "a: &x [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]\nb: [*x, *x]\n",
+            &SMALL,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("expand") && e.message.contains("yaml.max_nodes"), "{e}");
         let e = check(&"#".repeat(10_001), &SMALL).unwrap_err();
         assert!(e.message.contains("yaml.max_bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_billion_laughs_is_refused_before_expansion() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let j = i - 1;
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{j}"); 10].join(", ")));
+        }
+        let e = check(&bomb, &YamlLimits::RECIPE).unwrap_err();
+        assert!(e.message.contains("yaml.max_nodes"), "{e}");
+        // Ordinary anchors and merges are fine.
+        check("base: &b {mode: '0644', owner: root}\nfile: {<<: *b, path: /x}\n", &YamlLimits::RECIPE).unwrap();
     }
 
     #[test]
