@@ -2,8 +2,8 @@
 //! (disk full, I/O error, a lost database connection; see
 //! [`StoreError::is_fault`]) marks the store failing: that is logged once,
 //! not once per request, and shown in `/metrics` as
-//! `tend_store_write_failing 1`. While failing, a probe write of a few
-//! MiB every [`PROBE_EVERY`] tells when the fault has gone; that
+//! `tend_store_write_failing 1`. While failing, a probe write of
+//! 64 KiB every [`PROBE_EVERY`] tells when the fault has gone; that
 //! is logged once too. Recovery needs nothing else: connections left inside
 //! a transaction by the fault are closed by the pool (crate::store).
 

@@ -97,17 +97,15 @@ fn tags_of(text: &str) -> Result<Tags> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))
 }
 
-/// The outcome of `BEGIN; ROLLBACK` on a connection: an error means it has a
-/// transaction open (`BEGIN` is refused inside one). Logged, since it means
-/// a write failed half-way.
-fn idle_or_log(probe: std::result::Result<(), sqlx::Error>) -> bool {
-    match probe {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::debug!(error = %e, "closing a database connection left inside a transaction");
-            false
-        }
+/// False if the connection has a transaction open: `BEGIN` is refused
+/// inside one (a write failed half-way; the pool then closes it).
+async fn sqlite_idle(conn: &mut sqlx::AnyConnection) -> std::result::Result<bool, sqlx::Error> {
+    if let Err(e) = sqlx::query("BEGIN").execute(&mut *conn).await {
+        tracing::debug!(error = %e, "closing a database connection left inside a transaction");
+        return Ok(false);
     }
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    Ok(true)
 }
 
 impl Store {
@@ -174,30 +172,10 @@ impl Store {
             // therefore checked when it comes back and before it is reused,
             // and closed (which rolls back) unless it is idle.
             .after_release(move |conn, _| {
-                Box::pin(async move {
-                    if !sqlite {
-                        return Ok(true);
-                    }
-                    let begun = sqlx::query("BEGIN").execute(&mut *conn).await;
-                    let idle = idle_or_log(begun.map(|_| ()));
-                    if idle {
-                        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-                    }
-                    Ok(idle)
-                })
+                Box::pin(async move { if sqlite { sqlite_idle(conn).await } else { Ok(true) } })
             })
             .before_acquire(move |conn, _| {
-                Box::pin(async move {
-                    if !sqlite {
-                        return Ok(true);
-                    }
-                    let begun = sqlx::query("BEGIN").execute(&mut *conn).await;
-                    let idle = idle_or_log(begun.map(|_| ()));
-                    if idle {
-                        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-                    }
-                    Ok(idle)
-                })
+                Box::pin(async move { if sqlite { sqlite_idle(conn).await } else { Ok(true) } })
             })
             .connect(url)
             .await?;
@@ -493,10 +471,10 @@ impl Store {
         Ok(n)
     }
 
-    /// A write of a large request's size (1 MiB, then taken
+    /// A write of some size (64 KiB, then taken
     /// back): it succeeds only once the store takes real writes again.
     pub async fn probe_write(&self, replica: &str) -> Result<()> {
-        let pad = format!("{}|{}", now(), "x".repeat(1024 * 1024));
+        let pad = format!("{}|{}", now(), "x".repeat(64 * 1024));
         let q = "INSERT INTO health (replica, at) VALUES ($1, $2) ON CONFLICT (replica) DO UPDATE SET at = excluded.at";
         sqlx::query(q).bind(replica).bind(&pad).execute(&self.pool).await?;
         sqlx::query(q).bind(replica).bind(now()).execute(&self.pool).await?;
