@@ -179,4 +179,11 @@ mod tests {
         assert_eq!(inert(&"y".repeat(100), 5), "yyyyy…");
         assert_eq!(inert("plain ünïcode", 80), "plain ünïcode");
     }
+
+    #[test]
+    fn a_cell_over_65535_characters_does_not_panic() {
+        // `{:<w$}` panicked past u16::MAX; cells are now cut and padded by hand.
+        let rows = vec![vec!["x".repeat(70_000), "\u{1b}[2J".to_string()]];
+        table(&["A", "B"], rows).expect("table");
+    }
 }
