@@ -22,11 +22,16 @@ pub fn recipe(text: &str) -> Result<crate::Plan, crate::Diagnostics> {
 
 /// A template, rendered against the fact skeleton and a few parameters.
 pub fn template(text: &str) {
-    let ctx = serde_json::json!({
-        "facts": crate::facts::skeleton(),
-        "params": { "s": "x", "n": 3, "b": true, "l": [1, 2], "m": { "k": "v" } },
+    use std::sync::OnceLock;
+    static CTX: OnceLock<serde_json::Value> = OnceLock::new();
+    static RENDERER: OnceLock<crate::render::Renderer> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        serde_json::json!({
+            "facts": crate::facts::skeleton(),
+            "params": { "s": "x", "n": 3, "b": true, "l": [1, 2], "m": { "k": "v" } },
+        })
     });
-    let _ = crate::render::Renderer::default().render(text, &ctx);
+    let _ = RENDERER.get_or_init(Default::default).render(text, ctx);
 }
 
 /// A command or automation document.

@@ -63,6 +63,46 @@ pub fn tags(tags: &std::collections::BTreeMap<String, String>) -> Result<(), Str
     Ok(())
 }
 
+/// Targets of one assignment, command or association.
+pub const MAX_TARGETS: usize = 256;
+/// Characters of a free-text comment.
+pub const MAX_COMMENT: usize = 1024;
+
+/// Targets: node ids, or `tag:k=v[,k=v…]` with tags as [`tags`] allows.
+pub fn targets(targets: &[String]) -> Result<(), String> {
+    if targets.is_empty() {
+        return Err("at least one target is needed".into());
+    }
+    if targets.len() > MAX_TARGETS {
+        return Err(format!("{} targets; the limit is {MAX_TARGETS} (limit: targets.max)", targets.len()));
+    }
+    for t in targets {
+        let ok = !t.chars().any(char::is_control)
+            && match t.strip_prefix("tag:") {
+                Some(kvs) => {
+                    let pairs: Option<std::collections::BTreeMap<String, String>> = kvs
+                        .split(',')
+                        .map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+                        .collect();
+                    pairs.is_some_and(|p| !p.is_empty() && tags(&p).is_ok())
+                }
+                None => !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            };
+        if !ok {
+            return Err(format!("target {} is neither a node id nor tag:key=value[,key=value…]", shown(t)));
+        }
+    }
+    Ok(())
+}
+
+/// A comment: at most [`MAX_COMMENT`] characters, no control characters.
+pub fn comment(c: &str) -> Result<(), String> {
+    if c.chars().count() > MAX_COMMENT || c.chars().any(char::is_control) {
+        return Err(format!("a comment is at most {MAX_COMMENT} characters, with no control characters"));
+    }
+    Ok(())
+}
+
 /// Recipe, document and token names: letters, digits, `-`, `_`, `.`; not
 /// starting with `.` (no `..`, no hidden names), at most [`MAX_NAME`].
 pub fn object_name(what: &str, n: &str) -> Result<(), String> {
@@ -117,6 +157,17 @@ mod tests {
         assert!(tags(&t("role", "x\u{1b}")).is_err());
         let many = (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert!(tags(&many).unwrap_err().contains("node.max_tags"));
+    }
+
+    #[test]
+    fn target_lists() {
+        let t = |v: &[&str]| targets(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        t(&["tag:role=web", "tag:role=web,env=prod", "n-0123abcd"]).unwrap();
+        for bad in [&["tag:role"][..], &["tag:"], &["tag:ro le=x"], &["n-1\u{1b}"], &[], &["tag:a=b\n"]] {
+            assert!(t(bad).is_err(), "{bad:?}");
+        }
+        comment("deploy #42").unwrap();
+        assert!(comment("a\u{1b}[2J").is_err());
     }
 
     #[test]

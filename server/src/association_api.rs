@@ -85,9 +85,7 @@ async fn create(
     if req.document.is_some() == req.recipe.is_some() {
         return Err(bad("an association applies a --document or a --recipe (one of them)".into()));
     }
-    if req.targets.is_empty() {
-        return Err(bad("an association needs targets".into()));
-    }
+    tend_model::names::targets(&req.targets).map_err(|e| bad(format!("an association: {e}")))?;
     op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
     let schedule =
         Schedule::parse(&req.schedule, req.timezone.as_deref(), s.min_rate).map_err(|e| bad(e.to_string()))?;

@@ -167,8 +167,9 @@ pub async fn start_command(
         return view(s, id, true).await;
     }
     op.require(Role::Operator)?;
-    if req.targets.is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "a command needs at least one target"));
+    tend_model::names::targets(&req.targets).map_err(|e| fail(StatusCode::BAD_REQUEST, format!("a command: {e}")))?;
+    if let Some(c) = &req.comment {
+        tend_model::names::comment(c).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
     }
     let nodes = s.store.list_nodes().await.map_err(internal)?;
     op.check_targets(&req.targets, &nodes)?;

@@ -108,9 +108,8 @@ async fn assign(
     Json(req): Json<AssignmentCreate>,
 ) -> ApiResult<Json<Assignment>> {
     op.require(Role::Operator)?;
-    if req.targets.is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "an assignment needs at least one target"));
-    }
+    tend_model::names::targets(&req.targets)
+        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("an assignment: {e}")))?;
     // A scoped operator may only target inside its scope.
     if op.0.scope.is_some() {
         op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
