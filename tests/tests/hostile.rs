@@ -236,13 +236,13 @@ impl Client {
     }
 
     /// Sends the head of a request (no body).
-    fn head(tls: &mut Tls, method: &str, path: &str, headers: &[(&str, &str)]) {
+    fn head(tls: &mut Tls, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<()> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        tls.write_all(head.as_bytes()).expect("write head");
+        tls.write_all(head.as_bytes())
     }
 
     /// Opens a connection and sends the head of a JSON POST declaring
@@ -252,7 +252,7 @@ impl Client {
         let length = length.to_string();
         let mut headers = vec![("Content-Length", length.as_str()), ("Content-Type", "application/json")];
         headers.extend(auth.map(|a| ("Authorization", a)));
-        Self::head(&mut tls, "POST", path, &headers);
+        Self::head(&mut tls, "POST", path, &headers).expect("write head");
         tls
     }
 
@@ -290,8 +290,7 @@ impl Client {
         let len = body.len().to_string();
         let mut all = headers.to_vec();
         all.extend([("Content-Length", len.as_str()), ("Content-Type", "application/json"), ("Connection", "close")]);
-        Self::head(&mut tls, method, path, &all);
-        if tls.write_all(body).is_err() {
+        if Self::head(&mut tls, method, path, &all).is_err() || tls.write_all(body).is_err() {
             return (0, String::new());
         }
         Self::response(&mut tls)
@@ -659,4 +658,34 @@ fn a_full_disk_loses_nothing_acknowledged_and_recovers_alone() {
     let stored = reports.as_array().expect("reports").len();
     assert_eq!(stored, acked.len(), "reports acknowledged: {acked:?}");
     drop(s);
+}
+
+#[test]
+fn connections_past_the_cap_are_closed_at_once_and_the_cap_frees() {
+    let s = Server::start(&["--max-connections", "6"]);
+    let c = s.client();
+    // Six idle TLS connections (handshake done, no request): the cap is reached.
+    let held: Vec<Tls> = (0..6)
+        .map(|_| {
+            let mut tls = c.connect();
+            while tls.conn.is_handshaking() {
+                tls.conn.complete_io(&mut tls.sock).expect("handshake");
+            }
+            tls
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let (status, _) = c.request("GET", "/healthz", &[], b"");
+    assert_eq!(status, 0, "a seventh connection must be closed");
+    assert!(t.elapsed() < Duration::from_secs(2), "closed at once, not left waiting: {:?}", t.elapsed());
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.request("GET", "/healthz", &[], b"").0 != 200 {
+        assert!(Instant::now() < deadline, "the cap did not free");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = c.request("GET", "/metrics", &[], b"").1;
+    assert!(metrics.contains("limit=\"max_connections\""), "{metrics}");
+    s.assert_alive_and_bounded();
 }
