@@ -103,9 +103,10 @@ fn operator(a: &AssociationRow) -> Operator {
     Operator::acting_as(&a.token_id, &a.token_name, &a.role, a.scope.as_deref())
 }
 
-pub fn command_request(a: &AssociationRow) -> CommandCreate {
-    let mut params: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
-    let raw_params: Vec<(String, String)> = serde_json::from_str(&a.raw_params).unwrap_or_default();
+pub fn command_request(a: &AssociationRow, secrets: &crate::secrets::Secrets) -> Res<CommandCreate> {
+    let stored: serde_json::Map<String, Value> = serde_json::from_str(&a.params)?;
+    let mut params = secrets.open_params(&stored)?;
+    let raw_params = secrets.open_raw(&serde_json::from_str::<Vec<(String, String)>>(&a.raw_params)?)?;
     let document = match (&a.document, &a.recipe) {
         (Some(d), _) => d.clone(),
         (None, Some(r)) => {
@@ -115,7 +116,7 @@ pub fn command_request(a: &AssociationRow) -> CommandCreate {
         }
         (None, None) => String::new(),
     };
-    CommandCreate {
+    Ok(CommandCreate {
         document,
         params,
         raw_params: if a.recipe.is_some() { Vec::new() } else { raw_params },
@@ -125,13 +126,13 @@ pub fn command_request(a: &AssociationRow) -> CommandCreate {
         timeout: None,
         delivery_timeout: None,
         comment: Some(format!("association {}", a.id)),
-    }
+    })
 }
 
 /// Creates the run's command. A refusal (no node matches any more, a
 /// document gone) ends the run as Failed, so that later slots still fire.
 async fn start(s: &AppState, a: &AssociationRow, slot_ms: i64, command_id: &str) -> Res<()> {
-    let req = command_request(a);
+    let req = command_request(a, &s.secrets)?;
     if let Err((_, why)) = crate::command_api::start_command(s, &operator(a), req, Some(command_id.to_string())).await {
         tracing::warn!(association = a.id, error = why.0.error, "the association's command was refused");
         s.store.finish_run(&a.id, slot_ms, &format!("Refused: {}", why.0.error)).await?;

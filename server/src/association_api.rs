@@ -47,8 +47,10 @@ async fn view(s: &AppState, a: AssociationRow, runs: i64) -> ApiResult<Associati
     let last = if rows.is_empty() { None } else { Some(rows.remove(0)) };
     let after = a.last_slot_ms.unwrap_or(a.created_ms).max(now_ms());
     let next = schedule_of(&a).ok().and_then(|sc| sc.next_after(ts(after), ts(a.created_ms))).map(|t| t.to_string());
-    let mut shown: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
-    for (k, v) in serde_json::from_str::<Vec<(String, String)>>(&a.raw_params).unwrap_or_default() {
+    let stored: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
+    let mut shown = crate::secrets::redact_params(&stored);
+    let raw: Vec<(String, String)> = serde_json::from_str(&a.raw_params).unwrap_or_default();
+    for (k, v) in crate::secrets::redact_raw(&raw) {
         shown.insert(k, Value::from(v));
     }
     let mut all = Vec::new();
@@ -95,6 +97,7 @@ async fn create(
         }
     }
     // What it applies must exist, and its parameters fit, now.
+    let mut sensitive = Vec::new();
     if let Some(d) = &req.document {
         let (name, version) = split_spec(d);
         let (_, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
@@ -110,6 +113,7 @@ async fn create(
         doc.resolve_params(&o).map_err(|p| {
             fail(StatusCode::UNPROCESSABLE_ENTITY, format!("these parameters do not fit {d}:\n{}", p.join("\n")))
         })?;
+        sensitive = doc.parameters.iter().filter(|(_, p)| p.sensitive).map(|(k, _)| k.clone()).collect();
     }
     if req.recipe.is_some() && (!req.params.is_empty() || !req.raw_params.is_empty()) {
         return Err(bad("a recipe association takes no parameters (assign the recipe with --params instead)".into()));
@@ -152,8 +156,11 @@ async fn create(
         targets: serde_json::to_string(&req.targets).map_err(internal)?,
         schedule: req.schedule.clone(),
         timezone: req.timezone.clone(),
-        params: serde_json::to_string(&req.params).map_err(internal)?,
-        raw_params: serde_json::to_string(&req.raw_params).map_err(internal)?,
+        // Sensitive values sealed at rest (crate::secrets); opened when a run fires.
+        params: serde_json::to_string(&s.secrets.seal_params(&req.params, &sensitive).map_err(internal)?)
+            .map_err(internal)?,
+        raw_params: serde_json::to_string(&s.secrets.seal_raw(&req.raw_params, &sensitive).map_err(internal)?)
+            .map_err(internal)?,
         max_concurrency: req.max_concurrency.clone(),
         max_errors: req.max_errors.clone(),
         apply_only_at_cron_interval: req.apply_only_at_cron_interval,

@@ -80,7 +80,7 @@ pub async fn advance(s: &AppState, id: &str) -> Res<()> {
             return Ok(());
         }
         let doc: Automation = serde_json::from_str(&e.body)?;
-        let params: serde_json::Map<String, Value> = serde_json::from_str(&e.params)?;
+        let params = s.secrets.open_params(&serde_json::from_str(&e.params)?)?;
         let steps = s.store.steps(id).await?;
         let Some(mut cur) = steps.last().cloned() else {
             // Not started: the first step.

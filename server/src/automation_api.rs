@@ -62,7 +62,12 @@ async fn start(
         id: id.clone(),
         document: format!("{name}@{version}"),
         body: serde_json::to_string(&doc).map_err(internal)?,
-        params: serde_json::to_string(&values).map_err(internal)?,
+        // Sensitive values sealed at rest (crate::secrets); the engine opens them.
+        params: {
+            let sensitive: Vec<String> =
+                doc.parameters.iter().filter(|(_, p)| p.sensitive).map(|(k, _)| k.clone()).collect();
+            serde_json::to_string(&s.secrets.seal_params(&values, &sensitive).map_err(internal)?).map_err(internal)?
+        },
         params_shown: serde_json::to_string(&shown).map_err(internal)?,
         status: crate::automation::IN_PROGRESS.into(),
         token_id: op.0.id.clone(),

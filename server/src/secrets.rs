@@ -198,20 +198,64 @@ impl Secrets {
         }
     }
 
-    /// Seals again under the first key whatever `text` holds sealed
-    /// (a params object or a sealed text column); None if it holds nothing sealed.
+    /// Raw `name=value` parameters with the values of `sensitive` sealed as text.
+    pub fn seal_raw(
+        &self,
+        raw: &[(String, String)],
+        sensitive: &[String],
+    ) -> Result<Vec<(String, String)>, SecretsError> {
+        raw.iter()
+            .map(|(k, v)| {
+                let v =
+                    if sensitive.contains(k) && !v.starts_with(TEXT_PREFIX) { self.seal_text(v)? } else { v.clone() };
+                Ok((k.clone(), v))
+            })
+            .collect()
+    }
+
+    /// Raw parameters with every sealed value opened.
+    pub fn open_raw(&self, raw: &[(String, String)]) -> Result<Vec<(String, String)>, SecretsError> {
+        raw.iter().map(|(k, v)| Ok((k.clone(), self.open_text(v)?))).collect()
+    }
+
+    /// Seals again under the first key whatever `text` holds sealed (a
+    /// sealed text column, or JSON with sealed values anywhere inside);
+    /// None if it holds nothing sealed.
     pub fn reseal(&self, text: &str) -> Result<Option<String>, SecretsError> {
         if text.starts_with(TEXT_PREFIX) {
             return self.seal_text(&self.open_text(text)?).map(Some);
         }
-        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text) else { return Ok(None) };
-        let sealed: Vec<String> = m.iter().filter(|(_, v)| is_sealed(v)).map(|(k, _)| k.clone()).collect();
-        if sealed.is_empty() {
-            return Ok(None);
-        }
-        let opened = self.open_params(&m)?;
-        Ok(Some(Value::Object(self.seal_params(&opened, &sealed)?).to_string()))
+        let Ok(mut v) = serde_json::from_str::<Value>(text) else { return Ok(None) };
+        let mut changed = false;
+        self.reseal_value(&mut v, &mut changed)?;
+        Ok(changed.then(|| v.to_string()))
     }
+
+    fn reseal_value(&self, v: &mut Value, changed: &mut bool) -> Result<(), SecretsError> {
+        if is_sealed(v) {
+            let plain = self.open_bytes(v[SEALED].as_str().unwrap_or_default())?;
+            *v = serde_json::json!({ SEALED: self.seal_bytes(&plain)? });
+            *changed = true;
+            return Ok(());
+        }
+        match v {
+            Value::String(s) if s.starts_with(TEXT_PREFIX) => {
+                *s = self.seal_text(&self.open_text(s)?)?;
+                *changed = true;
+            }
+            Value::Array(a) => a.iter_mut().try_for_each(|x| self.reseal_value(x, changed))?,
+            Value::Object(m) => m.values_mut().try_for_each(|x| self.reseal_value(x, changed))?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Raw parameters as every reader but the agent sees them.
+pub fn redact_raw(raw: &[(String, String)]) -> Vec<(String, String)> {
+    raw.iter()
+        .map(|(k, v)| (k.clone(), if v.starts_with(TEXT_PREFIX) { REDACTED.to_string() } else { v.clone() }))
+        .collect()
 }
 
 fn is_sealed(v: &Value) -> bool {
@@ -252,11 +296,17 @@ mod tests {
         s.add_key().unwrap();
         let resealed = s.reseal(&text).unwrap().unwrap();
         let col2 = s.reseal(&col).unwrap().unwrap();
+        let raw = s.seal_raw(&[("pw".into(), "hunter2".into()), ("n".into(), "1".into())], &["pw".into()]).unwrap();
+        assert!(!format!("{raw:?}").contains("hunter2"));
+        assert_eq!(redact_raw(&raw)[0].1, REDACTED);
+        let raw_text = serde_json::to_string(&raw).unwrap();
+        let raw2: Vec<(String, String)> = serde_json::from_str(&s.reseal(&raw_text).unwrap().unwrap()).unwrap();
         assert_eq!(s.reseal("{\"a\": 1}").unwrap(), None);
         s.drop_old_keys().unwrap();
         let m: Map<String, Value> = serde_json::from_str(&resealed).unwrap();
         assert_eq!(s.open_params(&m).unwrap(), params);
         assert_eq!(s.open_text(&col2).unwrap(), "{\"env\": \"hunter2\"}");
+        assert_eq!(s.open_raw(&raw2).unwrap(), [("pw".to_string(), "hunter2".to_string()), ("n".into(), "1".into())]);
         assert!(matches!(s.open_params(&sealed), Err(SecretsError::UnknownKey(_))));
         // Tampering is detected.
         let mut bad = sealed.clone();

@@ -453,7 +453,13 @@ impl Store {
     pub async fn reseal(&self, f: impl Fn(&str) -> std::result::Result<Option<String>, String>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
-        for (table, column) in [("assignments", "params"), ("commands", "delivery")] {
+        for (table, column) in [
+            ("assignments", "params"),
+            ("commands", "delivery"),
+            ("associations", "params"),
+            ("associations", "raw_params"),
+            ("executions", "params"),
+        ] {
             let rows = sqlx::query(&format!("SELECT id, {column} AS v FROM {table}")).fetch_all(&mut *tx).await?;
             for r in rows {
                 let (id, v): (String, String) = (r.get("id"), r.get("v"));

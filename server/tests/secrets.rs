@@ -70,10 +70,38 @@ fn sensitive_values_are_sealed_at_rest_and_opened_only_for_the_agent(backend: Ba
         &["run", "--targets", "tag:role=cmd", "--document", "Secret", "--param", "token=s3cr3t-cmd-value", "--wait"],
     );
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    // An association of the same document: its run opens the sealed value.
+    let asc = s.tend_json(
+        &admin,
+        &[
+            "association",
+            "create",
+            "--document",
+            "Secret",
+            "--param",
+            "token=s3cr3t-cmd-value",
+            "--targets",
+            "tag:role=cmd",
+            "--schedule",
+            "rate(1 day)",
+        ],
+    );
+    let asc = asc["id"].as_str().expect("id").to_string();
+    wait_for("the association's run", std::time::Duration::from_secs(20), || {
+        s.tend_json(&admin, &["compliance", "--association", &asc]).as_array().is_some_and(|a| a.len() == 1)
+    });
+    let c = s.tend_json(&admin, &["compliance", "--association", &asc]);
+    assert_eq!(c[0]["status"], "Compliant", "{c}");
+    let shown = s.tend_json(&viewer, &["association", "show", &asc]);
+    assert_eq!(shown["params"]["token"], "(sensitive)", "{shown}");
     daemon.kill9();
 
     // At rest, neither value appears anywhere.
-    let text = stored(&s, "SELECT params FROM assignments UNION ALL SELECT delivery FROM commands");
+    let text = stored(
+        &s,
+        "SELECT params FROM assignments UNION ALL SELECT delivery FROM commands \
+         UNION ALL SELECT params FROM associations UNION ALL SELECT raw_params FROM associations",
+    );
     assert!(!text.is_empty());
     assert!(!text.contains("hunter2-at-rest"), "an assignment's sensitive value is stored in clear");
     assert!(!text.contains("s3cr3t-cmd-value"), "a command's sensitive value is stored in clear");
