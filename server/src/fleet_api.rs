@@ -121,7 +121,11 @@ async fn assign(
     // Refuse bad parameter values now, before anything reaches a node.
     let bundle: Bundle = serde_json::from_str(&bundle).map_err(internal)?;
     let overrides = tend_model::params::Overrides { raw: Vec::new(), typed: req.params.clone(), placeholders: false };
-    let plan = match bundle.validate_with(&tend_model::facts::skeleton(), &overrides) {
+    // On a blocking thread, as on push: compiling must not hold a runtime worker.
+    let checked = tokio::task::spawn_blocking(move || bundle.validate_with(&tend_model::facts::skeleton(), &overrides))
+        .await
+        .map_err(internal)?;
+    let plan = match checked {
         Ok(p) => p,
         Err(d) => {
             return Err(fail(
