@@ -284,6 +284,14 @@ fn reset_identity_then_a_restart_registers_a_new_node() {
     host.sh_ok("systemctl restart tend-agent");
     wait_for(&host, "the agent to register itself", "test -f /var/lib/tend/identity/node.json");
     let first = node_id(&host);
+    // A registered daemon converges at once; as an image build would, let
+    // that first run finish (it holds the run lock) before resetting.
+    let end = Instant::now() + Duration::from_secs(60);
+    while s.json(&["nodes", "list"]).as_array().is_none_or(|n| n.iter().all(|n| n["last_run"].is_null())) {
+        assert!(Instant::now() < end, "the first run never reported\n{}", journal(&host));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_for(&host, "the run lock to be free", "flock -n /var/lib/tend/run.lock true");
     host.sh_ok("tend-agent reset-identity");
     host.sh_ok("! test -e /var/lib/tend/identity");
     host.sh_ok("systemctl restart tend-agent");
