@@ -48,7 +48,13 @@ pub struct Metrics {
     /// 1 while the last write to the store failed (disk full, I/O error,
     /// connection lost); back to 0 at the next write that succeeds.
     pub store_write_failing: Gauge,
+    /// When the node gauge was last counted: `/metrics` is anonymous, so a
+    /// scrape lists the nodes at most every [`NODES_EVERY`].
+    nodes_counted: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How stale the `tend_nodes` gauge may be.
+pub const NODES_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Metrics {
     /// Counts a request or connection refused by a limit (docs/limits.md).
@@ -78,7 +84,16 @@ impl Default for Metrics {
             "1 while writes to the store fail (disk full, I/O error, lost connection)",
             store_write_failing.clone(),
         );
-        Metrics { registry, requests, latency, nodes, refused, connections, store_write_failing }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            nodes,
+            refused,
+            connections,
+            store_write_failing,
+            nodes_counted: Default::default(),
+        }
     }
 }
 
@@ -94,13 +109,19 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
 }
 
 pub async fn render(State(s): State<AppState>) -> Response {
-    let Ok(nodes) = s.store.list_nodes().await else {
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
-    };
-    s.metrics.nodes.clear();
-    for n in &nodes {
-        let status = n.last_run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "never".into());
-        s.metrics.nodes.get_or_create(&NodeLabels { last_run: status }).inc();
+    let stale = s.metrics.nodes_counted.lock().map(|t| t.is_none_or(|t| t.elapsed() >= NODES_EVERY)).unwrap_or(true);
+    if stale {
+        let Ok(nodes) = s.store.list_nodes().await else {
+            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
+        };
+        s.metrics.nodes.clear();
+        for n in &nodes {
+            let status = n.last_run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "never".into());
+            s.metrics.nodes.get_or_create(&NodeLabels { last_run: status }).inc();
+        }
+        if let Ok(mut t) = s.metrics.nodes_counted.lock() {
+            *t = Some(Instant::now());
+        }
     }
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry).is_err() {
