@@ -33,12 +33,7 @@ fn sensitive_values_are_sealed_at_rest_and_opened_only_for_the_agent(backend: Ba
     let mut s = Server::start(backend);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
-    let (id, code) = s.activation("role=app", 1, "1h");
-    let agent = TestAgent::new(work.path(), "a");
-    assert!(register(&s, &agent.state, &id, &code, "").status.success());
-    let recipe = work.path().join("secretive.yaml");
-    std::fs::write(&recipe, RECIPE).expect("write");
-    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("path")]).status.success());
+    let agent = agent_with_recipe(&s, work.path(), "role=app", "secretive.yaml", RECIPE);
     let params = work.path().join("params.yaml");
     std::fs::write(&params, "password: hunter2-at-rest\nport: 8080\n").expect("write");
     let out =

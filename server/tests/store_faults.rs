@@ -34,12 +34,7 @@ fn killed_database_connections_lose_no_report() {
     let s = Server::start(Backend::Postgres);
     let admin = s.admin_token();
     let work = tempfile::tempdir().expect("tempdir");
-    let (id, code) = s.activation("role=faults", 1, "1h");
-    let agent = TestAgent::new(work.path(), "a");
-    assert!(register(&s, &agent.state, &id, &code, "").status.success());
-    let recipe = work.path().join("faults.yaml");
-    std::fs::write(&recipe, RECIPE).expect("write");
-    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("path")]).status.success());
+    let agent = agent_with_recipe(&s, work.path(), "role=faults", "faults.yaml", RECIPE);
     assert!(s.tend(&admin, &["assign", "faults", "--targets", "tag:role=faults"]).status.success());
 
     let done = Arc::new(AtomicBool::new(false));

@@ -202,6 +202,20 @@ impl TestAgent {
     }
 }
 
+/// A registered agent (tags `tags`) under `work`, and the recipe `text`
+/// pushed by the admin (the caller assigns it).
+pub fn agent_with_recipe(s: &Server, work: &Path, tags: &str, recipe_file: &str, text: &str) -> TestAgent {
+    let (id, code) = s.activation(tags, 1, "1h");
+    let agent = TestAgent::new(work, "a");
+    let out = register(s, &agent.state, &id, &code, "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recipe = work.join(recipe_file);
+    std::fs::write(&recipe, text).expect("write");
+    let out = s.tend(&s.admin_token(), &["recipe", "push", recipe.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    agent
+}
+
 /// Every test, once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_stores {
