@@ -171,6 +171,9 @@ async fn cancel(State(s): State<AppState>, op: Operator, Path(id): Path<String>)
 /// Records an approval or a rejection on the waiting approve step; only
 /// the tokens the step lists may decide, once each.
 async fn decide(s: &AppState, op: &Operator, id: &str, decision: &str, d: Decision) -> ApiResult<Json<ExecutionView>> {
+    if let Some(c) = &d.comment {
+        tend_model::names::comment(c).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    }
     let e = s
         .store
         .execution(id)

@@ -243,7 +243,7 @@ async fn agent_report(
     };
     let text = serde_json::to_string(&report).map_err(internal)?;
     if text.len() > 16 * 1024 * 1024 {
-        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "report too large"));
+        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "the report is over 16 MiB (limit: http.max_body)"));
     }
     s.store.add_report(&node.id, &last, &text).await.map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
@@ -260,7 +260,7 @@ async fn agent_facts(
     }
     let text = serde_json::to_string(&facts).map_err(internal)?;
     if text.len() > 4 * 1024 * 1024 {
-        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "facts too large"));
+        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "the facts are over 4 MiB (limit: http.max_body)"));
     }
     s.store.set_facts(&node.id, &text).await.map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
