@@ -54,6 +54,9 @@ pub struct ResourceReport {
     /// changed since the last run), false if the recipe asked for something new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrective: Option<bool>,
+    /// The component instance(s) that produced it (`use:vhost[shop]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

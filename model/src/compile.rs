@@ -1,23 +1,25 @@
-//! Turns loaded recipe files into a plan: parameters resolved, conditions
-//! evaluated, strings rendered, properties typed and checked, references
-//! resolved and resources ordered. Every problem is collected, then reported
-//! together.
+//! Turns loaded recipe files into a plan, as a pipeline of phases: load
+//! (`load.rs`) → parameters, resolved from overrides, data layers
+//! (`data.rs`) and defaults → expand and render each entry in its scope
+//! (`expand.rs`: `for_each`, components, typed references) → type the
+//! properties (`typing.rs`) → references and the graph. Every problem is
+//! collected, then reported together.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use indexmap::IndexMap;
 use serde_json::{Value as Json, json};
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
-use crate::condition::When;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::toposort;
-use crate::load::{RecipeSet, RecipeSource, SourceFile, join_normalized};
-use crate::locate::{Seg, YamlPath};
-use crate::params::{self, Overrides, ParamProblemAt, ParamSpec};
-use crate::render::{RenderFailure, Renderer, is_template};
-use crate::resource::{Common, Kind, ResourceId, Spec};
+use crate::load::{RecipeSet, RecipeSource, SourceFile};
+use crate::locate::YamlPath;
+use crate::params::{self, Layer, Origin, Overrides, ParamProblem, ParamProblemAt, ParamSpec};
+use crate::render::Renderer;
+use crate::resource::{ResourceId, Spec};
 use crate::resources::Presence;
 use crate::suggest::did_you_mean;
 
@@ -50,6 +52,9 @@ pub struct CompiledResource {
     pub desired_hash: u64,
     /// The recipe file that declared it.
     pub origin: PathBuf,
+    /// The component instance(s) that produced it, outermost first
+    /// (`use:vhost[shop]`).
+    pub instance: Option<String>,
 }
 
 /// Resources in converge order, with their prerequisites.
@@ -64,6 +69,13 @@ pub struct Plan {
     pub params: serde_json::Map<String, Json>,
     /// Names of parameters marked sensitive.
     pub sensitive_params: Vec<String>,
+    /// Sensitive values passed to component instances.
+    pub instance_secrets: Vec<String>,
+    /// Where each parameter's value came from (`explain`), lowest first
+    /// when levels were merged.
+    pub param_origins: IndexMap<String, Vec<String>>,
+    /// Problems that do not stop the run (an undeclared key in a data file).
+    pub warnings: Vec<Diagnostic>,
     /// Recipe names, in load order.
     pub recipes: Vec<String>,
 }
@@ -71,15 +83,13 @@ pub struct Plan {
 impl Plan {
     /// The values of sensitive parameters, to be scrubbed from all output.
     pub fn secrets(&self) -> Vec<String> {
-        self.sensitive_params
-            .iter()
-            .filter_map(|k| self.params.get(k))
-            .map(|v| match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .filter(|s| !s.is_empty())
-            .collect()
+        let mut out = Vec::new();
+        for v in self.sensitive_params.iter().filter_map(|k| self.params.get(k)) {
+            secret_texts(v, &mut out);
+        }
+        out.extend(self.instance_secrets.iter().cloned());
+        out.retain(|s| !s.is_empty());
+        out
     }
 
     pub fn index_of(&self, id: &ResourceId) -> Option<usize> {
@@ -87,181 +97,277 @@ impl Plan {
     }
 }
 
-struct Pending {
-    res: CompiledResource,
-    file: usize,
-    path: YamlPath,
-    common: Common,
+/// Every scalar inside a sensitive value, as text (a sensitive map's values
+/// are each secret).
+pub fn secret_texts(v: &Json, out: &mut Vec<String>) {
+    match v {
+        Json::Null => {}
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(a) => a.iter().for_each(|x| secret_texts(x, out)),
+        Json::Object(m) => m.values().for_each(|x| secret_texts(x, out)),
+        other => out.push(other.to_string()),
+    }
 }
 
-/// Compiles a loaded recipe set into a plan, or every problem found.
-/// Resources declared by one recipe set (its files and their includes).
+/// A file a resource or a reference was written in: a recipe of the set, or
+/// a file the compiler loaded itself (a component, a data level).
+#[derive(Clone)]
+pub enum FileRef<'a> {
+    Set(&'a SourceFile),
+    Own(Rc<SourceFile>),
+}
+
+impl std::ops::Deref for FileRef<'_> {
+    type Target = SourceFile;
+    fn deref(&self) -> &SourceFile {
+        match self {
+            FileRef::Set(f) => f,
+            FileRef::Own(f) => f,
+        }
+    }
+}
+
+/// One `requires` or `notifies` entry, with where it was written.
+#[derive(Clone)]
+pub struct Ref<'a> {
+    pub notify: bool,
+    pub target: String,
+    pub file: FileRef<'a>,
+    pub at: YamlPath,
+    pub context: Option<String>,
+}
+
+/// A resource compiled but not yet placed in the graph.
+pub struct Pending<'a> {
+    pub res: CompiledResource,
+    pub file: FileRef<'a>,
+    pub path: YamlPath,
+    pub refs: Vec<Ref<'a>>,
+    /// The loop items and instances it came from, for messages.
+    pub context: Option<String>,
+    /// Under a condition (its own, a block's, an include's): during
+    /// validation, a second declaration of its id is not an error.
+    pub conditional: bool,
+}
+
+/// Resources declared by one recipe set (its files and their includes),
+/// after loops and components are expanded.
 pub const MAX_RESOURCES: usize = 20_000;
 
+/// Compiles a loaded recipe set into a plan, or every problem found.
 pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions) -> Result<Plan, Diagnostics> {
     let mut diags = set.problems.clone();
+    let mut warnings = Vec::new();
     let renderer = Renderer::default();
 
     let (specs, recipes) = collect_params(set, &mut diags);
-    let (params, problems) =
-        params::resolve(&specs.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect(), opts.overrides);
-    for p in problems {
-        let d = match &p.at {
-            ParamProblemAt::Declaration(name) => {
-                let (spec, file) = &specs[name];
-                let at = YamlPath::root().key("parameters").key(name.clone());
-                match spec.default {
-                    Some(_) => set.files[*file].diag_value(&at.key("default"), p.message),
-                    None => set.files[*file].diag_key(&at, p.message),
-                }
-            }
-            ParamProblemAt::Override(_) => Diagnostic::new("command line", p.message),
-        };
-        diags.push(d.hint(p.hint));
-    }
-    let ctx = json!({ "facts": opts.facts, "params": params });
+    let plain: IndexMap<String, ParamSpec> = specs.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect();
 
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut by_id: HashMap<ResourceId, usize> = HashMap::new();
-    let mut declared = 0usize;
-    'files: for (fi, file) in set.files.iter().enumerate() {
-        let Some(items) = file.doc.get("resources") else {
+    // Layered data: one hierarchy per recipe set.
+    let mut data_file: Option<usize> = None;
+    let mut layers = crate::data::Layers::default();
+    for (fi, file) in set.files.iter().enumerate() {
+        let levels = crate::data::declaration(file, &mut diags);
+        if levels.is_empty() {
             continue;
-        };
-        let base = YamlPath::root().key("resources");
-        let Value::Sequence(items) = items else {
-            diags.push(file.diag_value(&base, "`resources` must be a list"));
+        }
+        if let Some(first) = data_file {
+            diags.push(file.diag_key(
+                &YamlPath::root().key("data"),
+                format!("a recipe set has one data hierarchy; {} declares it already", set.files[first].path.display()),
+            ));
             continue;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let path = base.index(i);
-            declared += 1;
-            if declared > MAX_RESOURCES {
-                diags.push(file.diag_value(
-                    &path,
-                    format!("more than {MAX_RESOURCES} resources in one recipe set (limit: recipe.max_resources)"),
-                ));
-                break 'files;
-            }
-            let Some(p) = compile_resource(file, fi, item, &path, &ctx, &renderer, source, opts, &mut diags) else {
-                continue;
-            };
-            match by_id.get(&p.res.id) {
-                Some(&prev) if same_desired(&pending[prev].res, &p.res) => {
-                    // The same declaration twice: one resource, with the union of its edges.
-                    let first = &mut pending[prev];
-                    for r in p.common.requires {
-                        if !first.common.requires.contains(&r) {
-                            first.common.requires.push(r);
-                        }
-                    }
-                    for n in p.common.notifies {
-                        if !first.common.notifies.contains(&n) {
-                            first.common.notifies.push(n);
-                        }
-                    }
-                    first.res.sensitive |= p.res.sensitive;
-                }
-                Some(&prev) => {
-                    let other = &pending[prev];
-                    let (l, c) = set.files[other.file].locations().value(&other.path);
-                    diags.push(
-                        file.diag_value(
-                            &path,
-                            format!(
-                                "declared twice with different properties (first at {}:{l}:{c})",
-                                set.files[other.file].path.display()
-                            ),
-                        )
-                        .resource(p.res.id.to_string()),
-                    );
-                }
-                None => {
-                    by_id.insert(p.res.id.clone(), pending.len());
-                    pending.push(p);
-                }
-            }
         }
+        data_file = Some(fi);
+        layers = crate::data::load(file, &levels, &plain, source, &renderer, opts, &mut diags, &mut warnings);
     }
 
-    // References.
-    let all_ids: Vec<String> = pending.iter().map(|p| p.res.id.to_string()).collect();
-    let mut edges: Vec<(usize, usize)> = Vec::new();
-    let mut notify_edges: Vec<(usize, usize)> = Vec::new();
-    for (idx, p) in pending.iter_mut().enumerate() {
-        let file = &set.files[p.file];
-        for (field, list) in [("requires", &p.common.requires), ("notifies", &p.common.notifies)] {
-            for (j, r) in list.iter().enumerate() {
-                let at = p.path.key(field).index(j);
-                let target = match ResourceId::parse(r) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        diags.push(file.diag_value(&at, e).resource(p.res.id.to_string()));
-                        continue;
-                    }
-                };
-                let Some(&t) = by_id.get(&target) else {
-                    diags.push(
-                        file.diag_value(&at, format!("{field} `{r}`, which no recipe declares"))
-                            .resource(p.res.id.to_string())
-                            .hint(did_you_mean(r, all_ids.iter().map(String::as_str))),
-                    );
-                    continue;
-                };
-                if field == "requires" {
-                    edges.push((t, idx));
-                    p.res.requires.push(target);
-                } else {
-                    edges.push((idx, t));
-                    notify_edges.push((idx, t));
-                    p.res.notifies.push(target);
-                }
-            }
-        }
+    let resolved = params::resolve_layered(&plain, opts.overrides, &layers.layers);
+    for p in &resolved.problems {
+        diags.push(param_diag(p, &specs, set, &layers, |d| d));
     }
-    let (implicit, implicit_notify) = implicit_edges(&pending, &by_id);
-    edges.extend(implicit);
-    for e in implicit_notify {
-        if !notify_edges.contains(&e) {
-            notify_edges.push(e);
-        }
-    }
+    let param_origins = origin_labels(&resolved.origins, &specs, set, &layers.layers);
+    let params = resolved.values;
+    let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
 
+    let active = active_files(set, opts, &json!(params));
+    let mut c =
+        crate::expand::Compiler::new(set, source, opts, renderer, json!({ "facts": opts.facts, "params": params }));
+    c.diags = diags;
+    c.warnings = warnings;
+    c.declared_params = plain;
+    for (fi, file) in set.files.iter().enumerate() {
+        let Some(conditional) = active[fi] else { continue };
+        c.recipe_file(file, conditional);
+    }
+    let crate::expand::Compiler { mut diags, pending, by_id, instances, warnings, instance_secrets, ctx, .. } = c;
+    let params = match ctx {
+        Json::Object(mut m) => match m.remove("params") {
+            Some(Json::Object(p)) => p,
+            _ => Default::default(),
+        },
+        _ => Default::default(),
+    };
+    let mut plan = graph_phase(pending, by_id, &instances, &mut diags)?;
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
+    plan.params = params;
+    plan.sensitive_params = sensitive_params;
+    plan.instance_secrets = instance_secrets;
+    plan.param_origins = param_origins;
+    plan.warnings = warnings;
+    plan.recipes = recipes;
+    Ok(plan)
+}
 
-    let order = match toposort(pending.len(), &edges) {
-        Ok(o) => o,
-        Err(cycle) => {
-            let names: Vec<String> = cycle.iter().map(|&i| pending[i].res.id.to_string()).collect();
-            let first = &pending[cycle[0]];
-            diags.push(
-                set.files[first.file]
-                    .diag_value(&first.path, format!("dependency cycle: {}", names.join(" -> ")))
-                    .resource(first.res.id.to_string()),
-            );
-            return Err(diags);
-        }
+/// A diagnostic for a parameter problem, located where the bad value was
+/// written: the declaration, a data file, or the command line. `wrap`
+/// adjusts overrides' diagnostics (components locate them at `with:`).
+pub fn param_diag(
+    p: &ParamProblem,
+    specs: &IndexMap<String, (ParamSpec, usize)>,
+    set: &RecipeSet,
+    layers: &crate::data::Layers,
+    wrap: impl Fn(Diagnostic) -> Diagnostic,
+) -> Diagnostic {
+    let d = match &p.at {
+        ParamProblemAt::Declaration(name) => match specs.get(name) {
+            Some((spec, file)) => declaration_diag(&set.files[*file], name, spec, p),
+            None => Diagnostic::new("parameters", p.message.clone()),
+        },
+        ParamProblemAt::Layer(i, name) => match layers.files.get(*i) {
+            Some(f) => {
+                f.diag_value(&crate::data::value_path(&YamlPath::root().key(name.clone()), &p.path), p.message.clone())
+            }
+            None => Diagnostic::new("data", p.message.clone()),
+        },
+        ParamProblemAt::Override(_) => wrap(Diagnostic::new("command line", p.message.clone())),
     };
-    let mut pos = vec![0; pending.len()];
-    for (new, &old) in order.iter().enumerate() {
-        pos[old] = new;
+    d.hint(p.hint.clone())
+}
+
+/// A problem in a declaration's default, located in the default.
+pub fn declaration_diag(file: &SourceFile, name: &str, spec: &ParamSpec, p: &ParamProblem) -> Diagnostic {
+    let at = YamlPath::root().key("parameters").key(name.to_string());
+    match spec.default {
+        Some(_) => file.diag_value(&crate::data::value_path(&at.key("default"), &p.path), p.message.clone()),
+        None => file.diag_key(&at, p.message.clone()),
     }
-    let mut prereqs = vec![Vec::new(); order.len()];
-    let mut notified_by = vec![Vec::new(); order.len()];
-    for &(a, b) in &edges {
-        if !prereqs[pos[b]].contains(&pos[a]) {
-            prereqs[pos[b]].push(pos[a]);
+}
+
+fn origin_labels(
+    origins: &IndexMap<String, Vec<Origin>>,
+    specs: &IndexMap<String, (ParamSpec, usize)>,
+    set: &RecipeSet,
+    layers: &[Layer],
+) -> IndexMap<String, Vec<String>> {
+    origins
+        .iter()
+        .map(|(name, os)| {
+            let labels = os
+                .iter()
+                .map(|o| match o {
+                    Origin::CommandLine => "--param".to_string(),
+                    Origin::Given => "given values (--params file or the server's assignment)".to_string(),
+                    Origin::Layer(i) => format!("data {}", layers.get(*i).map(|l| l.label.as_str()).unwrap_or("?")),
+                    Origin::Default => match specs.get(name) {
+                        Some((_, fi)) => {
+                            let f = &set.files[*fi];
+                            let (l, c) = f
+                                .locations()
+                                .value(&YamlPath::root().key("parameters").key(name.clone()).key("default"));
+                            format!("default at {}:{l}:{c}", f.path.display())
+                        }
+                        None => "default".to_string(),
+                    },
+                    Origin::Placeholder => "placeholder (validation)".to_string(),
+                })
+                .collect();
+            (name.clone(), labels)
+        })
+        .collect()
+}
+
+/// Which recipe files take part, from the conditions of the includes that
+/// name them: `None` for a file left out, `Some(conditional)` otherwise.
+/// A file takes part if any include path to it holds. During validation every
+/// file takes part, and those under a condition are marked conditional.
+fn active_files(set: &RecipeSet, opts: &CompileOptions, params: &Json) -> Vec<Option<bool>> {
+    fn visit(
+        i: usize,
+        set: &RecipeSet,
+        opts: &CompileOptions,
+        params: &Json,
+        memo: &mut Vec<Option<Option<bool>>>,
+        busy: &mut Vec<bool>,
+    ) -> Option<bool> {
+        if let Some(m) = memo[i] {
+            return m;
+        }
+        if busy[i] {
+            return None;
+        }
+        busy[i] = true;
+        let file = &set.files[i];
+        let mut result: Option<bool> = if file.included_by.is_empty() { Some(false) } else { None };
+        for edge in &file.included_by {
+            let Some(parent) = visit(edge.parent, set, opts, params, memo, busy) else { continue };
+            let here = match &edge.when {
+                None => Some(parent),
+                Some(_) if opts.placeholder_facts => Some(true),
+                Some(w) => w.eval(opts.facts, params).then_some(parent),
+            };
+            result = match (result, here) {
+                (Some(a), Some(b)) => Some(a && b),
+                (a, b) => a.or(b),
+            };
+        }
+        busy[i] = false;
+        memo[i] = Some(result);
+        result
+    }
+    let mut memo = vec![None; set.files.len()];
+    let mut busy = vec![false; set.files.len()];
+    (0..set.files.len()).map(|i| visit(i, set, opts, params, &mut memo, &mut busy)).collect()
+}
+
+/// Parameter declarations of one file (a recipe or a component).
+pub fn declared_params(file: &SourceFile, diags: &mut Diagnostics) -> IndexMap<String, ParamSpec> {
+    let mut out = IndexMap::new();
+    let Some(ps) = file.doc.get("parameters") else {
+        return out;
+    };
+    let base = YamlPath::root().key("parameters");
+    let Value::Mapping(ps) = ps else {
+        diags.push(file.diag_value(&base, "`parameters` must be a mapping of name to declaration"));
+        return out;
+    };
+    for (k, v) in ps {
+        let name = k.as_str().unwrap_or("?").to_string();
+        let at = base.key(name.clone());
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            diags.push(file.diag_key(&at, format!("parameter name {name:?} must be letters, digits, `_` or `-`")));
+            continue;
+        }
+        match serde_path_to_error::deserialize::<_, ParamSpec>(v.clone()) {
+            Ok(spec) => {
+                for (path, msg) in spec.problems() {
+                    let msg = match path.iter().position(|s| s == "default") {
+                        Some(d) => {
+                            let below: String = path[d + 1..].iter().map(|s| format!(".{s}")).collect();
+                            format!("params.{name}{below}: {msg}")
+                        }
+                        None => msg,
+                    };
+                    diags.push(file.diag_value(&crate::data::value_path(&at, &path), msg));
+                }
+                out.insert(name, spec);
+            }
+            Err(e) => diags.push(crate::typing::serde_diag(file, &at, &e, None, known_param_fields())),
         }
     }
-    for &(a, b) in &notify_edges {
-        notified_by[pos[b]].push(pos[a]);
-    }
-    let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
-    let resources = order.iter().filter_map(|&i| slots[i].take().map(|p| p.res)).collect();
-    let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
-    Ok(Plan { resources, prereqs, notified_by, params, sensitive_params, recipes })
+    out
 }
 
 /// Gathers parameter declarations from every file; the same name declared
@@ -275,36 +381,16 @@ fn collect_params(set: &RecipeSet, diags: &mut Diagnostics) -> (IndexMap<String,
             Some(_) => diags.push(file.diag_value(&YamlPath::root().key("name"), "`name` must be a string")),
             None => diags.push(file.diag_value(&YamlPath::root(), "the recipe has no `name`")),
         }
-        let Some(ps) = file.doc.get("parameters") else {
-            continue;
-        };
-        let base = YamlPath::root().key("parameters");
-        let Value::Mapping(ps) = ps else {
-            diags.push(file.diag_value(&base, "`parameters` must be a mapping of name to declaration"));
-            continue;
-        };
-        for (k, v) in ps {
-            let name = k.as_str().unwrap_or("?").to_string();
-            let at = base.key(name.clone());
-            match serde_path_to_error::deserialize::<_, ParamSpec>(v.clone()) {
-                Ok(spec) => {
-                    if let Some(p) = &spec.pattern {
-                        if let Err(e) = regex_lite::Regex::new(p) {
-                            diags.push(file.diag_value(&at.key("pattern"), format!("invalid pattern: {e}")));
-                        }
-                    }
-                    match specs.get(&name) {
-                        Some((prev, _)) if *prev != spec => diags.push(file.diag_key(
-                            &at,
-                            format!("parameter `{name}` is declared differently in another included recipe"),
-                        )),
-                        Some(_) => {}
-                        None => {
-                            specs.insert(name, (spec, fi));
-                        }
-                    }
+        for (name, spec) in declared_params(file, diags) {
+            match specs.get(&name) {
+                Some((prev, _)) if *prev != spec => diags.push(file.diag_key(
+                    &YamlPath::root().key("parameters").key(name.clone()),
+                    format!("parameter `{name}` is declared differently in another included recipe"),
+                )),
+                Some(_) => {}
+                None => {
+                    specs.insert(name, (spec, fi));
                 }
-                Err(e) => diags.push(serde_diag(file, &at, &e, None, known_param_fields())),
             }
         }
     }
@@ -312,177 +398,26 @@ fn collect_params(set: &RecipeSet, diags: &mut Diagnostics) -> (IndexMap<String,
 }
 
 fn known_param_fields() -> &'static [&'static str] {
-    &["type", "description", "default", "pattern", "allowed", "min", "max", "sensitive"]
-}
-
-#[allow(clippy::too_many_arguments)]
-fn compile_resource(
-    file: &SourceFile,
-    fi: usize,
-    item: &Value,
-    path: &YamlPath,
-    ctx: &Json,
-    renderer: &Renderer,
-    source: &dyn RecipeSource,
-    opts: &CompileOptions,
-    diags: &mut Diagnostics,
-) -> Option<Pending> {
-    let Value::Mapping(map) = item else {
-        diags.push(file.diag_value(path, "a resource is a mapping such as `- file: /etc/motd`"));
-        return None;
-    };
-    // The type is the first key that names one (`- file: /etc/motd`); later
-    // keys are properties, even when they also name a type (`group: root`).
-    let Some((kind, name_value)) = map.iter().find_map(|(k, v)| k.as_str().and_then(Kind::parse).map(|kind| (kind, v)))
-    else {
-        let first = map.keys().next().and_then(Value::as_str).unwrap_or("?");
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        diags.push(file.diag_key(&path.key(first), format!("unknown resource type `{first}`")).hint(
-            did_you_mean(first, names.iter().copied()).or_else(|| Some(format!("known types: {}", names.join(", ")))),
-        ));
-        return None;
-    };
-    let raw_name = match name_value {
-        Value::String(s) if !s.is_empty() => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => {
-            diags
-                .push(file.diag_value(&path.key(kind.name()), format!("`{kind}` needs a name, e.g. `- {kind}: NAME`")));
-            return None;
-        }
-    };
-
-    // The condition is read before anything is rendered: a false condition may
-    // guard values that do not exist on this host.
-    let mut when: Option<When> = None;
-    if let Some(w) = map.get("when") {
-        match serde_path_to_error::deserialize::<_, When>(w.clone()) {
-            Ok(c) => {
-                for p in c.problems() {
-                    diags.push(file.diag_value(&path.key("when"), p).resource(format!("{kind}:{raw_name}")));
-                }
-                for (is_fact, subject) in c.subjects() {
-                    check_subject(
-                        file,
-                        &path.key("when"),
-                        is_fact,
-                        subject,
-                        ctx,
-                        opts,
-                        &format!("{kind}:{raw_name}"),
-                        diags,
-                    );
-                }
-                when = Some(c);
-            }
-            Err(e) => {
-                diags.push(serde_diag(file, &path.key("when"), &e, Some(format!("{kind}:{raw_name}")), &[]));
-                return None;
-            }
-        }
-    }
-    // Validation (placeholder facts) checks every resource, whatever its condition.
-    let enabled = opts.placeholder_facts || when.as_ref().is_none_or(|c| c.eval(&ctx["facts"], &ctx["params"]));
-
-    // Render every string (except the condition), then split common properties
-    // from the type's own.
-    let mut render_diags = Diagnostics::default();
-    let mut rendered = Mapping::new();
-    for (k, v) in map {
-        let key = k.as_str().unwrap_or("");
-        if key == "when" {
-            continue;
-        }
-        let mut v = v.clone();
-        render_value(&mut v, &path.key(key), file, ctx, renderer, opts, &mut render_diags);
-        rendered.insert(k.clone(), v);
-    }
-    let name = rendered.get(kind.name()).and_then(Value::as_str).map(str::to_string).unwrap_or(raw_name.clone());
-    let id = ResourceId::new(kind, name);
-    if enabled {
-        for mut d in render_diags.0 {
-            d.resource = Some(id.to_string());
-            diags.push(d);
-        }
-    }
-    rendered.remove(kind.name());
-    let mut common_map = Mapping::new();
-    for key in Common::KEYS {
-        if let Some(v) = rendered.remove(*key) {
-            common_map.insert(Value::from(*key), v);
-        }
-    }
-    let common: Common = match serde_path_to_error::deserialize(Value::Mapping(common_map)) {
-        Ok(c) => c,
-        Err(e) => {
-            diags.push(serde_diag(file, path, &e, Some(id.to_string()), Common::KEYS));
-            Common::default()
-        }
-    };
-    let spec = typed_spec(kind, rendered, file, path, &id, diags)?;
-    for (field, msg) in spec.problems(&id.name) {
-        // Without a host, a name made from a host-specific fact is unknown.
-        if field.is_empty() && opts.placeholder_facts && is_template(&id.name) {
-            continue;
-        }
-        let at = if field.is_empty() { path.key(kind.name()) } else { path.key(field) };
-        diags.push(file.diag_value(&at, msg).resource(id.to_string()));
-    }
-    let payload = if enabled { payload(&spec, file, path, &id, ctx, renderer, source, opts, diags) } else { None };
-    let desired_hash = desired_hash(&id, &spec, payload.as_deref());
-    Some(Pending {
-        res: CompiledResource {
-            id,
-            spec,
-            payload,
-            requires: Vec::new(),
-            notifies: Vec::new(),
-            enabled,
-            sensitive: common.sensitive,
-            desired_hash,
-            origin: file.path.clone(),
-        },
-        file: fi,
-        path: path.clone(),
-        common,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check_subject(
-    file: &SourceFile,
-    at: &YamlPath,
-    is_fact: bool,
-    subject: &str,
-    ctx: &Json,
-    opts: &CompileOptions,
-    id: &str,
-    diags: &mut Diagnostics,
-) {
-    if is_fact {
-        if known_fact(opts.fact_skeleton, subject) {
-            return;
-        }
-        let known = crate::render::leaf_paths(opts.fact_skeleton);
-        diags.push(
-            file.diag_value(at, format!("unknown fact `{subject}`"))
-                .resource(id)
-                .hint(did_you_mean(subject, known.iter().map(String::as_str))),
-        );
-    } else if ctx["params"].get(subject).is_none() {
-        let known: Vec<&str> =
-            ctx["params"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
-        diags.push(
-            file.diag_value(at, format!("unknown parameter `{subject}`"))
-                .resource(id)
-                .hint(did_you_mean(subject, known)),
-        );
-    }
+    &[
+        "type",
+        "description",
+        "default",
+        "pattern",
+        "allowed",
+        "min",
+        "max",
+        "sensitive",
+        "items",
+        "values",
+        "properties",
+        "required",
+        "merge",
+    ]
 }
 
 /// True if `path` is a standard fact, or lies inside an open namespace of the
 /// skeleton (an empty object: `custom`, `interfaces`), whose keys depend on the host.
-fn known_fact(skeleton: &Json, path: &str) -> bool {
+pub fn known_fact(skeleton: &Json, path: &str) -> bool {
     let mut cur = skeleton;
     for seg in path.split('.') {
         match cur {
@@ -491,214 +426,127 @@ fn known_fact(skeleton: &Json, path: &str) -> bool {
                 Some(next) => cur = next,
                 None => return false,
             },
+            Json::Array(_) => return true,
             _ => return false,
         }
     }
     true
 }
 
-/// True if rendering failed only because the placeholder facts cannot know a
-/// host-specific value (a custom fact, an interface name).
-fn tolerated(f: &RenderFailure, opts: &CompileOptions) -> bool {
-    opts.placeholder_facts
-        && f.missing
-            .as_deref()
-            .and_then(|m| m.strip_prefix("facts."))
-            .is_some_and(|m| known_fact(opts.fact_skeleton, m))
-}
-
-fn render_value(
-    v: &mut Value,
-    path: &YamlPath,
-    file: &SourceFile,
-    ctx: &Json,
-    renderer: &Renderer,
-    opts: &CompileOptions,
+/// References and ordering: resolves `requires`/`notifies` (to resources,
+/// or to a whole component instance), adds the implicit edges and sorts.
+fn graph_phase(
+    mut pending: Vec<Pending>,
+    by_id: HashMap<ResourceId, usize>,
+    instances: &HashMap<String, Vec<usize>>,
     diags: &mut Diagnostics,
-) {
-    match v {
-        Value::String(s) if is_template(s) => match renderer.render(s, ctx) {
-            Ok(out) => *s = out,
-            Err(f) if tolerated(&f, opts) => {}
-            Err(f) => diags.push(file.diag_value(path, f.message).hint(f.hint)),
-        },
-        Value::Sequence(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                render_value(item, &path.index(i), file, ctx, renderer, opts, diags);
-            }
-        }
-        Value::Mapping(m) => {
-            for (k, item) in m.iter_mut() {
-                let key = k.as_str().unwrap_or("?").to_string();
-                render_value(item, &path.key(key), file, ctx, renderer, opts, diags);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Deserializes a type's properties. The fast path is one attempt; on failure
-/// every unknown property and every type error is reported, not just the first.
-fn typed_spec(
-    kind: Kind,
-    props: Mapping,
-    file: &SourceFile,
-    path: &YamlPath,
-    id: &ResourceId,
-    diags: &mut Diagnostics,
-) -> Option<Spec> {
-    let whole = Value::Mapping(props);
-    if let Ok(spec) = kind.spec_from(&whole) {
-        return Some(spec);
-    }
-    let Value::Mapping(mut props) = whole else { return None };
-    let known = known_fields(kind);
-    let candidates: Vec<&str> = known.iter().map(String::as_str).chain(Common::KEYS.iter().copied()).collect();
-    let unknown: Vec<Value> =
-        props.keys().filter(|k| !known.iter().any(|f| Some(f.as_str()) == k.as_str())).cloned().collect();
-    for k in unknown {
-        let key = k.as_str().unwrap_or("?").to_string();
-        let hint = did_you_mean(&key, candidates.iter().copied())
-            .or_else(|| (Kind::parse(&key).is_some()).then(|| "a resource has exactly one type".to_string()));
-        diags.push(
-            file.diag_key(&path.key(key.clone()), format!("unknown property `{key}` for type `{kind}`"))
-                .resource(id.to_string())
-                .hint(hint),
-        );
-        props.remove(&k);
-    }
-    for _ in 0..known.len() + 1 {
-        match kind.spec_from(&Value::Mapping(props.clone())) {
-            Ok(_) => break,
-            Err(e) => {
-                let first_key = e.path().iter().find_map(|s| match s {
-                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                    _ => None,
-                });
-                diags.push(serde_diag(file, path, &e, Some(id.to_string()), &[]));
-                match first_key {
-                    Some(k) if props.remove(k.as_str()).is_some() => {}
-                    _ => break,
+) -> Result<Plan, Diagnostics> {
+    let all_ids: Vec<String> = pending.iter().map(|p| p.res.id.to_string()).chain(instances.keys().cloned()).collect();
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    let mut notify_edges: Vec<(usize, usize)> = Vec::new();
+    for idx in 0..pending.len() {
+        let refs = std::mem::take(&mut pending[idx].refs);
+        for r in &refs {
+            let field = if r.notify { "notifies" } else { "requires" };
+            let located = |msg: String| {
+                let mut d = r.file.diag_value(&r.at, msg).resource(pending[idx].res.id.to_string());
+                d.context = r.context.clone();
+                d
+            };
+            let targets: Vec<usize> = if r.target.starts_with("use:") {
+                match instances.get(&r.target) {
+                    Some(members) => members.iter().copied().filter(|&m| m != idx).collect(),
+                    None => {
+                        diags.push(
+                            located(format!("{field} `{}`, which no recipe instantiates", r.target))
+                                .hint(did_you_mean(&r.target, all_ids.iter().map(String::as_str))),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                let target = match ResourceId::parse(&r.target) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        diags.push(located(e));
+                        continue;
+                    }
+                };
+                match by_id.get(&target) {
+                    Some(&t) => vec![t],
+                    None => {
+                        diags.push(
+                            located(format!("{field} `{}`, which no recipe declares", r.target))
+                                .hint(did_you_mean(&r.target, all_ids.iter().map(String::as_str))),
+                        );
+                        continue;
+                    }
+                }
+            };
+            for t in targets {
+                let target = pending[t].res.id.clone();
+                if r.notify {
+                    edges.push((idx, t));
+                    notify_edges.push((idx, t));
+                    if !pending[idx].res.notifies.contains(&target) {
+                        pending[idx].res.notifies.push(target);
+                    }
+                } else {
+                    edges.push((t, idx));
+                    if !pending[idx].res.requires.contains(&target) {
+                        pending[idx].res.requires.push(target);
+                    }
                 }
             }
         }
     }
-    None
-}
-
-/// The property names a type accepts, from its JSON Schema.
-fn known_fields(kind: Kind) -> Vec<String> {
-    let mut generator = schemars::SchemaGenerator::default();
-    let schema = kind.props_schema(&mut generator);
-    schema.get("properties").and_then(|p| p.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default()
-}
-
-/// A diagnostic from a serde error, located by the error's path.
-fn serde_diag(
-    file: &SourceFile,
-    base: &YamlPath,
-    e: &serde_path_to_error::Error<serde_yaml::Error>,
-    id: Option<String>,
-    known: &[&str],
-) -> Diagnostic {
-    let mut at = base.clone();
-    for seg in e.path().iter() {
-        match seg {
-            serde_path_to_error::Segment::Map { key } => at.0.push(Seg::Key(key.clone())),
-            serde_path_to_error::Segment::Seq { index } => at.0.push(Seg::Index(*index)),
-            _ => {}
+    let (implicit, implicit_notify) = implicit_edges(&pending, &by_id);
+    edges.extend(implicit);
+    for e in implicit_notify {
+        if !notify_edges.contains(&e) {
+            notify_edges.push(e);
         }
     }
-    let inner = e.inner().to_string();
-    let message = tidy_serde_message(&inner);
-    let hint = unknown_field_name(&inner).and_then(|f| did_you_mean(f, known.iter().copied()));
-    let d =
-        if unknown_field_name(&inner).is_some() { file.diag_key(&at, message) } else { file.diag_value(&at, message) };
-    let d = d.hint(hint);
-    match id {
-        Some(id) => d.resource(id),
-        None => d,
+
+    if !diags.is_empty() {
+        return Err(std::mem::take(diags).sorted());
     }
-}
 
-fn unknown_field_name(msg: &str) -> Option<&str> {
-    msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
-}
-
-/// serde's messages, minus the noise that the location already says.
-fn tidy_serde_message(msg: &str) -> String {
-    let msg = msg.split(" at line ").next().unwrap_or(msg);
-    msg.replace("unknown variant", "unknown value")
-        .replace("expected one of", "expected one of:")
-        .replace("expected u64", "expected a whole number")
-        .replace("expected i32", "expected an integer")
-        .replace("expected f64", "expected a number")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn payload(
-    spec: &Spec,
-    file: &SourceFile,
-    path: &YamlPath,
-    id: &ResourceId,
-    ctx: &Json,
-    renderer: &Renderer,
-    source: &dyn RecipeSource,
-    opts: &CompileOptions,
-    diags: &mut Diagnostics,
-) -> Option<Vec<u8>> {
-    let read = |rel: &str, diags: &mut Diagnostics| -> Option<(PathBuf, Vec<u8>)> {
-        let p = join_normalized(file.dir(), rel);
-        match source.read(&p) {
-            Ok(b) => Some((p, b)),
-            Err(e) => {
-                diags.push(
-                    file.diag_value(&path.key("source"), format!("cannot read {}: {e}", p.display()))
-                        .resource(id.to_string()),
-                );
-                None
-            }
+    let order = match toposort(pending.len(), &edges) {
+        Ok(o) => o,
+        Err(cycle) => {
+            let names: Vec<String> = cycle.iter().map(|&i| pending[i].res.id.to_string()).collect();
+            let first = &pending[cycle[0]];
+            let mut d = first
+                .file
+                .diag_value(&first.path, format!("dependency cycle: {}", names.join(" -> ")))
+                .resource(first.res.id.to_string());
+            d.context = first.context.clone();
+            diags.push(d);
+            return Err(std::mem::take(diags));
         }
     };
-    match spec {
-        Spec::File(p) if p.state == Presence::Present => {
-            if let Some(c) = &p.content {
-                Some(c.clone().into_bytes())
-            } else {
-                p.source.as_deref().and_then(|s| read(s, diags)).map(|(_, b)| b)
-            }
-        }
-        Spec::SystemdUnit(p) if p.state == Presence::Present => {
-            if let Some(c) = &p.content {
-                Some(c.clone().into_bytes())
-            } else {
-                p.source.as_deref().and_then(|s| read(s, diags)).map(|(_, b)| b)
-            }
-        }
-        Spec::Template(p) if p.state == Presence::Present => {
-            let (tpath, bytes) = read(p.source.as_deref()?, diags)?;
-            let Ok(text) = String::from_utf8(bytes) else {
-                diags.push(Diagnostic::new(&tpath, "template is not UTF-8 text").resource(id.to_string()));
-                return None;
-            };
-            let mut tctx = ctx.clone();
-            tctx["vars"] = serde_json::to_value(&p.vars).unwrap_or(Json::Null);
-            match renderer.render(&text, &tctx) {
-                Ok(out) => Some(out.into_bytes()),
-                Err(f) if tolerated(&f, opts) => Some(Vec::new()),
-                Err(f) => {
-                    diags.push(
-                        Diagnostic::new(&tpath, f.message)
-                            .at((f.line.unwrap_or(0), f.col.unwrap_or(0)))
-                            .resource(id.to_string())
-                            .hint(f.hint),
-                    );
-                    None
-                }
-            }
-        }
-        _ => None,
+    let mut pos = vec![0; pending.len()];
+    for (new, &old) in order.iter().enumerate() {
+        pos[old] = new;
     }
+    let mut prereqs = vec![Vec::new(); order.len()];
+    let mut notified_by = vec![Vec::new(); order.len()];
+    let mut seen_edge = HashSet::new();
+    for &(a, b) in &edges {
+        if seen_edge.insert((a, b)) {
+            prereqs[pos[b]].push(pos[a]);
+        }
+    }
+    let mut seen_notify = HashSet::new();
+    for &(a, b) in &notify_edges {
+        if seen_notify.insert((a, b)) {
+            notified_by[pos[b]].push(pos[a]);
+        }
+    }
+    let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
+    let resources = order.iter().filter_map(|&i| slots[i].take().map(|p| p.res)).collect();
+    Ok(Plan { resources, prereqs, notified_by, ..Plan::default() })
 }
 
 /// `(before, after)` pairs of plan indices.
@@ -782,7 +630,7 @@ fn implicit_edges(pending: &[Pending], by_id: &HashMap<ResourceId, usize>) -> (E
     (edges, notify)
 }
 
-fn same_desired(a: &CompiledResource, b: &CompiledResource) -> bool {
+pub fn same_desired(a: &CompiledResource, b: &CompiledResource) -> bool {
     a.spec == b.spec && a.payload == b.payload && a.enabled == b.enabled
 }
 
@@ -806,7 +654,7 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
 }
 
 /// The desired state's hash: id, typed properties and payload.
-fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
+pub fn desired_hash(id: &ResourceId, spec: &Spec, payload: Option<&[u8]>) -> u64 {
     let spec = serde_json::to_vec(spec).unwrap_or_default();
     stable_hash(&[id.to_string().as_bytes(), &spec, payload.unwrap_or_default()])
 }

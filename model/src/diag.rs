@@ -16,11 +16,15 @@ pub struct Diagnostic {
     pub message: String,
     /// "did you mean" and other hints.
     pub hint: Option<String>,
+    /// Where in the expansion the problem arose: the loop items and
+    /// component instances (`for_each item "bob"`, `use:vhost[shop]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 impl Diagnostic {
     pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self { file: file.into(), line: 0, col: 0, resource: None, message: message.into(), hint: None }
+        Self { file: file.into(), line: 0, col: 0, resource: None, message: message.into(), hint: None, context: None }
     }
 
     pub fn at(mut self, (line, col): (usize, usize)) -> Self {
@@ -53,6 +57,9 @@ impl fmt::Display for Diagnostic {
         write!(f, "{}", self.message)?;
         if let Some(h) = &self.hint {
             write!(f, " ({h})")?;
+        }
+        if let Some(c) = &self.context {
+            write!(f, " [in {c}]")?;
         }
         Ok(())
     }

@@ -167,10 +167,8 @@ impl Document {
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
                 diag(&p, format!("parameter name {name:?} must be letters, digits or `_`"), None);
             }
-            if let Some(def) = &spec.default
-                && let Err(e) = spec.check(def)
-            {
-                diag(&p.key("default"), format!("parameter `{name}`: default {e}"), None);
+            for (path, e) in spec.problems() {
+                diag(&crate::data::value_path(&p, &path), format!("parameter `{name}`: {e}"), None);
             }
         }
         if self.steps.is_empty() {

@@ -1,11 +1,12 @@
 //! Reads recipe files and their includes, and checks their YAML syntax.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_yaml::Value;
 
+use crate::condition::When;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::locate::{Locations, YamlPath};
 use crate::suggest::did_you_mean;
@@ -14,6 +15,13 @@ use crate::suggest::did_you_mean;
 /// bundle held in memory by the server.
 pub trait RecipeSource {
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+
+    /// The names of the entries of a directory (files and directories), to
+    /// find every data file a hierarchy level can match. A source that cannot
+    /// list returns nothing.
+    fn list(&self, _dir: &Path) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Reads recipes from the local filesystem.
@@ -23,7 +31,16 @@ impl RecipeSource for FsSource {
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         std::fs::read(path)
     }
+
+    fn list(&self, dir: &Path) -> Vec<String> {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).take(MAX_LISTED).collect()
+    }
 }
+
+/// Entries looked at in one directory when matching hierarchy levels.
+pub const MAX_LISTED: usize = 10_000;
 
 /// One parsed recipe file.
 #[derive(Debug)]
@@ -31,10 +48,45 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     pub doc: Value,
+    /// The files that include this one, each with the include's condition
+    /// (empty for a root).
+    pub included_by: Vec<IncludeEdge>,
     locations: OnceLock<Locations>,
 }
 
+/// One `include:` entry that named a file.
+#[derive(Debug, Clone)]
+pub struct IncludeEdge {
+    /// The including file (an index into `RecipeSet::files`).
+    pub parent: usize,
+    /// `include: [{file: x.yaml, when: …}]`: the file's resources take part
+    /// only when this holds.
+    pub when: Option<When>,
+}
+
 impl SourceFile {
+    /// Reads and parses one YAML file (a recipe, a component, a data level),
+    /// bounded before parsing. `what` names it in messages.
+    pub fn read(source: &dyn RecipeSource, path: &Path, what: &str) -> Result<SourceFile, Diagnostic> {
+        let bytes = source
+            .read(path)
+            .map_err(|e| Diagnostic::new(path, format!("cannot read {what} {}: {e}", path.display())))?;
+        Self::parse(path, bytes, what)
+    }
+
+    pub fn parse(path: &Path, bytes: Vec<u8>, what: &str) -> Result<SourceFile, Diagnostic> {
+        let text =
+            String::from_utf8(bytes).map_err(|e| Diagnostic::new(path, format!("{what} is not UTF-8 text: {e}")))?;
+        if let Err(e) = crate::yaml::check(&text, &crate::yaml::YamlLimits::RECIPE) {
+            return Err(Diagnostic::new(path, e.message.clone()).at(e.pos()));
+        }
+        let doc: Value = serde_yaml::from_str(&text).map_err(|e| {
+            let pos = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            Diagnostic::new(path, format!("invalid YAML: {e}")).at(pos)
+        })?;
+        Ok(SourceFile { path: path.to_path_buf(), text, doc, included_by: Vec::new(), locations: OnceLock::new() })
+    }
+
     /// Positions of the document's nodes, computed on first use (error paths only).
     pub fn locations(&self) -> &Locations {
         self.locations.get_or_init(|| Locations::of(&self.text))
@@ -68,7 +120,7 @@ pub struct RecipeSet {
 /// Recipe files in one recipe set (the roots and everything they include).
 pub const MAX_FILES: usize = 256;
 
-pub const TOP_KEYS: &[&str] = &["name", "description", "parameters", "include", "resources"];
+pub const TOP_KEYS: &[&str] = &["name", "description", "parameters", "include", "data", "resources"];
 
 /// Joins and normalises a path lexically (no filesystem access), so bundles
 /// and directories resolve includes the same way.
@@ -93,13 +145,20 @@ pub fn join_normalized(base: &Path, rel: &str) -> PathBuf {
 pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> RecipeSet {
     let mut set = RecipeSet::default();
     let mut diags = Diagnostics::default();
-    let mut seen = HashSet::new();
-    // (path, where it was included from)
-    let mut queue: Vec<(PathBuf, Option<Diagnostic>)> =
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    // (path, the include that named it)
+    let mut queue: Vec<(PathBuf, Option<(Diagnostic, IncludeEdge)>)> =
         roots.iter().map(|p| (join_normalized(Path::new(""), &p.to_string_lossy()), None)).collect();
     queue.reverse();
+    let mut failed: HashSet<PathBuf> = HashSet::new();
     while let Some((path, from)) = queue.pop() {
-        if !seen.insert(path.clone()) {
+        if let Some(&i) = index.get(&path) {
+            if let Some((_, edge)) = from {
+                set.files[i].included_by.push(edge);
+            }
+            continue;
+        }
+        if failed.contains(&path) {
             continue;
         }
         if set.files.len() >= MAX_FILES {
@@ -109,29 +168,84 @@ pub fn load(source: &dyn RecipeSource, roots: &[PathBuf]) -> RecipeSet {
             ));
             break;
         }
-        let Some(file) = read_one(source, &path, from, &mut diags) else {
+        let (from_diag, edge) = match from {
+            Some((d, e)) => (Some(d), Some(e)),
+            None => (None, None),
+        };
+        let Some(mut file) = read_one(source, &path, from_diag, &mut diags) else {
+            failed.insert(path);
             continue;
         };
+        let me = set.files.len();
+        file.included_by.extend(edge);
         if let Some(Value::Sequence(incs)) = file.doc.get("include") {
             let mut next = Vec::new();
             for (i, inc) in incs.iter().enumerate() {
-                match inc.as_str() {
-                    Some(rel) => next.push((
-                        join_normalized(file.dir(), rel),
-                        Some(file.diag_value(&YamlPath::root().key("include").index(i), "")),
+                let at = YamlPath::root().key("include").index(i);
+                match include_entry(&file, inc, &at, &mut diags) {
+                    Some((rel, when)) => next.push((
+                        join_normalized(file.dir(), &rel),
+                        Some((file.diag_value(&at, ""), IncludeEdge { parent: me, when })),
                     )),
-                    None => diags.push(file.diag_value(
-                        &YamlPath::root().key("include").index(i),
-                        "each include is a path to a recipe file, relative to this one",
-                    )),
+                    None => continue,
                 }
             }
             queue.extend(next.into_iter().rev());
         }
+        index.insert(path, me);
         set.files.push(file);
     }
     set.problems = diags;
     set
+}
+
+/// One `include:` entry: a path, or `{file: PATH, when: CONDITION}`.
+fn include_entry(
+    file: &SourceFile,
+    inc: &Value,
+    at: &YamlPath,
+    diags: &mut Diagnostics,
+) -> Option<(String, Option<When>)> {
+    const SHAPE: &str =
+        "each include is a path to a recipe file, relative to this one, or `{file: PATH, when: CONDITION}`";
+    match inc {
+        Value::String(rel) => Some((rel.clone(), None)),
+        Value::Mapping(m) => {
+            for k in m.keys() {
+                let key = k.as_str().unwrap_or("?");
+                if key != "file" && key != "when" {
+                    diags.push(
+                        file.diag_key(&at.key(key), format!("unknown include key `{key}`"))
+                            .hint(did_you_mean(key, ["file", "when"])),
+                    );
+                }
+            }
+            let Some(Value::String(rel)) = m.get("file") else {
+                diags.push(file.diag_value(at, SHAPE));
+                return None;
+            };
+            let when = match m.get("when") {
+                None => None,
+                Some(w) => match serde_path_to_error::deserialize::<_, When>(w.clone()) {
+                    Ok(c) => {
+                        for p in c.problems() {
+                            diags.push(file.diag_value(&at.key("when"), p));
+                        }
+                        Some(c)
+                    }
+                    Err(e) => {
+                        diags.push(file.diag_value(&at.key("when"), format!("invalid condition: {}", e.inner())));
+                        return None;
+                    }
+                },
+            };
+            Some((rel.clone(), when))
+        }
+        _ => {
+            diags.push(file.diag_value(at, SHAPE));
+            None
+        }
+    }
 }
 
 fn read_one(
@@ -140,8 +254,7 @@ fn read_one(
     from: Option<Diagnostic>,
     diags: &mut Diagnostics,
 ) -> Option<SourceFile> {
-    let bytes = match source.read(path) {
-        Ok(b) => b,
+    let file = match source.read(path) {
         Err(e) => {
             let msg = format!("cannot read recipe {}: {e}", path.display());
             diags.push(match from {
@@ -150,27 +263,14 @@ fn read_one(
             });
             return None;
         }
+        Ok(bytes) => match SourceFile::parse(path, bytes, "recipe") {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                return None;
+            }
+        },
     };
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            diags.push(Diagnostic::new(path, format!("recipe is not UTF-8 text: {e}")));
-            return None;
-        }
-    };
-    if let Err(e) = crate::yaml::check(&text, &crate::yaml::YamlLimits::RECIPE) {
-        diags.push(Diagnostic::new(path, e.message.clone()).at(e.pos()));
-        return None;
-    }
-    let doc: Value = match serde_yaml::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            let pos = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-            diags.push(Diagnostic::new(path, format!("invalid YAML: {e}")).at(pos));
-            return None;
-        }
-    };
-    let file = SourceFile { path: path.to_path_buf(), text, doc, locations: OnceLock::new() };
     match &file.doc {
         Value::Mapping(m) => {
             for k in m.keys() {

@@ -21,11 +21,18 @@ fn committed_schema_is_current() {
 #[test]
 fn schema_knows_every_resource_type_and_common_property() {
     let s = tend_model::schema::recipe_schema();
-    let variants = s["properties"]["resources"]["items"]["oneOf"].as_array().unwrap();
+    assert_eq!(s["properties"]["resources"]["items"]["$ref"], "#/$defs/Entry");
+    let variants = s["$defs"]["Entry"]["oneOf"].as_array().unwrap();
+    for title in ["for_each block", "component instance"] {
+        assert!(variants.iter().any(|v| v["title"] == title), "{title}");
+    }
+    for key in ["data", "include", "kind"] {
+        assert!(s["properties"][key].is_object(), "{key}");
+    }
     for kind in tend_model::resource::Kind::ALL {
         let v = variants.iter().find(|v| v["title"] == kind.name()).unwrap();
         assert_eq!(v["additionalProperties"], false);
-        for p in ["requires", "notifies", "when", "sensitive", kind.name()] {
+        for p in ["requires", "notifies", "when", "sensitive", "for_each", "as", kind.name()] {
             assert!(v["properties"][p].is_object(), "{kind}: {p}");
         }
     }

@@ -54,6 +54,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
             error: None,
             reason: None,
             corrective: None,
+            instance: r.instance.clone(),
         };
         if let Some(&p) = plan.prereqs[i].iter().find(|&&p| blocks(&out[p])) {
             rep.status = Status::Skipped;

@@ -712,6 +712,7 @@ pub(super) mod testkit {
 
     pub fn resource(name: &str, spec: Spec) -> CompiledResource {
         CompiledResource {
+            instance: None,
             id: ResourceId::new(spec.kind(), name),
             spec,
             payload: None,

@@ -155,6 +155,7 @@ fn file(path: &str) -> CompiledResource {
 
 fn res(kind: Kind, name: &str, spec: Spec) -> CompiledResource {
     CompiledResource {
+        instance: None,
         id: ResourceId::new(kind, name),
         spec,
         payload: None,
