@@ -41,6 +41,21 @@ impl RecipeSource for Bundle {
             std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is not in the bundle", path.display()))
         })
     }
+
+    fn list(&self, dir: &Path) -> Vec<String> {
+        let dir = join_normalized(Path::new(""), &dir.to_string_lossy());
+        let prefix = dir.to_string_lossy();
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| {
+                if prefix.is_empty() { Some(k.as_str()) } else { k.strip_prefix(prefix.as_ref())?.strip_prefix('/') }
+            })
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+            .collect();
+        out.dedup();
+        out
+    }
 }
 
 /// Records every file the loader reads from disk.
@@ -53,6 +68,10 @@ impl RecipeSource for Recording {
         let bytes = FsSource.read(path)?;
         self.read.borrow_mut().insert(path.to_path_buf(), bytes.clone());
         Ok(bytes)
+    }
+
+    fn list(&self, dir: &Path) -> Vec<String> {
+        FsSource.list(dir)
     }
 }
 

@@ -42,7 +42,8 @@ pub fn candidates(name: &str, using: &Path, root_dir: &Path) -> Vec<PathBuf> {
         join_normalized(using, &file),
         join_normalized(root_dir, &format!("components/{file}")),
     ];
-    v.dedup();
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|p| seen.insert(p.clone()));
     v
 }
 

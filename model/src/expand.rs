@@ -788,6 +788,7 @@ impl<'a> Compiler<'a> {
             _ => raw_name.clone(),
         };
         let id = ResourceId::new(kind, name);
+        let render_failed = enabled && !render_diags.is_empty();
         if enabled {
             for mut d in render_diags.0 {
                 d.resource = Some(id.to_string());
@@ -808,8 +809,14 @@ impl<'a> Compiler<'a> {
                 Common::default()
             }
         };
+        crate::typing::stringify_scalars(kind, &mut rendered);
         let spec = crate::typing::typed_spec(kind, rendered, &file, path, &id, &mut self.diags)?;
-        for (field, msg) in spec.problems(&id.name) {
+        // A value that did not render is reported once, not again as a bad value.
+        for (field, msg) in spec.problems(&id.name).into_iter().filter(|_| !render_failed) {
+            // Without a host, a name made from a host-specific fact is unknown.
+            if field.is_empty() && self.opts.placeholder_facts && is_template(&id.name) {
+                continue;
+            }
             let at = if field.is_empty() { path.key(kind.name()) } else { path.key(field) };
             self.diags.push(file.diag_value(&at, msg).resource(id.to_string()));
         }

@@ -58,6 +58,49 @@ pub fn typed_spec(
     None
 }
 
+/// The properties of a type whose schema accepts only a string (or null):
+/// a number or a boolean from a whole reference is written as text there,
+/// as `content: "{{params.port}}"` means.
+pub fn string_props(kind: Kind) -> &'static [String] {
+    static ALL: std::sync::OnceLock<std::collections::HashMap<Kind, Vec<String>>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let mut generator = schemars::SchemaGenerator::default();
+        Kind::ALL
+            .iter()
+            .map(|&k| {
+                let schema = k.props_schema(&mut generator).to_value();
+                let props = schema.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default();
+                let names = props
+                    .into_iter()
+                    .filter(|(_, p)| match p.get("type") {
+                        Some(serde_json::Value::String(t)) => t == "string",
+                        Some(serde_json::Value::Array(ts)) => {
+                            ts.iter().all(|t| t == "string" || t == "null") && ts.iter().any(|t| t == "string")
+                        }
+                        _ => false,
+                    })
+                    .map(|(n, _)| n)
+                    .collect();
+                (k, names)
+            })
+            .collect()
+    });
+    all.get(&kind).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Writes numbers and booleans as text in string-only properties.
+pub fn stringify_scalars(kind: Kind, props: &mut Mapping) {
+    for name in string_props(kind) {
+        if let Some(v) = props.get_mut(name.as_str()) {
+            match v {
+                Value::Number(n) => *v = Value::String(n.to_string()),
+                Value::Bool(b) => *v = Value::String(b.to_string()),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The property names a type accepts, from its JSON Schema.
 fn known_fields(kind: Kind) -> Vec<String> {
     let mut generator = schemars::SchemaGenerator::default();
