@@ -60,6 +60,36 @@ pub fn compile(
     tend_model::compile(&set, &FsSource, &opts)
 }
 
+/// Prints the plan's warnings (an undeclared key in a data file) to stderr.
+pub fn print_warnings(plan: &Plan) {
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// `explain`: each parameter's value and where it came from, lowest level
+/// first when levels were merged. Exit 1 for an unknown name.
+pub fn explain(plan: &Plan, name: Option<&str>, out: &mut impl std::io::Write) -> anyhow::Result<i32> {
+    if let Some(n) = name {
+        if !plan.params.contains_key(n) {
+            let hint = tend_model::suggest::did_you_mean(n, plan.params.keys().map(String::as_str));
+            eprintln!("error: no parameter `{n}`{}", hint.map(|h| format!(" ({h})")).unwrap_or_default());
+            return Ok(EXIT_INVALID);
+        }
+    }
+    for (k, v) in &plan.params {
+        if name.is_some_and(|n| n != k) {
+            continue;
+        }
+        let shown = if plan.sensitive_params.contains(k) { "(sensitive)".to_string() } else { v.to_string() };
+        writeln!(out, "{k} = {shown}")?;
+        for o in plan.param_origins.get(k).into_iter().flatten() {
+            writeln!(out, "  from {o}")?;
+        }
+    }
+    Ok(0)
+}
+
 /// Runs `apply`; returns the process exit code.
 /// True (after saying why) when converges are disabled.
 pub fn refused_while_disabled(state: &StateDir) -> bool {
@@ -87,7 +117,10 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     let compiled = compile(&args.recipes, &facts, false, &args.overrides);
     tracing::debug!(elapsed = ?t.elapsed(), "recipes compiled");
     let plan = match compiled {
-        Ok(p) => p,
+        Ok(p) => {
+            print_warnings(&p);
+            p
+        }
         Err(d) => {
             eprintln!("{d}");
             return Ok(EXIT_INVALID);

@@ -105,6 +105,21 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         output: Output,
     },
+    /// Show each parameter's value on this host and where it came from
+    /// (--param, a params file, a data level, the default).
+    Explain {
+        /// The parameter, or `'*'` for all of them.
+        #[arg(value_name = "PARAM")]
+        name: String,
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        #[command(flatten)]
+        params: ParamArgs,
+        #[arg(long, default_value = "/var/lib/tend", env = "TEND_STATE_DIR")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        facts: FactArgs,
+    },
     /// Print this host's facts as JSON.
     Facts {
         #[command(flatten)]
@@ -247,6 +262,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             let skeleton = facts::skeleton();
             match apply::compile(&recipes, &skeleton, true, &params.overrides()?) {
                 Ok(plan) => {
+                    apply::print_warnings(&plan);
                     if matches!(output, Output::Json) {
                         println!("[]");
                     } else {
@@ -260,6 +276,19 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                     } else {
                         eprintln!("{d}");
                     }
+                    Ok(apply::EXIT_INVALID)
+                }
+            }
+        }
+        Command::Explain { name, recipes, params, state_dir, facts } => {
+            let f = facts::gather(&facts.options(Some(state_dir).filter(|d| d.is_dir())));
+            match apply::compile(&recipes, &f, false, &params.overrides()?) {
+                Ok(plan) => {
+                    apply::print_warnings(&plan);
+                    apply::explain(&plan, Some(name.as_str()).filter(|n| *n != "*"), &mut std::io::stdout().lock())
+                }
+                Err(d) => {
+                    eprintln!("{d}");
                     Ok(apply::EXIT_INVALID)
                 }
             }

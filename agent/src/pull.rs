@@ -285,7 +285,12 @@ pub fn converge(
         }
         let overrides = Overrides { raw: Vec::new(), typed: a.params.clone(), placeholders: false };
         match a.bundle.compile(facts, &skeleton, &overrides) {
-            Ok(p) => plans.push(p),
+            Ok(p) => {
+                for w in &p.warnings {
+                    tracing::warn!(recipe = %a.bundle.name, "{w}");
+                }
+                plans.push(p)
+            }
             Err(d) => errors.push(format!("{}@{} ({}): {d}", a.bundle.name, a.version, a.assignment)),
         }
     }
