@@ -102,8 +102,8 @@ pub fn declaration(file: &SourceFile, diags: &mut Diagnostics) -> Vec<Level> {
     out
 }
 
-/// Loads the levels for this host (or, for validation, checks every file a
-/// level could match and returns no layers).
+/// Loads the levels for this host (or, for validation, every file a level
+/// could match).
 #[allow(clippy::too_many_arguments)]
 pub fn load(
     file: &SourceFile,
@@ -119,9 +119,17 @@ pub fn load(
     let facts_only = json!({ "facts": opts.facts });
     for (n, level) in levels.iter().enumerate() {
         if opts.placeholder_facts {
+            // Every file the level can match takes part, in name order, so
+            // that each value is checked, loops over data expand, and a
+            // deep merge that cannot work on some host is found.
             for path in matching(source, file.dir(), &level.pattern) {
                 if let Some(f) = read_level(source, &path, file, level, diags) {
-                    check_level(&f, n, specs, diags, warnings);
+                    let values = check_level(&f, n, specs, diags, warnings);
+                    out.layers.push(Layer {
+                        label: format!("{} (level {}: {})", f.path.display(), n + 1, level.pattern),
+                        values,
+                    });
+                    out.files.push(Rc::new(f));
                 }
             }
             continue;

@@ -323,6 +323,19 @@ impl<'a> Compiler<'a> {
                 let mut single = map.clone();
                 single.remove("for_each");
                 single.remove("as");
+                let first = single.keys().next().and_then(Value::as_str).unwrap_or("").to_string();
+                if !single.contains_key("use")
+                    && Kind::parse(&first).is_none()
+                    && !single.keys().any(|k| k.as_str().and_then(Kind::parse).is_some())
+                {
+                    let d = file
+                        .diag_key(&path.key(first.clone()), format!("unknown key `{first}` in a for_each"))
+                        .hint(Some(did_you_mean(&first, ["resources"]).unwrap_or_else(|| {
+                            "a for_each repeats a block (`resources:`), a resource or a component instance".into()
+                        })));
+                    self.push(d, scope);
+                    break;
+                }
                 if single.contains_key("use") {
                     self.instance(file.clone(), &single, path, &child);
                 } else {
@@ -523,10 +536,12 @@ impl<'a> Compiler<'a> {
                 }
                 ParamProblemAt::Declaration(n) => match comp.specs.get(n) {
                     Some(spec) if spec.default.is_some() => crate::compile::declaration_diag(&comp.file, n, spec, p),
-                    _ => file.diag_value(
-                        &if map.contains_key("with") { path.key("with") } else { path.clone() },
-                        format!("component `{}` needs parameter `{n}`, which has no default", comp.name),
-                    ),
+                    _ => file
+                        .diag_value(
+                            &if map.contains_key("with") { path.key("with") } else { path.clone() },
+                            format!("component `{}` needs parameter `{n}`, which has no default", comp.name),
+                        )
+                        .hint(Some(format!("give it in `with: {{{n}: VALUE}}`"))),
                 },
                 ParamProblemAt::Layer(i, n) => match layers.files.get(*i) {
                     Some(f) => f.diag_value(
@@ -536,7 +551,9 @@ impl<'a> Compiler<'a> {
                     None => Diagnostic::new(&comp.file.path, p.message.clone()),
                 },
             };
-            d = d.hint(p.hint.clone());
+            if d.hint.is_none() {
+                d = d.hint(p.hint.clone());
+            }
             d.context = child.context();
             self.diags.push(d);
         }

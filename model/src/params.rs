@@ -605,7 +605,7 @@ fn pick(
                     problems.push(ParamProblem {
                         at,
                         path,
-                        message: format!("params.{name}: {message} (merge: deep, level {})", layers[i].label),
+                        message: format!("params.{name}: {message} (merge: deep)"),
                         hint: None,
                     });
                     return None;
