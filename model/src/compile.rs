@@ -271,15 +271,10 @@ fn origin_labels(
                     Origin::CommandLine => "--param".to_string(),
                     Origin::Given => "given values (--params file or the server's assignment)".to_string(),
                     Origin::Layer(i) => format!("data {}", layers.get(*i).map(|l| l.label.as_str()).unwrap_or("?")),
+                    // Named by file, not line: locating needs a second parse.
                     Origin::Default => match specs.get(name) {
-                        Some((_, fi)) => {
-                            let f = &set.files[*fi];
-                            let (l, c) = f
-                                .locations()
-                                .value(&YamlPath::root().key("parameters").key(name.clone()).key("default"));
-                            format!("default at {}:{l}:{c}", f.path.display())
-                        }
-                        None => "default".to_string(),
+                        Some((_, fi)) => format!("the default in {}", set.files[*fi].path.display()),
+                        None => "the default".to_string(),
                     },
                     Origin::Placeholder => "placeholder (validation)".to_string(),
                 })

@@ -312,7 +312,7 @@ resources:
     );
     assert_eq!(p.param_origins["package"], ["data os/debian.yaml (level 3: os/{{facts.os.family}}.yaml)"]);
     assert_eq!(p.param_origins["options"].len(), 3, "{:?}", p.param_origins["options"]);
-    assert!(p.param_origins["options"][0].starts_with("default at main.yaml:5:"));
+    assert_eq!(p.param_origins["options"][0], "the default in main.yaml");
     let w: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
     assert_eq!(
         w,
