@@ -17,6 +17,7 @@ pub mod document;
 pub mod facts;
 pub mod fuzzing;
 pub mod graph;
+pub mod helpers;
 pub mod load;
 pub mod locate;
 pub mod mode;
@@ -27,6 +28,7 @@ pub mod resource;
 pub mod resources;
 pub mod schema;
 pub mod suggest;
+pub mod version;
 pub mod wire;
 pub mod yaml;
 

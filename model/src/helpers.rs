@@ -1,0 +1,2 @@
+//! Template helpers (placeholder).
+pub fn register(_hb: &mut handlebars::Handlebars<'static>) {}
