@@ -81,6 +81,9 @@ pub struct When {
     pub scheme: Option<Scheme>,
 }
 
+/// Whether an ordering satisfies an operator (`Ordering::is_ge` for `gte`, …).
+type Test = fn(Ordering) -> bool;
+
 /// Every operator that goes with `fact` or `param`, in the order messages list them.
 pub const OPERATORS: &[&str] = &[
     "equals",
@@ -200,8 +203,8 @@ impl When {
     }
 
     /// The version operator's comparison and the version, if it has one.
-    fn version_operator(&self) -> Option<(fn(Ordering) -> bool, &str)> {
-        let ops: [(&Option<String>, fn(Ordering) -> bool); 5] = [
+    fn version_operator(&self) -> Option<(Test, &str)> {
+        let ops: [(&Option<String>, Test); 5] = [
             (&self.version_gt, Ordering::is_gt),
             (&self.version_gte, Ordering::is_ge),
             (&self.version_lt, Ordering::is_lt),
@@ -212,8 +215,8 @@ impl When {
     }
 
     /// The numeric operator's comparison and the number, if it has one.
-    fn numeric_operator(&self) -> Option<(fn(Ordering) -> bool, &Number)> {
-        let ops: [(&Option<Number>, fn(Ordering) -> bool); 4] = [
+    fn numeric_operator(&self) -> Option<(Test, &Number)> {
+        let ops: [(&Option<Number>, Test); 4] = [
             (&self.gt, Ordering::is_gt),
             (&self.gte, Ordering::is_ge),
             (&self.lt, Ordering::is_lt),
@@ -421,7 +424,8 @@ mod tests {
 
     #[test]
     fn set_and_exists() {
-        let params = json!({"proxy": null, "port": 0, "name": "", "users": {"bob": {"shell": "/bin/zsh", "editor": null}}});
+        let params =
+            json!({"proxy": null, "port": 0, "name": "", "users": {"bob": {"shell": "/bin/zsh", "editor": null}}});
         let t = |y: &str| when(y).eval(&json!({}), &params);
         assert!(t("{param: proxy, set: false}"), "null is not set");
         assert!(t("{param: port, set: true}") && t("{param: name, set: true}"), "0 and \"\" are set");
@@ -433,7 +437,8 @@ mod tests {
 
     #[test]
     fn parameters_by_path() {
-        let params = json!({"env": "prod", "users": {"bob": {"editor": "vim", "uid": "1001"}}, "admins": ["ann", "bo"]});
+        let params =
+            json!({"env": "prod", "users": {"bob": {"editor": "vim", "uid": "1001"}}, "admins": ["ann", "bo"]});
         let t = |y: &str| when(y).eval(&json!({}), &params);
         assert!(t("{param: users.bob.editor, equals: vim}"));
         assert!(t("{param: users.bob.uid, gte: 1000}"));
@@ -464,7 +469,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_serde() {
-        let c = when("{any: [{fact: a, version_gte: '1.10', scheme: rpm}, {param: b.c, lte: 2.5}, {param: d, set: true}]}");
+        let c =
+            when("{any: [{fact: a, version_gte: '1.10', scheme: rpm}, {param: b.c, lte: 2.5}, {param: d, set: true}]}");
         let again: When = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(c, again);
     }

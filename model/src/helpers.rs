@@ -40,7 +40,9 @@ pub enum HelperError {
     Type { helper: &'static str, param: &'static str, expected: &'static str, got: String },
     #[error("{helper}: unknown option `{option}` (it takes {known})")]
     Option { helper: &'static str, option: String, known: String },
-    #[error("{helper}: the result would be {size} bytes; the limit is {MAX_TEMPLATE_BYTES} (limit: template.max_bytes)")]
+    #[error(
+        "{helper}: the result would be {size} bytes; the limit is {MAX_TEMPLATE_BYTES} (limit: template.max_bytes)"
+    )]
     TooLarge { helper: &'static str, size: usize },
     /// Writing stopped at the limit, so the full size is not known.
     #[error("{helper}: the result would be over the limit of {MAX_TEMPLATE_BYTES} bytes (limit: template.max_bytes)")]

@@ -48,13 +48,11 @@ pub fn sort(a: &Args) -> Result<Value, HelperError> {
     }
     if list.iter().all(Value::is_number) {
         let mut v = list.clone();
-        v.sort_by(|x, y| compare_numbers(x, y));
+        v.sort_by(compare_numbers);
         return Ok(Value::Array(v));
     }
     let first_string = list.first().is_some_and(Value::is_string);
-    let odd = list.iter().enumerate().find(|(_, v)| {
-        if first_string { !v.is_string() } else { !v.is_number() }
-    });
+    let odd = list.iter().enumerate().find(|(_, v)| if first_string { !v.is_string() } else { !v.is_number() });
     let (i, v) = odd.unwrap_or((0, &Value::Null));
     Err(a.invalid(format!("LIST must hold only strings or only numbers; item {i} is {}", describe(v))))
 }

@@ -12,12 +12,15 @@ use crate::version::{self, Scheme};
 ///
 /// Strict mode does not stop a missing VALUE: handlebars hands helpers a
 /// missing argument as "missing" and leaves the error to them, and this one
-/// does not raise it. A missing FALLBACK is an error.
+/// does not raise it. A missing FALLBACK is an error even when VALUE is
+/// there, so that a mistyped fallback shows on the first render, not on the
+/// host where VALUE happens to be missing.
 pub fn default(a: &Args) -> Result<Value, HelperError> {
     a.expect(2, &[])?;
+    let fallback = a.value(1)?;
     match a.maybe(0) {
-        Some(Value::Null) | None => a.value(1).cloned(),
-        Some(Value::String(s)) if s.is_empty() => a.value(1).cloned(),
+        Some(Value::Null) | None => Ok(fallback.clone()),
+        Some(Value::String(s)) if s.is_empty() => Ok(fallback.clone()),
         Some(v) => Ok(v.clone()),
     }
 }
@@ -68,8 +71,9 @@ pub fn version_compare(a: &Args) -> Result<Value, HelperError> {
     };
     let scheme = match a.option_text("scheme")? {
         None => Scheme::Auto,
-        Some(name) => Scheme::parse(name)
-            .ok_or_else(|| a.invalid(format!("unknown scheme {name:?}; use {}", Scheme::NAMES)))?,
+        Some(name) => {
+            Scheme::parse(name).ok_or_else(|| a.invalid(format!("unknown scheme {name:?}; use {}", Scheme::NAMES)))?
+        }
     };
     let family = a.root().pointer("/facts/os/family").and_then(Value::as_str);
     let scheme = scheme.on_host(family);

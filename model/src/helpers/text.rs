@@ -68,7 +68,8 @@ pub fn indent(a: &Args) -> Result<Value, HelperError> {
     let s = a.text(0, "STRING")?;
     let pad: String = match a.value(1)? {
         Value::Number(n) => {
-            let width = n.as_u64().ok_or_else(|| a.invalid(format!("WIDTH must be a whole number of spaces, not {n}")))?;
+            let width =
+                n.as_u64().ok_or_else(|| a.invalid(format!("WIDTH must be a whole number of spaces, not {n}")))?;
             let width = usize::try_from(width).unwrap_or(usize::MAX);
             within_limit(a.helper(), s.len().saturating_add(width))?;
             " ".repeat(width)
@@ -120,10 +121,7 @@ pub struct RegexReplace {
 impl RegexReplace {
     fn compile(&self, a: &Args, pattern: &str) -> Result<Regex, HelperError> {
         if pattern.len() > MAX_PATTERN_BYTES {
-            return Err(a.invalid(format!(
-                "the pattern is {} bytes; the limit is {MAX_PATTERN_BYTES}",
-                pattern.len()
-            )));
+            return Err(a.invalid(format!("the pattern is {} bytes; the limit is {MAX_PATTERN_BYTES}", pattern.len())));
         }
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((_, re)) = cache.iter().find(|(p, _)| p == pattern) {
