@@ -102,6 +102,32 @@ pub const OPERATORS: &[&str] = &[
     "version_eq",
 ];
 
+impl When {
+    /// Every key a condition may have, for "did you mean" hints on unknown ones.
+    pub const KEYS: &'static [&'static str] = &[
+        "all",
+        "any",
+        "not",
+        "fact",
+        "param",
+        "equals",
+        "in",
+        "matches",
+        "exists",
+        "set",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "version_gt",
+        "version_gte",
+        "version_lt",
+        "version_lte",
+        "version_eq",
+        "scheme",
+    ];
+}
+
 /// A version written as a string. An unquoted `1.10` reaches here as the
 /// number 1.1, so a number with a fraction is refused rather than compared
 /// as a different version; a whole number (`12`) is unambiguous.
@@ -465,6 +491,16 @@ mod tests {
         assert!(when("{fact: a, set: true}").problems().is_empty());
         assert!(!when("{fact: a, set: true, exists: true}").problems().is_empty());
         assert!(when("{fact: a, version_lt: '2', scheme: rpm}").problems().is_empty());
+    }
+
+    #[test]
+    fn keys_are_every_field() {
+        let e = serde_yaml::from_str::<When>("{nope: 1}").unwrap_err().to_string();
+        let listed: Vec<&str> = e.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, When::KEYS, "{e}");
+        for op in OPERATORS {
+            assert!(When::KEYS.contains(op), "{op}");
+        }
     }
 
     #[test]
