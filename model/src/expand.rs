@@ -178,7 +178,7 @@ impl<'a> Compiler<'a> {
         let c = match serde_path_to_error::deserialize::<_, When>(w) {
             Ok(c) => c,
             Err(e) => {
-                self.push(crate::typing::serde_diag(file, at, &e, Some(id.to_string()), &[]), scope);
+                self.push(crate::typing::serde_diag(file, at, &e, Some(id.to_string()), When::KEYS), scope);
                 return None;
             }
         };

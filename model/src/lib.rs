@@ -20,6 +20,7 @@ pub mod expand;
 pub mod facts;
 pub mod fuzzing;
 pub mod graph;
+pub mod helpers;
 pub mod load;
 pub mod locate;
 pub mod mode;
@@ -32,6 +33,7 @@ pub mod schema;
 pub mod suggest;
 pub mod typing;
 pub mod values;
+pub mod version;
 pub mod wire;
 pub mod yaml;
 

@@ -29,6 +29,7 @@ impl Default for Renderer {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
+        crate::helpers::register(&mut hb);
         Self { hb }
     }
 }
