@@ -190,12 +190,12 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
     let params = resolved.values;
     let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
 
-    let active = active_files(set, opts, &json!(params));
-    let mut c =
-        crate::expand::Compiler::new(set, source, opts, renderer, json!({ "facts": opts.facts, "params": params }));
+    let ctx = json!({ "facts": opts.facts, "params": params });
+    let active = active_files(set, opts, &ctx["params"]);
+    let mut c = crate::expand::Compiler::new(set, source, opts, renderer, ctx);
     c.diags = diags;
     c.warnings = warnings;
-    c.declared_params = plain;
+    c.declared_params = Rc::new(plain);
     for (fi, file) in set.files.iter().enumerate() {
         let Some(conditional) = active[fi] else { continue };
         c.recipe_file(file, conditional);
@@ -436,7 +436,11 @@ fn graph_phase(
     instances: &HashMap<String, Vec<usize>>,
     diags: &mut Diagnostics,
 ) -> Result<Plan, Diagnostics> {
-    let all_ids: Vec<String> = pending.iter().map(|p| p.res.id.to_string()).chain(instances.keys().cloned()).collect();
+    // Every id, for "did you mean" (built on the first dangling reference only).
+    let all_ids = std::cell::OnceCell::new();
+    let ids_of = |pending: &[Pending]| -> Vec<String> {
+        pending.iter().map(|p| p.res.id.to_string()).chain(instances.keys().cloned()).collect()
+    };
     let mut edges: Vec<(usize, usize)> = Vec::new();
     let mut notify_edges: Vec<(usize, usize)> = Vec::new();
     for idx in 0..pending.len() {
@@ -452,10 +456,12 @@ fn graph_phase(
                 match instances.get(&r.target) {
                     Some(members) => members.iter().copied().filter(|&m| m != idx).collect(),
                     None => {
-                        diags.push(
-                            located(format!("{field} `{}`, which no recipe instantiates", r.target))
-                                .hint(did_you_mean(&r.target, all_ids.iter().map(String::as_str))),
-                        );
+                        diags.push(located(format!("{field} `{}`, which no recipe instantiates", r.target)).hint(
+                            did_you_mean(
+                                &r.target,
+                                all_ids.get_or_init(|| ids_of(&pending)).iter().map(String::as_str),
+                            ),
+                        ));
                         continue;
                     }
                 }
@@ -470,10 +476,12 @@ fn graph_phase(
                 match by_id.get(&target) {
                     Some(&t) => vec![t],
                     None => {
-                        diags.push(
-                            located(format!("{field} `{}`, which no recipe declares", r.target))
-                                .hint(did_you_mean(&r.target, all_ids.iter().map(String::as_str))),
-                        );
+                        diags.push(located(format!("{field} `{}`, which no recipe declares", r.target)).hint(
+                            did_you_mean(
+                                &r.target,
+                                all_ids.get_or_init(|| ids_of(&pending)).iter().map(String::as_str),
+                            ),
+                        ));
                         continue;
                     }
                 }

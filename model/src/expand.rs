@@ -56,11 +56,22 @@ struct Scope<'a> {
     loops: usize,
     /// The parameters declared where the entry is written.
     params: Rc<IndexMap<String, ParamSpec>>,
+    /// `frames`, joined (kept with them by `enter`).
+    joined: Option<Rc<str>>,
 }
 
 impl Scope<'_> {
     fn context(&self) -> Option<String> {
-        (!self.frames.is_empty()).then(|| self.frames.join(", "))
+        self.joined.as_deref().map(str::to_string)
+    }
+
+    /// Adds a frame (a loop item, an instance).
+    fn enter(&mut self, frame: String) {
+        self.joined = Some(match &self.joined {
+            Some(j) => format!("{j}, {frame}").into(),
+            None => frame.as_str().into(),
+        });
+        self.frames.push(frame);
     }
 }
 
@@ -79,7 +90,7 @@ pub struct Compiler<'a> {
     /// `{facts, params, item, key, index, …}`.
     pub ctx: Json,
     /// The recipes' own parameter declarations.
-    pub declared_params: IndexMap<String, ParamSpec>,
+    pub declared_params: Rc<IndexMap<String, ParamSpec>>,
     components: HashMap<PathBuf, Option<Rc<Component>>>,
     component_data: HashMap<PathBuf, Rc<Layers>>,
     declared: usize,
@@ -107,7 +118,7 @@ impl<'a> Compiler<'a> {
             instances: HashMap::new(),
             instance_secrets: Vec::new(),
             ctx,
-            declared_params: IndexMap::new(),
+            declared_params: Rc::default(),
             components: HashMap::new(),
             component_data: HashMap::new(),
             declared: 0,
@@ -122,7 +133,7 @@ impl<'a> Compiler<'a> {
 
     /// Expands one recipe file's resources.
     pub fn recipe_file(&mut self, file: &'a SourceFile, conditional: bool) {
-        let scope = Scope { conditional, params: Rc::new(self.declared_params.clone()), ..Scope::default() };
+        let scope = Scope { conditional, params: self.declared_params.clone(), ..Scope::default() };
         self.resource_list(FileRef::Set(file), &YamlPath::root(), "resources", &scope);
     }
 
@@ -149,20 +160,19 @@ impl<'a> Compiler<'a> {
     }
 
     fn entry(&mut self, file: FileRef<'a>, path: &YamlPath, scope: &Scope<'a>) {
-        let Some(item) = lookup_yaml(&file.doc, path) else { return };
+        // Borrowed from a handle of our own, so `self` stays free to change.
+        let doc = file.clone();
+        let Some(item) = lookup_yaml(&doc.doc, path) else { return };
         let Value::Mapping(map) = item else {
             self.push(file.diag_value(path, "a resource is a mapping such as `- file: /etc/motd`"), scope);
             return;
         };
         if map.contains_key("for_each") {
-            let map = map.clone();
-            self.for_each(file, &map, path, scope);
+            self.for_each(file, map, path, scope);
         } else if map.contains_key("use") {
-            let map = map.clone();
-            self.instance(file, &map, path, scope);
+            self.instance(file, map, path, scope);
         } else {
-            let map = map.clone();
-            self.resource(file, &map, path, scope);
+            self.resource(file, map, path, scope);
         }
     }
 
@@ -297,7 +307,7 @@ impl<'a> Compiler<'a> {
             }
             let mut child = scope.clone();
             child.loops += 1;
-            child.frames.push(frame(key.as_deref(), index, &item));
+            child.enter(frame(key.as_deref(), index, &item));
             if let Some(m) = self.ctx.as_object_mut() {
                 if let Some(v) = &var {
                     m.insert(
@@ -468,7 +478,7 @@ impl<'a> Compiler<'a> {
             return;
         }
         let mut child = scope.clone();
-        child.frames.push(label.clone());
+        child.enter(label.clone());
         if let Some(w) = map.get("when") {
             child.conditional = true;
             match self.condition(&file, w, &path.key("when"), scope, &label) {

@@ -38,6 +38,14 @@ macro_rules! kinds {
                 match self { $(Kind::$variant => <$props as JsonSchema>::json_schema(generator)),* }
             }
 
+            /// Deserializes this type's properties, consuming them: the fast
+            /// path for valid ones (no error path is tracked).
+            pub fn spec_owned(self, v: serde_yaml::Value) -> Result<Spec, serde_yaml::Error> {
+                Ok(match self {
+                    $(Kind::$variant => Spec::$variant(serde_yaml::from_value(v)?)),*
+                })
+            }
+
             /// Deserializes this type's properties.
             pub fn spec_from(self, v: &serde_yaml::Value) -> Result<Spec, serde_path_to_error::Error<serde_yaml::Error>> {
                 Ok(match self {

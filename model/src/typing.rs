@@ -19,11 +19,10 @@ pub fn typed_spec(
     id: &ResourceId,
     diags: &mut Diagnostics,
 ) -> Option<Spec> {
-    let whole = Value::Mapping(props);
-    if let Ok(spec) = kind.spec_from(&whole) {
+    if let Ok(spec) = kind.spec_owned(Value::Mapping(props.clone())) {
         return Some(spec);
     }
-    let Value::Mapping(mut props) = whole else { return None };
+    let mut props = props;
     let known = known_fields(kind);
     let candidates: Vec<&str> = known.iter().map(String::as_str).chain(Common::KEYS.iter().copied()).collect();
     let unknown: Vec<Value> =
@@ -90,8 +89,11 @@ pub fn string_props(kind: Kind) -> &'static [String] {
 
 /// Writes numbers and booleans as text in string-only properties.
 pub fn stringify_scalars(kind: Kind, props: &mut Mapping) {
-    for name in string_props(kind) {
-        if let Some(v) = props.get_mut(name.as_str()) {
+    for (k, v) in props.iter_mut() {
+        if !matches!(v, Value::Number(_) | Value::Bool(_)) {
+            continue;
+        }
+        if k.as_str().is_some_and(|k| string_props(kind).iter().any(|p| p == k)) {
             match v {
                 Value::Number(n) => *v = Value::String(n.to_string()),
                 Value::Bool(b) => *v = Value::String(b.to_string()),
