@@ -1,13 +1,20 @@
-//! Facts about the host: cheap ones are read on every run; the EC2 metadata
-//! probe is gated, time-boxed and cached.
+//! Facts about the host: cheap ones are read on every run (files only, no
+//! process spawned); the EC2 metadata probe is gated, time-boxed and cached;
+//! executable custom facts are time-boxed and cached.
 
 mod custom;
 pub mod ec2;
+mod init;
+mod mounts;
 mod net;
 mod os;
+mod packages;
+mod security;
+mod ssh;
 mod time;
+mod virt;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -38,11 +45,15 @@ impl Default for FactOptions {
 
 /// Gathers every fact.
 pub fn gather(opts: &FactOptions) -> Value {
+    let root = Path::new("/");
     let (hostname, kernel, arch) = os::uname();
     let fqdn = os::fqdn(&hostname);
     let domain = fqdn.split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
     let interfaces = net::interfaces();
-    let ipv4 = net::primary_ipv4(&interfaces);
+    let route = net::default_route();
+    let ipv4 = net::primary_ipv4(&interfaces, route.as_ref());
+    let ipv4_default = net::ipv4_default(&interfaces, route.as_ref());
+    let virtualization = virt::facts(kernel["release"].as_str().unwrap_or_default());
     let mut facts = json!({
         "os": os::os_release(),
         "hostname": hostname,
@@ -54,6 +65,15 @@ pub fn gather(opts: &FactOptions) -> Value {
         "memory": os::memory(),
         "interfaces": interfaces,
         "ipv4": ipv4,
+        "ipv4_default": ipv4_default,
+        "virtualization": virtualization,
+        "init": init::init(root),
+        "systemd": { "version": init::systemd_version(root) },
+        "selinux": security::selinux(root),
+        "apparmor": security::apparmor(root),
+        "mounts": mounts::facts(),
+        "packages": { "manager": packages::manager(root) },
+        "ssh": ssh::host_keys(root),
         "custom": custom::load(&opts.facts_dir),
         "tend": { "version": env!("CARGO_PKG_VERSION") },
     });
