@@ -4,6 +4,8 @@
 
 mod custom;
 pub mod ec2;
+mod exec_cache;
+mod executable;
 mod init;
 mod mounts;
 mod net;
@@ -15,6 +17,7 @@ mod time;
 mod virt;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -28,9 +31,21 @@ pub struct FactOptions {
     pub ec2: Ec2Mode,
     /// The instance metadata endpoint (tests point it at loopback).
     pub imds_endpoint: String,
-    /// Where the EC2 result is cached (per boot); None disables the cache.
+    /// Where the EC2 result and the output of executable facts are cached;
+    /// None disables both caches.
     pub cache_dir: Option<PathBuf>,
+    /// How long an executable fact may run before its process group is killed.
+    pub exec_timeout: Duration,
+    /// How long an executable fact's output is reused (zero: run it every time).
+    pub exec_cache: Duration,
 }
+
+/// The default of `exec_timeout` (`fact_timeout` in the agent configuration).
+pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of `exec_cache` (`fact_cache`): shorter than the run interval,
+/// so each daemon run sees fresh output, while bursts of runs (commands,
+/// repeated applies) share one.
+pub const DEFAULT_EXEC_CACHE: Duration = Duration::from_secs(5 * 60);
 
 impl Default for FactOptions {
     fn default() -> Self {
@@ -39,12 +54,27 @@ impl Default for FactOptions {
             ec2: Ec2Mode::Auto,
             imds_endpoint: ec2::DEFAULT_ENDPOINT.to_string(),
             cache_dir: None,
+            exec_timeout: DEFAULT_EXEC_TIMEOUT,
+            exec_cache: DEFAULT_EXEC_CACHE,
         }
     }
 }
 
-/// Gathers every fact.
+/// The facts, and the problems met gathering them (a custom facts file or
+/// program left out), for the run report.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub facts: Value,
+    pub warnings: Vec<String>,
+}
+
+/// Gathers every fact (problems are logged; see [`gather_with_warnings`]).
 pub fn gather(opts: &FactOptions) -> Value {
+    gather_with_warnings(opts).facts
+}
+
+/// Gathers every fact, and says what went wrong.
+pub fn gather_with_warnings(opts: &FactOptions) -> Gathered {
     let root = Path::new("/");
     let (hostname, kernel, arch) = os::uname();
     let fqdn = os::fqdn(&hostname);
@@ -54,6 +84,12 @@ pub fn gather(opts: &FactOptions) -> Value {
     let ipv4 = net::primary_ipv4(&interfaces, route.as_ref());
     let ipv4_default = net::ipv4_default(&interfaces, route.as_ref());
     let virtualization = virt::facts(kernel["release"].as_str().unwrap_or_default());
+    let exec = custom::ExecOptions {
+        timeout: opts.exec_timeout,
+        cache_dir: opts.cache_dir.as_deref(),
+        cache_ttl: opts.exec_cache,
+    };
+    let custom = custom::load(&opts.facts_dir, &exec);
     let mut facts = json!({
         "os": os::os_release(),
         "hostname": hostname,
@@ -74,7 +110,7 @@ pub fn gather(opts: &FactOptions) -> Value {
         "mounts": mounts::facts(),
         "packages": { "manager": packages::manager(root) },
         "ssh": ssh::host_keys(root),
-        "custom": custom::load(&opts.facts_dir),
+        "custom": Value::Object(custom.facts),
         "tend": { "version": env!("CARGO_PKG_VERSION") },
     });
     if let Some(e) = ec2::facts(opts) {
@@ -83,7 +119,7 @@ pub fn gather(opts: &FactOptions) -> Value {
     if let Some(t) = time::ntp() {
         facts["ntp"] = t;
     }
-    facts
+    Gathered { facts, warnings: custom.warnings }
 }
 
 /// Every standard fact with a placeholder value (see `tend_model::facts`).
