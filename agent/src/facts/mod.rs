@@ -126,3 +126,39 @@ pub fn gather_with_warnings(opts: &FactOptions) -> Gathered {
 pub fn skeleton() -> Value {
     tend_model::facts::skeleton()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The facts gathered here have the shape of the skeleton that recipes
+    /// are validated against, key for key (`ec2` and `ntp` may be missing).
+    #[test]
+    fn gathered_facts_have_the_skeleton_shape() {
+        fn same_shape(path: &str, skeleton: &Value, real: &Value) {
+            match (skeleton, real) {
+                (Value::Object(s), Value::Object(_)) if s.is_empty() => {}
+                (Value::Object(s), Value::Object(r)) => {
+                    for k in r.keys() {
+                        assert!(s.contains_key(k), "{path}.{k} is gathered but not in the skeleton");
+                    }
+                    for (k, v) in s {
+                        match r.get(k) {
+                            Some(rv) => same_shape(&format!("{path}.{k}"), v, rv),
+                            None if path == "facts" && (k == "ec2" || k == "ntp") => {}
+                            None => panic!("{path}.{k} is in the skeleton but not gathered"),
+                        }
+                    }
+                }
+                (Value::String(_), Value::String(_))
+                | (Value::Number(_), Value::Number(_))
+                | (Value::Bool(_), Value::Bool(_))
+                | (Value::Array(_), Value::Array(_)) => {}
+                _ => panic!("{path}: gathered {real}, the skeleton has {skeleton}"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let opts = FactOptions { facts_dir: dir.path().to_path_buf(), ec2: Ec2Mode::Off, ..FactOptions::default() };
+        same_shape("facts", &skeleton(), &gather(&opts));
+    }
+}
