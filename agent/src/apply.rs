@@ -96,7 +96,8 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     let previous = args.state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
     let opts = RunOptions { dry_run: args.dry_run, diffs: args.diff, previous: previous.clone(), host };
-    let mut report = engine::run(&plan, &opts, &engine::Host { facts: &facts, runner: &crate::resources::SystemRunner });
+    let mut report =
+        engine::run(&plan, &opts, &engine::Host { facts: &facts, runner: &crate::resources::SystemRunner });
     report.warnings = warnings;
     let mut code = report.exit_code();
     // The run happened: record it before anything else can fail, and let a

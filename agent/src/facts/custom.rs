@@ -88,7 +88,8 @@ fn warn(warnings: &mut Vec<String>, path: &Path, why: &str) {
 /// Names that are not programs to run: hidden files, editor backups and
 /// package manager leftovers (`run-parts` skips the same kind).
 fn ignored_program_name(name: &str) -> bool {
-    const LEFTOVERS: &[&str] = &[".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".rpmnew", ".rpmsave", ".rpmorig"];
+    const LEFTOVERS: &[&str] =
+        &[".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".rpmnew", ".rpmsave", ".rpmorig"];
     name.starts_with('.') || name.ends_with('~') || LEFTOVERS.iter().any(|s| name.ends_with(s))
 }
 
@@ -138,7 +139,10 @@ fn run_programs(
             .iter()
             .map(|&(i, _, _)| s.spawn(move || executable::run(&items[i].path, dir, exec.timeout)))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ExecFactError::Failed("panicked".into())))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ExecFactError::Failed("panicked".into()))))
+            .collect()
     });
     for (&(i, program, stamp), result) in to_run.iter().zip(ran) {
         match &result {
@@ -163,7 +167,8 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    const NO_CACHE: ExecOptions = ExecOptions { timeout: Duration::from_secs(10), cache_dir: None, cache_ttl: Duration::ZERO };
+    const NO_CACHE: ExecOptions =
+        ExecOptions { timeout: Duration::from_secs(10), cache_dir: None, cache_ttl: Duration::ZERO };
 
     #[test]
     fn yaml_and_programs_merge_in_name_order() {

@@ -84,7 +84,8 @@ fn parse_default_route(route: &str) -> Option<DefaultRoute> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // Iface Destination Gateway Flags RefCnt Use Metric Mask …
-            let (iface, dest, gw, flags, metric, mask) = (f.first()?, f.get(1)?, f.get(2)?, f.get(3)?, f.get(6)?, f.get(7)?);
+            let (iface, dest, gw, flags, metric, mask) =
+                (f.first()?, f.get(1)?, f.get(2)?, f.get(3)?, f.get(6)?, f.get(7)?);
             let up = hex(flags)? & RTF_UP != 0;
             (up && hex(dest)? == 0 && hex(mask)? == 0).then_some(())?;
             // The kernel prints the address as it lies in memory, read as a native integer.
@@ -103,18 +104,27 @@ mod tests {
         format!("{:08X}", u32::from_ne_bytes(ip))
     }
 
-    fn table(rows: &[(&str, [u8; 4], [u8; 4], u32, u32)]) -> String {
+    /// Interface, destination, gateway, flags, metric.
+    type Row<'a> = (&'a str, [u8; 4], [u8; 4], u32, u32);
+
+    fn table(rows: &[Row]) -> String {
         let mut t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n".to_string();
         for (iface, dest, gw, flags, metric) in rows {
             let mask = if *dest == [0, 0, 0, 0] { [0, 0, 0, 0] } else { [255, 255, 255, 0] };
-            t += &format!("{iface}\t{}\t{}\t{flags:04X}\t0\t0\t{metric}\t{}\t0\t0\t0\n", hex(*dest), hex(*gw), hex(mask));
+            t += &format!(
+                "{iface}\t{}\t{}\t{flags:04X}\t0\t0\t{metric}\t{}\t0\t0\t0\n",
+                hex(*dest),
+                hex(*gw),
+                hex(mask)
+            );
         }
         t
     }
 
     #[test]
     fn primary_address_follows_the_default_route() {
-        let route = table(&[("br-1", [192, 168, 0, 0], [0, 0, 0, 0], 1, 0), ("eth0", [0, 0, 0, 0], [192, 168, 0, 1], 3, 0)]);
+        let route =
+            table(&[("br-1", [192, 168, 0, 0], [0, 0, 0, 0], 1, 0), ("eth0", [0, 0, 0, 0], [192, 168, 0, 1], 3, 0)]);
         let r = parse_default_route(&route).unwrap();
         assert_eq!(r, DefaultRoute { interface: "eth0".into(), gateway: "192.168.0.1".into(), metric: 0 });
         let interfaces = json!({ "eth0": { "ipv4": ["192.168.0.7"] }, "br-1": { "ipv4": ["192.168.0.2"] } });

@@ -18,8 +18,8 @@ pub fn selinux(root: &Path) -> Value {
 
 /// `{ "enabled" }`: the AppArmor module's `enabled` parameter is `Y`.
 pub fn apparmor(root: &Path) -> Value {
-    let enabled = std::fs::read_to_string(root.join("sys/module/apparmor/parameters/enabled"))
-        .is_ok_and(|v| v.trim() == "Y");
+    let enabled =
+        std::fs::read_to_string(root.join("sys/module/apparmor/parameters/enabled")).is_ok_and(|v| v.trim() == "Y");
     json!({ "enabled": enabled })
 }
 

@@ -183,7 +183,8 @@ fn dmi(root: &Path) -> Option<&'static str> {
             Some(false) => None,
             None => {
                 let product = line(root, "sys/class/dmi/id/product_name").unwrap_or_default();
-                let metal = product.split_once(".metal").is_some_and(|(_, after)| after.is_empty() || after.starts_with('-'));
+                let metal =
+                    product.split_once(".metal").is_some_and(|(_, after)| after.is_empty() || after.starts_with('-'));
                 (!metal).then_some("amazon")
             }
         },
@@ -391,8 +392,7 @@ mod tests {
             ("sys/fs/cgroup/cgroup.type", b""),
         ];
         assert_eq!(at(ns, None), ("container", "container-other"));
-        let host: &[(&str, &[u8])] =
-            &[("sys/fs/cgroup/cgroup.controllers", b""), ("sys/kernel/cgroup/features", b"")];
+        let host: &[(&str, &[u8])] = &[("sys/fs/cgroup/cgroup.controllers", b""), ("sys/kernel/cgroup/features", b"")];
         assert_eq!(at(host, None), ("none", "none"));
     }
 
@@ -407,7 +407,13 @@ mod tests {
         assert_eq!(at(&[("sys/class/dmi/id/board_vendor", b"Oracle Corporation\n")], None), ("vm", "oracle"));
         assert_eq!(at(&[("sys/class/dmi/id/product_version", b"Hyper-V UEFI\n")], None), ("vm", "microsoft"));
         assert_eq!(
-            at(&[("sys/class/dmi/id/sys_vendor", b"Google\n"), ("sys/class/dmi/id/product_name", b"Google Compute Engine\n")], None),
+            at(
+                &[
+                    ("sys/class/dmi/id/sys_vendor", b"Google\n"),
+                    ("sys/class/dmi/id/product_name", b"Google Compute Engine\n")
+                ],
+                None
+            ),
             ("vm", "google")
         );
     }
@@ -415,7 +421,10 @@ mod tests {
     #[test]
     fn amazon_virtual_machines_and_bare_metal() {
         let vendor: (&str, &[u8]) = ("sys/class/dmi/id/sys_vendor", b"Amazon EC2\n");
-        assert_eq!(at(&[vendor, ("sys/class/dmi/id/product_name", b"t3.micro\n")], Some("KVMKVMKVM")), ("vm", "amazon"));
+        assert_eq!(
+            at(&[vendor, ("sys/class/dmi/id/product_name", b"t3.micro\n")], Some("KVMKVMKVM")),
+            ("vm", "amazon")
+        );
         assert_eq!(at(&[vendor, ("sys/class/dmi/id/product_name", b"m5.metal\n")], None), ("none", "none"));
         let mut raw = vec![0u8; 24];
         raw[1] = 24;
@@ -443,8 +452,14 @@ mod tests {
     fn xen_guests_and_control_domain() {
         assert_eq!(at(&[("proc/xen/capabilities", b"\n")], None), ("vm", "xen"));
         assert_eq!(at(&[("proc/xen/capabilities", b"control_d\n")], None), ("none", "none"));
-        assert_eq!(at(&[("proc/xen/x", b""), ("sys/hypervisor/properties/features", b"00000801\n")], None), ("none", "none"));
-        assert_eq!(at(&[("proc/xen/x", b""), ("sys/hypervisor/properties/features", b"00000001\n")], None), ("vm", "xen"));
+        assert_eq!(
+            at(&[("proc/xen/x", b""), ("sys/hypervisor/properties/features", b"00000801\n")], None),
+            ("none", "none")
+        );
+        assert_eq!(
+            at(&[("proc/xen/x", b""), ("sys/hypervisor/properties/features", b"00000001\n")], None),
+            ("vm", "xen")
+        );
         assert_eq!(at(&[("sys/hypervisor/type", b"xen\n")], None), ("vm", "xen"));
         assert_eq!(at(&[("sys/hypervisor/type", b"s390\n")], None), ("vm", "vm-other"));
     }
