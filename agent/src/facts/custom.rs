@@ -43,10 +43,13 @@ pub fn load(dir: &Path, exec: &ExecOptions) -> Custom {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
+    // Programs are named by absolute path: they run in `dir`, and the cache
+    // is keyed by path (no system call when `dir` is absolute already).
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let euid = nix::unistd::geteuid().as_raw();
     let mut items = Vec::new();
     for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
+        let path = dir.join(entry.file_name());
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             items.push(Item { path, source: Source::Yaml });
             continue;
