@@ -9,7 +9,7 @@ pub fn init(root: &Path) -> String {
     if root.join("run/systemd/system").is_dir() {
         return "systemd".into();
     }
-    std::fs::read_to_string(root.join("proc/1/comm")).map(|c| c.trim().to_string()).unwrap_or_default()
+    super::file_head::first_line(&root.join("proc/1/comm")).unwrap_or_default()
 }
 
 /// The installed systemd's version (`252`), from the name of its shared

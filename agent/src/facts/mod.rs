@@ -6,6 +6,7 @@ mod custom;
 pub mod ec2;
 mod exec_cache;
 mod executable;
+mod file_head;
 mod init;
 mod mounts;
 mod net;

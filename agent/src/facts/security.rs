@@ -4,11 +4,13 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::file_head::first_line;
+
 /// `{ "enabled", "mode" }`: `enforcing` or `permissive` from selinuxfs's
 /// `enforce`; `disabled` (not enabled) when selinuxfs is not mounted.
 pub fn selinux(root: &Path) -> Value {
-    let enforce = std::fs::read_to_string(root.join("sys/fs/selinux/enforce")).ok();
-    let mode = match enforce.as_deref().map(str::trim) {
+    let enforce = first_line(&root.join("sys/fs/selinux/enforce"));
+    let mode = match enforce.as_deref() {
         Some("1") => "enforcing",
         Some(_) => "permissive",
         None => "disabled",

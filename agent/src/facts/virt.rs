@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::file_head;
+
 /// Container managers known by name; any other `container=` value is `container-other`.
 const CONTAINERS: &[&str] =
     &["lxc", "lxc-libvirt", "systemd-nspawn", "docker", "podman", "rkt", "wsl", "proot", "pouch"];
@@ -95,12 +97,9 @@ pub fn detect(root: &Path, kernel_release: &str, cpuid: Option<&str>) -> Virt {
     }
 }
 
-/// The first line of a file under `root`, without trailing NULs (device
-/// tree strings) and white space; None when it cannot be read.
+/// The first line of a file under `root`; None when it cannot be read.
 fn line(root: &Path, path: &str) -> Option<String> {
-    let text = std::fs::read(root.join(path)).ok()?;
-    let text = String::from_utf8_lossy(&text);
-    Some(text.lines().next().unwrap_or_default().trim_end_matches('\0').trim().to_string())
+    file_head::first_line(&root.join(path))
 }
 
 fn exists(root: &Path, path: &str) -> bool {
@@ -129,7 +128,7 @@ fn container(root: &Path, kernel_release: &str) -> Option<&'static str> {
 
 /// `container=` in PID 1's environment, when it can be read (root only).
 fn pid1_container_env(root: &Path) -> Option<String> {
-    let env = std::fs::read(root.join("proc/1/environ")).ok()?;
+    let env = file_head::read(&root.join("proc/1/environ"), 64 * 1024)?;
     env.split(|&b| b == 0)
         .find_map(|kv| kv.strip_prefix(b"container="))
         .map(|v| String::from_utf8_lossy(v).trim().to_string())
@@ -166,7 +165,7 @@ fn in_cgroup_namespace(root: &Path) -> bool {
 /// What the SMBIOS "virtual machine" bit (BIOS characteristics extension
 /// byte 2, bit 4) says; None when the table cannot be read (root only).
 fn smbios_vm_bit(root: &Path) -> Option<bool> {
-    let raw = std::fs::read(root.join("sys/firmware/dmi/entries/0-0/raw")).ok()?;
+    let raw = file_head::read(&root.join("sys/firmware/dmi/entries/0-0/raw"), 4096)?;
     (raw.len() >= 20 && raw[1] >= 20).then(|| raw[19] & (1 << 4) != 0)
 }
 
@@ -196,11 +195,8 @@ fn dmi(root: &Path) -> Option<&'static str> {
 /// The first CPU's block of /proc/cpuinfo, read in one bounded read (the
 /// kernel formats the file on demand, so the other CPUs cost nothing).
 fn cpuinfo_head(root: &Path) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; 8192];
-    let n = std::fs::File::open(root.join("proc/cpuinfo")).and_then(|mut f| f.read(&mut buf)).unwrap_or(0);
-    buf.truncate(n);
-    String::from_utf8_lossy(&buf).into_owned()
+    let head = file_head::read(&root.join("proc/cpuinfo"), 8192).unwrap_or_default();
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 fn user_mode_linux(root: &Path) -> bool {
@@ -250,7 +246,7 @@ fn device_tree(root: &Path) -> Option<&'static str> {
 }
 
 fn zvm(root: &Path) -> Option<&'static str> {
-    let text = std::fs::read_to_string(root.join("proc/sysinfo")).ok()?;
+    let text = String::from_utf8(file_head::read(&root.join("proc/sysinfo"), 64 * 1024)?).ok()?;
     let cp = text.lines().find_map(|l| l.strip_prefix("VM00 Control Program:"))?;
     Some(if cp.split_whitespace().next() == Some("z/VM") { "zvm" } else { "kvm" })
 }
