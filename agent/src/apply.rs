@@ -111,7 +111,7 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     let mut fopts = args.facts.clone();
     fopts.cache_dir.get_or_insert_with(|| args.state.root.clone());
     let t = std::time::Instant::now();
-    let facts = facts::gather(&fopts);
+    let facts::Gathered { facts, warnings } = facts::gather_with_warnings(&fopts);
     tracing::debug!(elapsed = ?t.elapsed(), "facts gathered");
     let t = std::time::Instant::now();
     let compiled = compile(&args.recipes, &facts, false, &args.overrides);
@@ -129,7 +129,9 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     let previous = args.state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
     let opts = RunOptions { dry_run: args.dry_run, diffs: args.diff, previous: previous.clone(), host };
-    let report = engine::run(&plan, &opts, &engine::Host { facts: &facts, runner: &crate::resources::SystemRunner });
+    let mut report =
+        engine::run(&plan, &opts, &engine::Host { facts: &facts, runner: &crate::resources::SystemRunner });
+    report.warnings = warnings;
     let mut code = report.exit_code();
     // The run happened: record it before anything else can fail, and let a
     // failure to record or print count as a failure, not as invalid input.

@@ -26,6 +26,12 @@ pub struct AgentConfig {
     pub splay: Duration,
     #[serde(default = "default_facts_dir")]
     pub facts_dir: PathBuf,
+    /// How long an executable in the facts directory may run (`10s`).
+    #[serde(default = "default_fact_timeout", with = "duration")]
+    pub fact_timeout: Duration,
+    /// How long an executable's output is reused (`5m`; `0s`: run it every time).
+    #[serde(default = "default_fact_cache", with = "duration")]
+    pub fact_cache: Duration,
     /// `auto`, `on` or `off`.
     #[serde(default = "default_ec2")]
     pub ec2: String,
@@ -99,6 +105,12 @@ fn default_splay() -> Duration {
 fn default_facts_dir() -> PathBuf {
     PathBuf::from("/etc/tend/facts.d")
 }
+fn default_fact_timeout() -> Duration {
+    crate::facts::DEFAULT_EXEC_TIMEOUT
+}
+fn default_fact_cache() -> Duration {
+    crate::facts::DEFAULT_EXEC_CACHE
+}
 fn default_ec2() -> String {
     "auto".into()
 }
@@ -110,6 +122,8 @@ impl Default for AgentConfig {
             interval: default_interval(),
             splay: default_splay(),
             facts_dir: default_facts_dir(),
+            fact_timeout: default_fact_timeout(),
+            fact_cache: default_fact_cache(),
             ec2: default_ec2(),
             trusted_keys: Vec::new(),
             source: None,
@@ -137,6 +151,7 @@ impl AgentConfig {
             .map_err(|e| anyhow::anyhow!("{}:{}:{}: {}", path.display(), e.line, e.col, e.message))
             .context("reading the agent configuration")?;
         anyhow::ensure!(c.interval >= Duration::from_secs(1), "{}: interval must be at least 1s", path.display());
+        anyhow::ensure!(!c.fact_timeout.is_zero(), "{}: fact_timeout must be more than 0s", path.display());
         if let Some(src) = &c.source {
             crate::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
             anyhow::ensure!(
@@ -175,7 +190,31 @@ impl AgentConfig {
             facts_dir: self.facts_dir.clone(),
             ec2: self.ec2.parse::<Ec2Mode>().map_err(anyhow::Error::msg)?,
             cache_dir: Some(self.state_dir.clone()),
+            exec_timeout: self.fact_timeout,
+            exec_cache: self.fact_cache,
             ..FactOptions::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<AgentConfig> {
+        AgentConfig::parse(text, Path::new("agent.yaml"))
+    }
+
+    #[test]
+    fn executable_fact_settings() {
+        let d = parse("{}").unwrap();
+        assert_eq!((d.fact_timeout, d.fact_cache), (Duration::from_secs(10), Duration::from_secs(300)));
+        let c = parse("fact_timeout: 30s\nfact_cache: 0s\n").unwrap();
+        let o = c.fact_options().unwrap();
+        assert_eq!((o.exec_timeout, o.exec_cache), (Duration::from_secs(30), Duration::ZERO));
+        assert_eq!(o.cache_dir.as_deref(), Some(Path::new("/var/lib/tend")));
+        let e = parse("fact_timeout: 0s\n").unwrap_err();
+        assert!(format!("{e:#}").contains("fact_timeout must be more than 0s"), "{e:#}");
+        assert!(parse("fact_cache: soon\n").is_err());
     }
 }

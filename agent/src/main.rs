@@ -22,9 +22,15 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct FactArgs {
-    /// Directory of custom facts (*.yaml, merged under facts.custom).
+    /// Directory of custom facts (*.yaml and executables, merged under facts.custom).
     #[arg(long, default_value = "/etc/tend/facts.d", env = "TEND_FACTS_DIR")]
     facts_dir: PathBuf,
+    /// How long an executable in the facts directory may run (`10s`).
+    #[arg(long, default_value = "10s", env = "TEND_FACT_TIMEOUT", value_parser = humantime::parse_duration)]
+    fact_timeout: std::time::Duration,
+    /// How long an executable's output is reused from the state directory (`5m`; `0s`: never).
+    #[arg(long, default_value = "5m", env = "TEND_FACT_CACHE", value_parser = humantime::parse_duration)]
+    fact_cache: std::time::Duration,
     /// Probe EC2 instance metadata: auto (only on EC2 hardware), on, off.
     #[arg(long, default_value = "auto", env = "TEND_EC2")]
     ec2: Ec2Mode,
@@ -40,6 +46,8 @@ impl FactArgs {
             ec2: self.ec2,
             imds_endpoint: self.imds_endpoint.clone(),
             cache_dir: cache,
+            exec_timeout: self.fact_timeout,
+            exec_cache: self.fact_cache,
         }
     }
 }

@@ -240,14 +240,14 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
             eprintln!("warning: recipe source unreachable ({why}); converging from the cached recipe set")
         }
     }
-    let facts = facts::gather(fopts);
+    let facts::Gathered { facts, warnings } = facts::gather_with_warnings(fopts);
     if let Some(server) = &server {
         match rt.block_on(upload_facts(&id, server, state, &facts)) {
             Ok(sent) => tracing::info!(sent, "inventory"),
             Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
         }
     }
-    let (report, code) = converge(state, trusted, &facts, &set.recipes, matches!(source, Source::Cached(_)));
+    let (report, code) = converge(state, trusted, &facts, warnings, &set.recipes, matches!(source, Source::Cached(_)));
     let report_to = server.or_else(|| node.as_ref().map(|n| n.server.clone()));
     if let Some(server) = &report_to {
         match rt.block_on(send_reports(&id, server, state, &report)) {
@@ -263,11 +263,13 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
 
 /// Converges a set of recipes (trust checked, compiled, run) and saves the
 /// run's state, as `apply` does. The caller holds the run lock. Returns the
-/// report and the exit code (as `apply`'s).
+/// report and the exit code (as `apply`'s). `warnings` (from gathering the
+/// facts) go into the report.
 pub fn converge(
     state: &StateDir,
     trusted: &[String],
     facts: &serde_json::Value,
+    warnings: Vec<String>,
     recipes: &[AssignedRecipe],
     cached: bool,
 ) -> (Report, i32) {
@@ -306,6 +308,7 @@ pub fn converge(
         cached,
         recipes: plans.iter().flat_map(|p| p.recipes.clone()).collect(),
         errors,
+        warnings,
         summary: Default::default(),
         resources: reports.iter().flat_map(|r| r.resources.clone()).collect(),
     };

@@ -83,6 +83,10 @@ pub struct Report {
     /// resources did not run. Each counts as a failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Problems that did not stop the run, such as a custom facts file or
+    /// program left out. They do not change the exit code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub summary: Summary,
     pub resources: Vec<ResourceReport>,
 }

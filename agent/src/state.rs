@@ -118,7 +118,16 @@ impl StateDir {
     pub fn reset_identity(&self) -> Result<Vec<PathBuf>, StateError> {
         let _lock = self.lock()?;
         let mut removed = Vec::new();
-        for name in ["identity", "cache", "queue", "commands", "ec2-facts.json", "last_report.json", "desired.json"] {
+        for name in [
+            "identity",
+            "cache",
+            "queue",
+            "commands",
+            "ec2-facts.json",
+            "exec-facts.json",
+            "last_report.json",
+            "desired.json",
+        ] {
             let path = self.path(name);
             let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             match gone {

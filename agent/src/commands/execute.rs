@@ -182,8 +182,8 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
     if crate::apply::refused_while_disabled(&state) {
         return StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name));
     }
-    let facts = match ctx.cfg.fact_options() {
-        Ok(o) => crate::facts::gather(&o),
+    let gathered = match ctx.cfg.fact_options() {
+        Ok(o) => crate::facts::gather_with_warnings(&o),
         Err(e) => return StepEnd::Failed(1, e.to_string()),
     };
     let assigned = AssignedRecipe {
@@ -192,7 +192,8 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
         params: r.params.clone(),
         bundle: r.bundle.clone(),
     };
-    let (report, code) = crate::pull::converge(&state, &ctx.cfg.trusted_keys, &facts, &[assigned], false);
+    let (report, code) =
+        crate::pull::converge(&state, &ctx.cfg.trusted_keys, &gathered.facts, gathered.warnings, &[assigned], false);
     let _ = crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut out.stdout);
     for e in &report.errors {
         out.stderr.extend_from_slice(format!("error: {e}\n").as_bytes());

@@ -147,6 +147,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
         cached: false,
         recipes: plan.recipes.clone(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         summary: Default::default(),
         resources: out,
     };

@@ -21,15 +21,34 @@ pub fn parse_os_release(text: &str) -> Value {
     let field = |k: &str| get.get(k).cloned().unwrap_or_default();
     let id = field("ID");
     let like = field("ID_LIKE");
+    let version = field("VERSION");
+    let version_id = field("VERSION_ID");
+    let codename = Some(field("VERSION_CODENAME"))
+        .filter(|c| !c.is_empty())
+        .or_else(|| Some(field("UBUNTU_CODENAME")).filter(|c| !c.is_empty()))
+        .unwrap_or_else(|| codename_in(&version).to_string());
     json!({
         "id": id,
         "name": field("NAME"),
         "pretty_name": field("PRETTY_NAME"),
-        "version": field("VERSION"),
-        "version_id": field("VERSION_ID"),
-        "codename": field("VERSION_CODENAME"),
+        "version": version,
+        "version_id": version_id,
+        "version_major": version_major(&version_id),
+        "codename": codename,
         "family": family(&id, &like),
     })
+}
+
+/// The part of VERSION_ID before its first dot: `9.3` → `9`, `12` → `12`.
+fn version_major(version_id: &str) -> &str {
+    version_id.split('.').next().unwrap_or_default()
+}
+
+/// The code name in a VERSION such as `9 (stretch)` or `9.3 (Blue Onyx)`:
+/// the text in parentheses, as written; empty when there is none.
+fn codename_in(version: &str) -> &str {
+    let Some((_, rest)) = version.split_once('(') else { return "" };
+    rest.split(')').next().unwrap_or_default().trim()
 }
 
 /// `debian`, `redhat`, `suse`, `arch`, `alpine`, or the id itself.
@@ -122,5 +141,26 @@ mod tests {
         assert_eq!(a["family"], "redhat");
         let u = parse_os_release("ID=ubuntu\nID_LIKE=debian\n");
         assert_eq!(u["family"], "debian");
+    }
+
+    #[test]
+    fn major_version_is_the_part_before_the_first_dot() {
+        assert_eq!(parse_os_release("VERSION_ID=\"12\"\n")["version_major"], "12");
+        assert_eq!(parse_os_release("VERSION_ID=\"9.3\"\n")["version_major"], "9");
+        assert_eq!(parse_os_release("VERSION_ID=22.04\n")["version_major"], "22");
+        assert_eq!(parse_os_release("ID=arch\n")["version_major"], "");
+    }
+
+    #[test]
+    fn codename_falls_back_to_the_version_text() {
+        let named = parse_os_release("VERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\n");
+        assert_eq!(named["codename"], "bookworm");
+        let old = parse_os_release("VERSION=\"9 (stretch)\"\nVERSION_ID=\"9\"\n");
+        assert_eq!(old["codename"], "stretch");
+        let ubuntu = parse_os_release("VERSION=\"16.04.7 LTS (Xenial Xerus)\"\nUBUNTU_CODENAME=xenial\n");
+        assert_eq!(ubuntu["codename"], "xenial");
+        let words = parse_os_release("VERSION=\"9.3 (Blue Onyx)\"\nVERSION_CODENAME=\n");
+        assert_eq!(words["codename"], "Blue Onyx");
+        assert_eq!(parse_os_release("VERSION=\"2023\"\n")["codename"], "");
     }
 }
