@@ -58,7 +58,7 @@ pub fn load(path: &Path, bytes: Vec<u8>, diags: &mut Diagnostics) -> Option<Comp
     let file = match SourceFile::parse(path, bytes, "component") {
         Ok(f) => f,
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             return None;
         }
     };

@@ -165,7 +165,7 @@ fn read_level(
         Ok(bytes) => match SourceFile::parse(path, bytes, "data file") {
             Ok(f) => Some(f),
             Err(d) => {
-                diags.push(d);
+                diags.push(*d);
                 None
             }
         },

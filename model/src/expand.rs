@@ -639,9 +639,6 @@ impl<'a> Compiler<'a> {
                         self.diags.push(x);
                     }
                     self.components.insert(c.clone(), comp.clone());
-                    if comp.is_none() {
-                        return None;
-                    }
                     return comp;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

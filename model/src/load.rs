@@ -65,20 +65,13 @@ pub struct IncludeEdge {
 }
 
 impl SourceFile {
-    /// Reads and parses one YAML file (a recipe, a component, a data level),
-    /// bounded before parsing. `what` names it in messages.
-    pub fn read(source: &dyn RecipeSource, path: &Path, what: &str) -> Result<SourceFile, Diagnostic> {
-        let bytes = source
-            .read(path)
-            .map_err(|e| Diagnostic::new(path, format!("cannot read {what} {}: {e}", path.display())))?;
-        Self::parse(path, bytes, what)
-    }
-
-    pub fn parse(path: &Path, bytes: Vec<u8>, what: &str) -> Result<SourceFile, Diagnostic> {
+    /// Parses one YAML file (a recipe, a component, a data level), bounded
+    /// before parsing. `what` names it in messages.
+    pub fn parse(path: &Path, bytes: Vec<u8>, what: &str) -> Result<SourceFile, Box<Diagnostic>> {
         let text =
             String::from_utf8(bytes).map_err(|e| Diagnostic::new(path, format!("{what} is not UTF-8 text: {e}")))?;
         if let Err(e) = crate::yaml::check(&text, &crate::yaml::YamlLimits::RECIPE) {
-            return Err(Diagnostic::new(path, e.message.clone()).at(e.pos()));
+            return Err(Diagnostic::new(path, e.message.clone()).at(e.pos()).into());
         }
         let doc: Value = serde_yaml::from_str(&text).map_err(|e| {
             let pos = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
@@ -266,7 +259,7 @@ fn read_one(
         Ok(bytes) => match SourceFile::parse(path, bytes, "recipe") {
             Ok(f) => f,
             Err(d) => {
-                diags.push(d);
+                diags.push(*d);
                 return None;
             }
         },

@@ -74,7 +74,6 @@ pub fn recipe_schema() -> Value {
             "as": { "$ref": "#/$defs/LoopVar" }
         }
     });
-    let mut variants = variants;
     variants.push(block);
     variants.push(instance);
     let mut defs = generator.take_definitions(true);
