@@ -12,7 +12,9 @@ use tend_model::bundle::Bundle;
 use tend_model::params::Overrides;
 
 const USERS: usize = 2_000;
-const RUNS: usize = 15;
+fn runs() -> usize {
+    std::env::var("EXPAND_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(15)
+}
 
 /// The users as a JSON parameter value (a server assignment or `--params`).
 fn users_json() -> serde_json::Value {
@@ -103,25 +105,26 @@ fn run(label: &str, inline: bool) {
         overrides.typed.insert("users".into(), users_json());
     }
     let mut times = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let t = Instant::now();
         let plan = bundle.compile(&facts, &skeleton, &overrides).expect("the bench recipe compiles");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(plan.resources.len(), USERS * 5);
     }
     let mut loads = Vec::new();
-    for _ in 0..RUNS {
+    for _ in 0..runs() {
         let t = Instant::now();
         let set = tend_model::load(&bundle, &[std::path::PathBuf::from("main.yaml")]);
         loads.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(set.problems.is_empty());
     }
     println!(
-        "expand ({label}, recipe {} KiB): {USERS} users x 5 = {} resources: median {:.1} ms (of which loading the YAML {:.1} ms) over {RUNS} runs",
+        "expand ({label}, recipe {} KiB): {USERS} users x 5 = {} resources: median {:.1} ms (of which loading the YAML {:.1} ms) over {} runs",
         size / 1024,
         USERS * 5,
         median(times),
         median(loads),
+        runs(),
     );
 }
 

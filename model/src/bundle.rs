@@ -162,4 +162,27 @@ mod tests {
         let plan = b.validate(&skel).unwrap();
         assert_eq!(plan.resources.len(), 6);
     }
+
+    #[test]
+    fn bundles_carry_components_their_templates_and_every_data_file() {
+        let skel = crate::facts::skeleton();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/examples");
+        let ntp = Bundle::from_file(&examples.join("ntp/ntp.yaml"), &skel).unwrap();
+        for f in [
+            "chrony.yaml",
+            "ntpsec.yaml",
+            "data/common.yaml",
+            "data/os/debian.yaml",
+            "data/os/redhat.yaml",
+            "data/virt/container.yaml",
+        ] {
+            assert!(ntp.files.contains_key(f), "{f} not in {:?}", ntp.files.keys());
+        }
+        ntp.validate(&skel).unwrap();
+        let nginx = Bundle::from_file(&examples.join("nginx/site.yaml"), &skel).unwrap();
+        for f in ["components/vhost.yaml", "components/templates/server.conf.hbs"] {
+            assert!(nginx.files.contains_key(f), "{f} not in {:?}", nginx.files.keys());
+        }
+        nginx.validate(&skel).unwrap();
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use indexmap::IndexMap;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use serde_yaml::Value;
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -190,7 +190,11 @@ pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions
     let params = resolved.values;
     let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
 
-    let ctx = json!({ "facts": opts.facts, "params": params });
+    // Built by hand: `json!` would copy the parameters by serializing them.
+    let mut root = serde_json::Map::new();
+    root.insert("facts".into(), opts.facts.clone());
+    root.insert("params".into(), Json::Object(params));
+    let ctx = Json::Object(root);
     let active = active_files(set, opts, &ctx["params"]);
     let mut c = crate::expand::Compiler::new(set, source, opts, renderer, ctx);
     c.diags = diags;

@@ -28,7 +28,7 @@ use crate::render::{Renderer, is_template};
 use crate::resource::{Common, Kind, ResourceId, Spec};
 use crate::resources::Presence;
 use crate::suggest::did_you_mean;
-use crate::values::{render_value, to_json, tolerated, whole_reference};
+use crate::values::{render_entry, render_value, to_json, tolerated, whole_reference};
 
 /// Loops inside one another.
 pub const MAX_LOOP_DEPTH: usize = 16;
@@ -800,7 +800,7 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let mut v = v.clone();
-            render_value(&mut v, &path.key(key), &file, &self.ctx, &self.renderer, self.opts, &mut render_diags);
+            render_entry(&mut v, path, key, &file, &self.ctx, &self.renderer, self.opts, &mut render_diags);
             // A reference to a value that is not set leaves the property unset.
             if !v.is_null() || key == kind.name() {
                 rendered.insert(k.clone(), v);

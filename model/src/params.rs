@@ -357,7 +357,8 @@ impl ParamSpec {
                 None => Value::Object(m),
             },
             (Value::Object(mut m), ParamType::Object) => {
-                let props = self.properties.clone().unwrap_or_default();
+                let empty = IndexMap::new();
+                let props = self.properties.as_ref().unwrap_or(&empty);
                 let mut res = serde_json::Map::new();
                 for k in m.keys() {
                     if !props.contains_key(k) {
@@ -366,12 +367,12 @@ impl ParamSpec {
                             path: at.clone(),
                             message: format!("unknown property `{k}`"),
                             hint: did_you_mean(k, props.keys().map(String::as_str))
-                                .or_else(|| Some(format!("known: {}", join_keys(&props)))),
+                                .or_else(|| Some(format!("known: {}", join_keys(props)))),
                         });
                         at.pop();
                     }
                 }
-                for (k, spec) in &props {
+                for (k, spec) in props {
                     at.push(k.clone());
                     let value = match m.remove(k) {
                         Some(v) => spec.normalize(v, !spec.required, at, out),

@@ -38,11 +38,11 @@ macro_rules! kinds {
                 match self { $(Kind::$variant => <$props as JsonSchema>::json_schema(generator)),* }
             }
 
-            /// Deserializes this type's properties, consuming them: the fast
-            /// path for valid ones (no error path is tracked).
-            pub fn spec_owned(self, v: serde_yaml::Value) -> Result<Spec, serde_yaml::Error> {
+            /// Deserializes this type's properties: the fast path for valid
+            /// ones (no error path is tracked).
+            pub fn spec_fast(self, v: &serde_yaml::Value) -> Result<Spec, serde_yaml::Error> {
                 Ok(match self {
-                    $(Kind::$variant => Spec::$variant(serde_yaml::from_value(v)?)),*
+                    $(Kind::$variant => Spec::$variant(<$props as Deserialize>::deserialize(v)?)),*
                 })
             }
 

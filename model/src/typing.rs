@@ -19,10 +19,11 @@ pub fn typed_spec(
     id: &ResourceId,
     diags: &mut Diagnostics,
 ) -> Option<Spec> {
-    if let Ok(spec) = kind.spec_owned(Value::Mapping(props.clone())) {
+    let whole = Value::Mapping(props);
+    if let Ok(spec) = kind.spec_fast(&whole) {
         return Some(spec);
     }
-    let mut props = props;
+    let Value::Mapping(mut props) = whole else { return None };
     let known = known_fields(kind);
     let candidates: Vec<&str> = known.iter().map(String::as_str).chain(Common::KEYS.iter().copied()).collect();
     let unknown: Vec<Value> =

@@ -60,6 +60,44 @@ pub fn tolerated(f: &RenderFailure, opts: &CompileOptions) -> bool {
             .is_some_and(|m| crate::compile::known_fact(opts.fact_skeleton, m))
 }
 
+/// `render_value` for the entry `key` below `parent`: the path is built only
+/// when it is needed (a problem, or a nested value), so the common case of a
+/// scalar property allocates none.
+#[allow(clippy::too_many_arguments)]
+pub fn render_entry(
+    v: &mut Value,
+    parent: &YamlPath,
+    key: &str,
+    file: &SourceFile,
+    ctx: &Json,
+    renderer: &Renderer,
+    opts: &CompileOptions,
+    diags: &mut Diagnostics,
+) {
+    match v {
+        Value::String(s) if !is_template(s) => {}
+        Value::Bool(_) | Value::Number(_) | Value::Null => {}
+        Value::String(s) => {
+            if let Some(found) = whole_reference(s).and_then(|r| lookup(ctx, r)) {
+                *v = to_yaml(found);
+                return;
+            }
+            let mut scratch = Diagnostics::default();
+            render_value(v, &YamlPath::root(), file, ctx, renderer, opts, &mut scratch);
+            if !scratch.is_empty() {
+                let at = parent.key(key);
+                for mut d in scratch.0 {
+                    let (l, c) = file.locations().value(&at);
+                    d.line = l;
+                    d.col = c;
+                    diags.push(d);
+                }
+            }
+        }
+        _ => render_value(v, &parent.key(key), file, ctx, renderer, opts, diags),
+    }
+}
+
 /// Renders every string inside `v` against `ctx`, in place. A whole
 /// reference keeps its type; one the placeholder facts cannot know becomes
 /// null (not set) during validation.
