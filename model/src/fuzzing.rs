@@ -15,6 +15,12 @@ pub fn recipe(text: &str) -> Result<crate::Plan, crate::Diagnostics> {
     let files = BTreeMap::from([
         ("r.yaml".to_string(), text.to_string()),
         ("t.hbs".to_string(), "{{facts.hostname}} {{#each params}}{{@key}}{{/each}}\n".to_string()),
+        // A component and a data level the input can reach (`use: c`, `data: {hierarchy: [d.yaml]}`).
+        (
+            "components/c.yaml".to_string(),
+            "kind: Component\nname: c\nparameters:\n  p: { type: string, default: x }\nresources:\n  - file: \"/tmp/c/{{name}}\"\n    content: \"{{params.p}}\"\n".to_string(),
+        ),
+        ("d.yaml".to_string(), "p: 1\nq: [a, b]\n".to_string()),
     ]);
     let bundle = Bundle { name: "fuzz".into(), root: "r.yaml".into(), files, signature: None };
     bundle.validate(&crate::facts::skeleton())

@@ -15,7 +15,8 @@ use crate::render::{RenderFailure, Renderer, is_template};
 /// The path of a string that is one plain reference and nothing else
 /// (`{{ item.uid }}` → `item.uid`).
 pub fn whole_reference(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // Nothing around the braces: `"{{params.text}}\n"` is text.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.starts_with('{') || inner.contains("{{") || inner.contains("}}") {
         return None;
     }
@@ -150,7 +151,9 @@ mod tests {
     #[test]
     fn whole_references_only() {
         assert_eq!(whole_reference("{{params.groups}}"), Some("params.groups"));
-        assert_eq!(whole_reference(" {{ item.uid }} "), Some("item.uid"));
+        assert_eq!(whole_reference("{{ item.uid }}"), Some("item.uid"));
+        assert_eq!(whole_reference(" {{ item.uid }}"), None);
+        assert_eq!(whole_reference("{{params.text}}\n"), None, "a trailing newline is text");
         assert_eq!(whole_reference("/home/{{key}}"), None);
         assert_eq!(whole_reference("{{a}}{{b}}"), None);
         assert_eq!(whole_reference("{{{a}}}"), None);

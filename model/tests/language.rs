@@ -113,12 +113,16 @@ resources:
   - file: /etc/app.conf
     content: "port={{params.port}}\n"
     owner: "{{params.opt}}"
+  - file: /etc/port
+    content: "{{params.port}}\n"
 "#;
     let p = compile(&[("main.yaml", r)]).unwrap();
     let Spec::Service(s) = spec(&p, "service:cron") else { panic!() };
     assert_eq!(s.enabled, Some(false));
     let Spec::File(f) = spec(&p, "file:/etc/app.conf") else { panic!() };
     assert_eq!(f.owner, None, "a reference to a value that is not set leaves the property unset");
+    let port = p.resources.iter().find(|r| r.id.to_string() == "file:/etc/port").unwrap();
+    assert_eq!(port.payload.as_deref(), Some(&b"8080\n"[..]), "text after the reference keeps it text");
     let bad = r#"
 name: svc
 parameters:
