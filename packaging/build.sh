@@ -11,7 +11,7 @@ out=${TEND_PACKAGES_DIR:-target/packages}
 version=${TEND_PACKAGE_VERSION:-}
 mkdir -p "$out"
 
-cargo build --release --locked -p tend-agent -p tend-server
+cargo build --release --locked -p tend-agent -p tend-server -p tend-cli
 
 for bin in tend-agent tend-server tend; do
     rm -rf "target/assets/$bin"
@@ -24,7 +24,7 @@ debver=""
 {
     cargo deb -p tend-agent --no-build --no-strip $debver -o "$out"
     cargo deb -p tend-server --no-build --no-strip $debver -o "$out"
-    cargo deb -p tend-server --no-build --no-strip --variant cli $debver -o "$out"
+    cargo deb -p tend-cli --no-build --no-strip $debver -o "$out"
 }
 
 build_rpm() {
@@ -37,7 +37,7 @@ build_rpm() {
 if command -v cargo-generate-rpm >/dev/null 2>&1; then
     build_rpm -p agent
     build_rpm -p server
-    build_rpm -p server --variant cli
+    build_rpm -p cli
 else
     echo "build.sh: cargo-generate-rpm is not installed: no .rpm (cargo install cargo-generate-rpm --locked)" >&2
 fi

@@ -166,7 +166,7 @@ fn two_replicas_fire_each_slot_once_even_when_the_leader_dies() {
     a.stop();
     let killed = jiff::Timestamp::now();
     std::thread::sleep(Duration::from_secs(9));
-    let out = Command::new(env!("CARGO_BIN_EXE_tend"))
+    let out = Command::new(common::cli_bin())
         .args(["--server", &b_url, "--ca"])
         .arg(a.data("ca.pem"))
         .args(["--token", &admin, "association", "history", &id, "--output", "json"])

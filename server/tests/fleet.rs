@@ -155,7 +155,7 @@ fn roles_and_scopes_are_enforced(backend: Backend) {
         ),
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_tend"))
+    let out = Command::new(common::cli_bin())
         .args(["--config", cli.to_str().expect("path"), "nodes", "list", "--output", "json"])
         .env_remove("TEND_SERVER")
         .env_remove("TEND_TOKEN")

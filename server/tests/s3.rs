@@ -96,14 +96,19 @@ s3.put_object(Bucket=sys.argv[4], Key=sys.argv[5], Body=open(sys.argv[6], "rb").
     }
 }
 
-fn agent_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_tend")).with_file_name("tend-agent");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p tend-agent`", bin.display());
+/// A binary of another package of this build (target/<profile>/NAME).
+fn sibling_bin(name: &str, package: &str) -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_tend-server")).with_file_name(name);
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p {package}`", bin.display());
     bin
 }
 
+fn agent_bin() -> PathBuf {
+    sibling_bin("tend-agent", "tend-agent")
+}
+
 fn tend(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tend")).args(args).output().expect("tend")
+    Command::new(sibling_bin("tend", "tend-cli")).args(args).output().expect("tend")
 }
 
 fn stderr(o: &Output) -> String {

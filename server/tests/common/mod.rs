@@ -104,7 +104,7 @@ impl Server {
 
     /// `tend --server … --ca … --token TOKEN ARGS`
     pub fn tend(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_tend"))
+        Command::new(cli_bin())
             .args(["--server", &self.url, "--ca"])
             .arg(self.data("ca.pem"))
             .args(["--token", token])
@@ -130,11 +130,21 @@ impl Server {
     }
 }
 
-/// The tend-agent binary of this build (target/<profile>/tend-agent).
-pub fn agent_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_tend-server")).with_file_name("tend-agent");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p tend-agent`", bin.display());
+/// A binary of another package of this build (target/<profile>/NAME).
+pub fn sibling_bin(name: &str, package: &str) -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_tend-server")).with_file_name(name);
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p {package}`", bin.display());
     bin
+}
+
+/// The tend-agent binary of this build.
+pub fn agent_bin() -> PathBuf {
+    sibling_bin("tend-agent", "tend-agent")
+}
+
+/// The `tend` CLI of this build.
+pub fn cli_bin() -> PathBuf {
+    sibling_bin("tend", "tend-cli")
 }
 
 pub fn agent(state: &Path, args: &[&str]) -> Output {

@@ -118,7 +118,7 @@ fn bundle(recipes: &[PathBuf], key: Option<&Path>, params: Option<PathBuf>, path
         if let Some(kp) = &signer {
             sign_bundle(&mut bundle, kp);
         }
-        let version = tend_server::pki::sha256_hex(&serde_json::to_vec(&bundle)?)[..16].to_string();
+        let version = crate::files::sha256_hex(&serde_json::to_vec(&bundle)?)[..16].to_string();
         set.recipes.push(tend_model::wire::AssignedRecipe {
             assignment: "s3".into(),
             version,
@@ -126,7 +126,7 @@ fn bundle(recipes: &[PathBuf], key: Option<&Path>, params: Option<PathBuf>, path
             bundle,
         });
     }
-    tend_server::pki::write_secret(path, &serde_json::to_string_pretty(&set)?, 0o644)?;
+    crate::files::write_private(path, &serde_json::to_string_pretty(&set)?, 0o644)?;
     println!("wrote {} recipe(s) to {}", set.recipes.len(), path.display());
     Ok(())
 }
@@ -136,7 +136,7 @@ fn keygen(path: &Path) -> anyhow::Result<()> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("key generation failed"))?;
     let kp = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| anyhow::anyhow!("key generation failed"))?;
-    tend_server::pki::write_secret(path, &format!("{}\n", hex(doc.as_ref())), 0o600)?;
+    crate::files::write_private(path, &format!("{}\n", hex(doc.as_ref())), 0o600)?;
     println!("{}", hex(kp.public_key().as_ref()));
     Ok(())
 }

@@ -5,6 +5,7 @@ mod automation;
 mod client;
 mod commands;
 mod documents;
+mod files;
 mod output;
 mod recipes;
 mod run;
