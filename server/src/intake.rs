@@ -17,16 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use tend_model::wire::Role;
 use tokio::sync::Semaphore;
 
-use crate::api::{AppState, fail};
 use crate::auth::{Agent, Operator};
+use crate::error::{Error, json_error};
+use crate::metrics::Metrics;
+use crate::store::Store;
 
 pub const KIB: usize = 1024;
 pub const MIB: usize = 1024 * 1024;
@@ -69,34 +71,44 @@ struct Policy {
     max_body: usize,
 }
 
-/// Mounts a guard on the methods of a route added so far.
-pub trait Guard {
-    fn guard(self, s: &AppState, caller: Caller, max_body: usize) -> Self;
+/// What every guard needs: the settings, the metrics it counts refusals
+/// in, and the store it authenticates callers against.
+#[derive(Clone)]
+pub struct Gate {
+    pub intake: Arc<Intake>,
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
 }
 
-impl Guard for MethodRouter<AppState> {
-    fn guard(self, s: &AppState, caller: Caller, max_body: usize) -> Self {
-        self.route_layer(axum::middleware::from_fn_with_state((s.clone(), Policy { caller, max_body }), check))
+impl FromRef<Gate> for Store {
+    fn from_ref(g: &Gate) -> Store {
+        g.store.clone()
     }
 }
 
-async fn check(State((s, policy)): State<(AppState, Policy)>, req: Request, next: Next) -> Response {
+/// Mounts a guard on the methods of a route added so far.
+pub trait Guard {
+    fn guard(self, gate: &Gate, caller: Caller, max_body: usize) -> Self;
+}
+
+impl<S: Clone + Send + Sync + 'static> Guard for MethodRouter<S> {
+    fn guard(self, gate: &Gate, caller: Caller, max_body: usize) -> Self {
+        self.route_layer(axum::middleware::from_fn_with_state((gate.clone(), Policy { caller, max_body }), check))
+    }
+}
+
+async fn check(State((s, policy)): State<(Gate, Policy)>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let _permit = match policy.caller {
         Caller::Anyone => match s.intake.anonymous.try_acquire() {
             Ok(p) => Some(p),
             Err(_) => {
                 s.metrics.refused("anonymous_inflight");
-                let mut r = fail(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "too many requests without credentials in flight (limit: http.max_anonymous_inflight = {}); retry shortly",
-                        s.intake.max_anonymous
-                    ),
-                )
+                return Error::Busy(format!(
+                    "too many requests without credentials in flight (limit: http.max_anonymous_inflight = {}); retry shortly",
+                    s.intake.max_anonymous
+                ))
                 .into_response();
-                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-                return r;
             }
         },
         Caller::Agent => match Agent::from_request_parts(&mut parts, &s).await {
@@ -120,13 +132,10 @@ async fn check(State((s, policy)): State<(AppState, Policy)>, req: Request, next
     let route = format!("{} {}", parts.method, parts.uri.path());
     let too_large = |n: Option<u64>| {
         let size = n.map(|n| format!("of {n} bytes ")).unwrap_or_default();
-        fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body {size}is over the limit of {} bytes for {route} (limit: http.max_body)",
-                policy.max_body
-            ),
-        )
+        Error::TooLarge(format!(
+            "the request body {size}is over the limit of {} bytes for {route} (limit: http.max_body)",
+            policy.max_body
+        ))
         .into_response()
     };
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -144,20 +153,15 @@ async fn check(State((s, policy)): State<(AppState, Policy)>, req: Request, next
                 s.metrics.refused("body_too_large");
                 return too_large(None);
             }
-            return fail(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")).into_response();
+            return Error::bad_request(format!("reading the request body: {e}")).into_response();
         }
         Err(_) => {
             s.metrics.refused("body_timeout");
-            let mut r = fail(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {} s (limit: http.body_timeout)",
-                    s.intake.body_timeout.as_secs()
-                ),
-            )
+            return Error::BodyTimeout(format!(
+                "the request body did not arrive within {} s (limit: http.body_timeout)",
+                s.intake.body_timeout.as_secs()
+            ))
             .into_response();
-            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-            return r;
         }
     };
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -185,7 +189,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     if message.is_empty() {
         message = status.canonical_reason().unwrap_or("error").to_lowercase();
     }
-    let mut out = fail(status, message).into_response();
+    let mut out = json_error(status, message);
     for (k, v) in &parts.headers {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::api::AppState;
+use crate::store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -108,23 +108,24 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
     resp
 }
 
-pub async fn render(State(s): State<AppState>) -> Response {
-    let stale = s.metrics.nodes_counted.lock().map(|t| t.is_none_or(|t| t.elapsed() >= NODES_EVERY)).unwrap_or(true);
+/// `/metrics`: the registry, with the node gauge recounted when stale.
+pub async fn render(State((store, m)): State<(Store, Arc<Metrics>)>) -> Response {
+    let stale = m.nodes_counted.lock().map(|t| t.is_none_or(|t| t.elapsed() >= NODES_EVERY)).unwrap_or(true);
     if stale {
-        let Ok(nodes) = s.store.list_nodes().await else {
+        let Ok(nodes) = store.list_nodes().await else {
             return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
         };
-        s.metrics.nodes.clear();
+        m.nodes.clear();
         for n in &nodes {
             let status = n.last_run.as_ref().map(|r| r.status.clone()).unwrap_or_else(|| "never".into());
-            s.metrics.nodes.get_or_create(&NodeLabels { last_run: status }).inc();
+            m.nodes.get_or_create(&NodeLabels { last_run: status }).inc();
         }
-        if let Ok(mut t) = s.metrics.nodes_counted.lock() {
+        if let Ok(mut t) = m.nodes_counted.lock() {
             *t = Some(Instant::now());
         }
     }
     let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry).is_err() {
+    if prometheus_client::encoding::text::encode(&mut out, &m.registry).is_err() {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response();
     }
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tend_model::wire::Role;
 
-use crate::api::{AppState, router};
+use crate::app::{Parts, Services};
 use crate::pki::{Pki, random_hex, sha256_hex, write_secret};
 use crate::store::Store;
 
@@ -74,29 +74,30 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     println!("CA certificate: {}", dir.join(crate::pki::CA_CERT).display());
     println!("tend-server listening on https://{addr}");
     let retention = std::time::Duration::from_secs(u64::from(opts.commands_kept_days) * 86_400);
-    let dispatcher = crate::dispatch::Dispatcher::new(store.clone(), retention);
+    let dispatcher = crate::commands::Dispatcher::new(store.clone(), retention);
     let audit_retention = std::time::Duration::from_secs(u64::from(opts.audit_kept_days) * 86_400);
     tokio::spawn(crate::audit::purge_loop(store.clone(), audit_retention));
     tokio::spawn(dispatcher.clone().run());
-    let state = AppState {
-        store,
+    let metrics: Arc<crate::metrics::Metrics> = Default::default();
+    let leader: Arc<crate::leader::Leader> = Default::default();
+    tokio::spawn(leader.clone().run(store.clone()));
+    let services = Services::new(Parts {
+        store: store.clone(),
         pki,
-        metrics: Default::default(),
+        metrics: metrics.clone(),
         dispatcher,
+        secrets: Arc::new(crate::secrets::Secrets::load_or_create(dir).context("loading the secrets key")?),
+        intake: crate::intake::Intake::new(opts.max_anonymous, opts.body_timeout),
+        leader,
         output_cap: opts.output_cap,
         packages_dir: opts.packages_dir.clone(),
-        engine: Default::default(),
         min_rate: opts.min_rate,
-        intake: crate::intake::Intake::new(opts.max_anonymous, opts.body_timeout),
-        refusals: Default::default(),
-        secrets: Arc::new(crate::secrets::Secrets::load_or_create(dir).context("loading the secrets key")?),
-    };
+    });
     let replica = addr.to_string();
-    tokio::spawn(crate::health::run(state.store.clone(), state.metrics.clone(), replica));
-    tokio::spawn(crate::automation::run(state.clone()));
-    tokio::spawn(crate::association::run(state.clone()));
-    let metrics = state.metrics.clone();
-    let app = router(state);
+    tokio::spawn(crate::health::run(store, metrics.clone(), replica));
+    tokio::spawn(crate::automation::engine::run(services.automation.clone()));
+    tokio::spawn(crate::associations::engine::run(services.associations.clone()));
+    let app = services.router();
     let limits = crate::tls::ConnLimits { max_connections: opts.max_connections, metrics };
     crate::tls::serve(listener, tls, app, limits, shutdown_signal()).await;
     println!("tend-server stopped");

@@ -13,40 +13,22 @@ use std::time::Duration;
 use serde_json::Value;
 use tend_model::command::CommandCreate;
 
-use crate::api::AppState;
+use super::Service;
+use super::schedule::{Schedule, from_ms as ts};
+use super::store::{AssociationRow, ComplianceRow, RunRow};
 use crate::auth::Operator;
-use crate::schedule::{Schedule, from_ms as ts};
-use crate::store::{AssociationRow, ComplianceRow, Leadership, RunRow, now, now_ms};
+use crate::store::{StoreError, decode, now, now_ms};
 
-type Res<T> = anyhow::Result<T>;
+type Res<T> = crate::error::Result<T>;
 
-/// The scheduler loop: leads when it can, then looks at every association each second.
-pub async fn run(s: AppState) {
-    let mut lead: Option<Leadership> = None;
+/// The scheduler loop: on the leading replica, looks at every association each second.
+pub async fn run(s: Service) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Some(l) = &mut lead
-            && !l.alive().await
-        {
-            tracing::warn!("lost the scheduler lock");
-            lead = None;
-            s.engine.leader.store(false, std::sync::atomic::Ordering::SeqCst);
-        }
-        if lead.is_none() {
-            match s.store.try_lead().await {
-                Ok(Some(l)) => {
-                    tracing::info!("this replica fires the schedules and runs the automations");
-                    lead = Some(l);
-                    s.engine.leader.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "trying to lead the scheduler");
-                    continue;
-                }
-            }
+        if !s.leader.leads() {
+            continue;
         }
         let all = match s.store.list_associations().await {
             Ok(a) => a,
@@ -63,12 +45,14 @@ pub async fn run(s: AppState) {
     }
 }
 
-pub fn schedule_of(a: &AssociationRow) -> Res<Schedule> {
-    Ok(Schedule::parse(&a.schedule, a.timezone.as_deref(), Duration::ZERO)?)
+/// The stored schedule (checked when the association was created).
+pub fn schedule_of(a: &AssociationRow) -> Result<Schedule, StoreError> {
+    Schedule::parse(&a.schedule, a.timezone.as_deref(), Duration::ZERO)
+        .map_err(|e| StoreError::Corrupt(format!("schedule of {}: {e}", a.id)))
 }
 
 /// Finishes the last run when its command has, then fires a due slot.
-async fn tick_one(s: &AppState, a: &AssociationRow) -> Res<()> {
+async fn tick_one(s: &Service, a: &AssociationRow) -> Res<()> {
     let running = match s.store.runs(&a.id, 1).await?.into_iter().next() {
         Some(r) if r.finished_at.is_none() => !settle(s, a, &r).await?,
         _ => false,
@@ -82,7 +66,7 @@ async fn tick_one(s: &AppState, a: &AssociationRow) -> Res<()> {
 }
 
 /// Looks at a run in progress: true once it has finished (its compliance recorded).
-async fn settle(s: &AppState, a: &AssociationRow, r: &RunRow) -> Res<bool> {
+async fn settle(s: &Service, a: &AssociationRow, r: &RunRow) -> Res<bool> {
     let Some(cmd) = s.store.command(&r.command_id).await? else {
         // The run was recorded but its command not created (a crash in between): create it now.
         start(s, a, r.slot_ms, &r.command_id).await?;
@@ -99,14 +83,14 @@ async fn settle(s: &AppState, a: &AssociationRow, r: &RunRow) -> Res<bool> {
 }
 
 /// The token it acts as: the one that created it.
-fn operator(a: &AssociationRow) -> Operator {
+fn operator(a: &AssociationRow) -> Result<Operator, StoreError> {
     Operator::acting_as(&a.token_id, &a.token_name, &a.role, a.scope.as_deref())
 }
 
 pub fn command_request(a: &AssociationRow, secrets: &crate::secrets::Secrets) -> Res<CommandCreate> {
-    let stored: serde_json::Map<String, Value> = serde_json::from_str(&a.params)?;
+    let stored: serde_json::Map<String, Value> = decode("association parameters", &a.params)?;
     let mut params = secrets.open_params(&stored)?;
-    let raw_params = secrets.open_raw(&serde_json::from_str::<Vec<(String, String)>>(&a.raw_params)?)?;
+    let raw_params = secrets.open_raw(&decode::<Vec<(String, String)>>("association parameters", &a.raw_params)?)?;
     let document = match (&a.document, &a.recipe) {
         (Some(d), _) => d.clone(),
         (None, Some(r)) => {
@@ -120,7 +104,7 @@ pub fn command_request(a: &AssociationRow, secrets: &crate::secrets::Secrets) ->
         document,
         params,
         raw_params: if a.recipe.is_some() { Vec::new() } else { raw_params },
-        targets: serde_json::from_str(&a.targets).unwrap_or_default(),
+        targets: decode("association targets", &a.targets)?,
         max_concurrency: a.max_concurrency.clone(),
         max_errors: a.max_errors.clone(),
         timeout: None,
@@ -131,17 +115,17 @@ pub fn command_request(a: &AssociationRow, secrets: &crate::secrets::Secrets) ->
 
 /// Creates the run's command. A refusal (no node matches any more, a
 /// document gone) ends the run as Failed, so that later slots still fire.
-async fn start(s: &AppState, a: &AssociationRow, slot_ms: i64, command_id: &str) -> Res<()> {
+async fn start(s: &Service, a: &AssociationRow, slot_ms: i64, command_id: &str) -> Res<()> {
     let req = command_request(a, &s.secrets)?;
-    if let Err((_, why)) = crate::command_api::start_command(s, &operator(a), req, Some(command_id.to_string())).await {
-        tracing::warn!(association = a.id, error = why.0.error, "the association's command was refused");
-        s.store.finish_run(&a.id, slot_ms, &format!("Refused: {}", why.0.error)).await?;
+    if let Err(why) = crate::commands::start(&s.commands, &operator(a)?, req, Some(command_id.to_string())).await {
+        tracing::warn!(association = a.id, error = %why, "the association's command was refused");
+        s.store.finish_run(&a.id, slot_ms, &format!("Refused: {why}")).await?;
     }
     Ok(())
 }
 
 /// Fires `slot`: the run row first (at most one per slot), then its command.
-pub async fn fire(s: &AppState, a: &AssociationRow, slot_ms: i64, trigger: &str, skipped: i64) -> Res<bool> {
+pub async fn fire(s: &Service, a: &AssociationRow, slot_ms: i64, trigger: &str, skipped: i64) -> Res<bool> {
     let command_id = format!("cmd-{}-{slot_ms}", a.id.trim_start_matches("asc-"));
     let run = RunRow {
         slot_ms,
@@ -164,7 +148,7 @@ pub async fn fire(s: &AppState, a: &AssociationRow, slot_ms: i64, trigger: &str,
 /// it succeeded; a recipe is compliant where it converged, and drift it
 /// repaired is recorded as NonCompliant (what was found) then Compliant
 /// (repaired), with the corrective changes.
-async fn record_compliance(s: &AppState, a: &AssociationRow, command_id: &str) -> Res<()> {
+async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) -> Res<()> {
     for inv in s.store.invocation_views(command_id).await? {
         let at = inv.ended_at.clone().unwrap_or_else(now);
         let event = |status: &str, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {

@@ -10,30 +10,28 @@ use tend_model::wire::{
     AgentRecipes, AssignedRecipe, Assignment, AssignmentCreate, LastRun, RecipeVersion, Role, matches_targets,
 };
 
-use crate::api::{ApiResult, AppState, fail, internal, split_spec};
+use super::Service;
 use crate::auth::{Agent, Operator, parse_scope};
-use crate::intake::{Caller, Guard, KIB, MIB};
+use crate::commands::split_spec;
+use crate::error::{Error, Result};
+use crate::intake::{Caller, Gate, Guard, KIB, MIB};
 use crate::pki::{random_hex, sha256_hex};
 
-pub fn routes(s: &AppState) -> Router<AppState> {
+pub fn routes(gate: &Gate) -> Router<Service> {
     use axum::routing::{delete, get, post};
     let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/recipes", post(push_recipe).guard(s, op, 16 * MIB).get(list_recipes))
+        .route("/v1/recipes", post(push_recipe).guard(gate, op, 16 * MIB).get(list_recipes))
         .route("/v1/recipes/{spec}", get(show_recipe))
-        .route("/v1/assignments", post(assign).guard(s, op, 256 * KIB).get(list_assignments))
-        .route("/v1/assignments/{id}", delete(unassign).guard(s, op, KIB))
+        .route("/v1/assignments", post(assign).guard(gate, op, 256 * KIB).get(list_assignments))
+        .route("/v1/assignments/{id}", delete(unassign).guard(gate, op, KIB))
         .route("/v1/agent/recipes", get(agent_recipes))
-        .route("/v1/agent/reports", post(agent_report).guard(s, Caller::Agent, 16 * MIB))
-        .route("/v1/agent/facts", post(agent_facts).guard(s, Caller::Agent, 4 * MIB))
+        .route("/v1/agent/reports", post(agent_report).guard(gate, Caller::Agent, 16 * MIB))
+        .route("/v1/agent/facts", post(agent_facts).guard(gate, Caller::Agent, 4 * MIB))
         .route("/v1/reports", get(list_reports))
 }
 
-async fn push_recipe(
-    State(s): State<AppState>,
-    op: Operator,
-    Json(bundle): Json<Bundle>,
-) -> Result<Response, crate::api::ApiFailure> {
+async fn push_recipe(State(s): State<Service>, op: Operator, Json(bundle): Json<Bundle>) -> Result<Response> {
     op.require(Role::Operator)?;
     // Recipe names are fleet-wide: a new version reaches every node that
     // follows the name, so a scoped token may not push.
@@ -45,39 +43,31 @@ async fn push_recipe(
         let checked = bundle.validate(&tend_model::facts::skeleton());
         (bundle, checked)
     })
-    .await
-    .map_err(internal)?;
+    .await?;
     let plan = match checked {
         Ok(p) => p,
-        Err(d) => return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(d)).into_response()),
+        Err(d) => return Err(Error::Invalid(Box::new(d))),
     };
     let name = plan.recipes.first().cloned().unwrap_or_default();
-    tend_model::names::object_name("recipe", &name).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    tend_model::names::object_name("recipe", &name).map_err(|e| Error::bad_request(e))?;
     if name != bundle.name {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            format!("the bundle says {:?} but its recipe is named {name:?}", bundle.name),
-        ));
+        return Err(Error::bad_request(format!("the bundle says {:?} but its recipe is named {name:?}", bundle.name)));
     }
     // The version covers the signature too: a signed push is its own version.
-    let version = sha256_hex(&serde_json::to_vec(&bundle).map_err(internal)?)[..16].to_string();
-    let text = serde_json::to_string(&bundle).map_err(internal)?;
-    let new = s.store.put_recipe(&name, &version, &text, &op.actor()).await.map_err(internal)?;
+    let version = sha256_hex(&serde_json::to_vec(&bundle)?)[..16].to_string();
+    let text = serde_json::to_string(&bundle)?;
+    let new = s.store.put_recipe(&name, &version, &text, &op.actor()).await?;
     if new {
-        s.store
-            .audit(&op.actor(), "recipe.push", &serde_json::json!({ "name": name, "version": version }))
-            .await
-            .map_err(internal)?;
+        s.store.audit(&op.actor(), "recipe.push", &serde_json::json!({ "name": name, "version": version })).await?;
     }
-    let (_, _, at) =
-        s.store.recipe(&name, Some(&version)).await.map_err(internal)?.ok_or_else(|| internal("just stored"))?;
+    let (_, _, at) = s.store.recipe(&name, Some(&version)).await?.ok_or_else(|| Error::internal("just stored"))?;
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(RecipeVersion { name, version, created_at: at, files: bundle.files.len() })).into_response())
 }
 
-async fn list_recipes(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<RecipeVersion>>> {
+async fn list_recipes(State(s): State<Service>, op: Operator) -> Result<Json<Vec<RecipeVersion>>> {
     op.require(Role::Viewer)?;
-    let all = s.store.list_recipes().await.map_err(internal)?;
+    let all = s.store.list_recipes().await?;
     Ok(Json(
         all.into_iter()
             .map(|(name, version, created_at, bundle)| {
@@ -89,82 +79,73 @@ async fn list_recipes(State(s): State<AppState>, op: Operator) -> ApiResult<Json
 }
 
 async fn show_recipe(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Path(spec): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> Result<Json<serde_json::Value>> {
     op.require(Role::Viewer)?;
     let (name, version) = split_spec(&spec);
-    let Some((v, bundle, at)) = s.store.recipe(name, version).await.map_err(internal)? else {
-        return Err(fail(StatusCode::NOT_FOUND, format!("no recipe {spec}")));
+    let Some((v, bundle, at)) = s.store.recipe(name, version).await? else {
+        return Err(Error::not_found(format!("no recipe {spec}")));
     };
-    let bundle: serde_json::Value = serde_json::from_str(&bundle).map_err(internal)?;
+    let bundle: serde_json::Value = serde_json::from_str(&bundle)?;
     Ok(Json(serde_json::json!({ "name": name, "version": v, "created_at": at, "bundle": bundle })))
 }
 
-async fn assign(
-    State(s): State<AppState>,
-    op: Operator,
-    Json(req): Json<AssignmentCreate>,
-) -> ApiResult<Json<Assignment>> {
+async fn assign(State(s): State<Service>, op: Operator, Json(req): Json<AssignmentCreate>) -> Result<Json<Assignment>> {
     op.require(Role::Operator)?;
-    tend_model::names::targets(&req.targets)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("an assignment: {e}")))?;
+    tend_model::names::targets(&req.targets).map_err(|e| Error::bad_request(format!("an assignment: {e}")))?;
     // A scoped operator may only target inside its scope.
     if op.0.scope.is_some() {
-        op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
+        op.check_targets(&req.targets, &s.store.list_nodes().await?)?;
     }
     let (name, version) = split_spec(&req.recipe);
-    let Some((_, bundle, _)) = s.store.recipe(name, version).await.map_err(internal)? else {
-        return Err(fail(StatusCode::NOT_FOUND, format!("no recipe {} (push it first)", req.recipe)));
+    let Some((_, bundle, _)) = s.store.recipe(name, version).await? else {
+        return Err(Error::not_found(format!("no recipe {} (push it first)", req.recipe)));
     };
     // Refuse bad parameter values now, before anything reaches a node.
-    let bundle: Bundle = serde_json::from_str(&bundle).map_err(internal)?;
+    let bundle: Bundle = serde_json::from_str(&bundle)?;
     let overrides = tend_model::params::Overrides { raw: Vec::new(), typed: req.params.clone(), placeholders: false };
     // On a blocking thread, as on push: compiling must not hold a runtime worker.
-    let checked = tokio::task::spawn_blocking(move || bundle.validate_with(&tend_model::facts::skeleton(), &overrides))
-        .await
-        .map_err(internal)?;
+    let checked =
+        tokio::task::spawn_blocking(move || bundle.validate_with(&tend_model::facts::skeleton(), &overrides)).await?;
     let plan = match checked {
         Ok(p) => p,
         Err(d) => {
-            return Err(fail(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("these parameters do not fit {}:\n{d}", req.recipe),
-            ));
+            return Err(Error::unprocessable(format!("these parameters do not fit {}:\n{d}", req.recipe)));
         }
     };
     // Sensitive values are stored sealed and shown to nobody but the agent.
-    let params = s.secrets.seal_params(&req.params, &plan.sensitive_params).map_err(internal)?;
+    let params = s.secrets.seal_params(&req.params, &plan.sensitive_params)?;
     let a = Assignment {
-        id: format!("asg-{}", random_hex(6).map_err(internal)?),
+        id: format!("asg-{}", random_hex(6)?),
         recipe: name.to_string(),
         version: version.map(str::to_string),
         targets: req.targets,
         params,
         created_at: crate::store::now(),
     };
-    s.store.create_assignment(&a, &op.actor()).await.map_err(internal)?;
+    s.store.create_assignment(&a, &op.actor()).await?;
     let a = Assignment { params: crate::secrets::redact_params(&a.params), ..a };
     let detail = serde_json::json!({ "id": a.id, "recipe": req.recipe, "targets": a.targets });
-    s.store.audit(&op.actor(), "assignment.create", &detail).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "assignment.create", &detail).await?;
     Ok(Json(a))
 }
 
 /// True if every target of the assignment lies within the token's scope.
-async fn assignment_in_scope(s: &AppState, op: &Operator, a: &Assignment) -> ApiResult<bool> {
+async fn assignment_in_scope(s: &Service, op: &Operator, a: &Assignment) -> Result<bool> {
     let Some((k, v)) = op.0.scope.as_deref().and_then(parse_scope) else { return Ok(true) };
-    let nodes = s.store.list_nodes().await.map_err(internal)?;
+    let nodes = s.store.list_nodes().await?;
     Ok(a.targets.iter().all(|t| match t.strip_prefix("tag:").and_then(|kv| kv.split_once('=')) {
         Some((tk, tv)) => tk == k && tv == v,
         None => nodes.iter().any(|n| &n.id == t && op.in_scope(&n.tags)),
     }))
 }
 
-async fn list_assignments(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Assignment>>> {
+async fn list_assignments(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Assignment>>> {
     op.require(Role::Viewer)?;
     let mut out = Vec::new();
-    for a in s.store.list_assignments().await.map_err(internal)? {
+    for a in s.store.list_assignments().await? {
         if assignment_in_scope(&s, &op, &a).await? {
             out.push(Assignment { params: crate::secrets::redact_params(&a.params), ..a });
         }
@@ -172,45 +153,40 @@ async fn list_assignments(State(s): State<AppState>, op: Operator) -> ApiResult<
     Ok(Json(out))
 }
 
-async fn unassign(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn unassign(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
     op.require(Role::Operator)?;
     if op.0.scope.is_some() {
-        let all = s.store.list_assignments().await.map_err(internal)?;
+        let all = s.store.list_assignments().await?;
         let Some(a) = all.iter().find(|a| a.id == id) else {
-            return Err(fail(StatusCode::NOT_FOUND, format!("no assignment {id}")));
+            return Err(Error::not_found(format!("no assignment {id}")));
         };
         if !assignment_in_scope(&s, &op, a).await? {
-            return Err(fail(StatusCode::FORBIDDEN, "a scoped token can only remove assignments within its scope"));
+            return Err(Error::forbidden("a scoped token can only remove assignments within its scope"));
         }
     }
-    if !s.store.delete_assignment(&id).await.map_err(internal)? {
-        return Err(fail(StatusCode::NOT_FOUND, format!("no assignment {id}")));
+    if !s.store.delete_assignment(&id).await? {
+        return Err(Error::not_found(format!("no assignment {id}")));
     }
-    s.store.audit(&op.actor(), "assignment.delete", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "assignment.delete", &serde_json::json!({ "id": id })).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The node's resolved recipe set, with an ETag: an unchanged set costs a 304.
-async fn agent_recipes(
-    State(s): State<AppState>,
-    Agent(node): Agent,
-    headers: HeaderMap,
-) -> Result<Response, crate::api::ApiFailure> {
-    s.store.touch_node(&node.id).await.map_err(internal)?;
+async fn agent_recipes(State(s): State<Service>, Agent(node): Agent, headers: HeaderMap) -> Result<Response> {
+    s.store.touch_node(&node.id).await?;
     let mut set = AgentRecipes::default();
-    for a in s.store.list_assignments().await.map_err(internal)? {
+    for a in s.store.list_assignments().await? {
         if !matches_targets(&a.targets, &node.id, &node.tags) {
             continue;
         }
-        let Some((version, bundle, _)) = s.store.recipe(&a.recipe, a.version.as_deref()).await.map_err(internal)?
-        else {
+        let Some((version, bundle, _)) = s.store.recipe(&a.recipe, a.version.as_deref()).await? else {
             continue;
         };
-        let bundle: Bundle = serde_json::from_str(&bundle).map_err(internal)?;
-        let params = s.secrets.open_params(&a.params).map_err(internal)?;
+        let bundle: Bundle = serde_json::from_str(&bundle)?;
+        let params = s.secrets.open_params(&a.params)?;
         set.recipes.push(AssignedRecipe { assignment: a.id, version, params, bundle });
     }
-    let body = serde_json::to_vec(&set).map_err(internal)?;
+    let body = serde_json::to_vec(&set)?;
     let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
@@ -220,10 +196,10 @@ async fn agent_recipes(
 }
 
 async fn agent_report(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     Agent(node): Agent,
     Json(report): Json<serde_json::Value>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     let summary = &report["summary"];
     let num = |k: &str| summary[k].as_u64().unwrap_or(0);
     let failed = num("failed") + report["errors"].as_array().map(|a| a.len() as u64).unwrap_or(0);
@@ -241,28 +217,28 @@ async fn agent_report(
         cached: report["cached"].as_bool().unwrap_or(false),
         at: report["started_at"].as_str().map(str::to_string).unwrap_or_else(crate::store::now),
     };
-    let text = serde_json::to_string(&report).map_err(internal)?;
+    let text = serde_json::to_string(&report)?;
     if text.len() > 16 * 1024 * 1024 {
-        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "the report is over 16 MiB (limit: http.max_body)"));
+        return Err(Error::too_large("the report is over 16 MiB (limit: http.max_body)"));
     }
-    s.store.add_report(&node.id, &last, &text).await.map_err(internal)?;
+    s.store.add_report(&node.id, &last, &text).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Inventory: the agent uploads its facts when they changed.
 async fn agent_facts(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     Agent(node): Agent,
     Json(facts): Json<serde_json::Value>,
-) -> ApiResult<StatusCode> {
+) -> Result<StatusCode> {
     if !facts.is_object() {
-        return Err(fail(StatusCode::BAD_REQUEST, "facts must be a JSON object"));
+        return Err(Error::bad_request("facts must be a JSON object"));
     }
-    let text = serde_json::to_string(&facts).map_err(internal)?;
+    let text = serde_json::to_string(&facts)?;
     if text.len() > 4 * 1024 * 1024 {
-        return Err(fail(StatusCode::PAYLOAD_TOO_LARGE, "the facts are over 4 MiB (limit: http.max_body)"));
+        return Err(Error::too_large("the facts are over 4 MiB (limit: http.max_body)"));
     }
-    s.store.set_facts(&node.id, &text).await.map_err(internal)?;
+    s.store.set_facts(&node.id, &text).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -274,19 +250,19 @@ struct ReportQuery {
 }
 
 async fn list_reports(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Query(q): Query<ReportQuery>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
+) -> Result<Json<Vec<serde_json::Value>>> {
     op.require(Role::Viewer)?;
-    let nodes = s.store.list_nodes().await.map_err(internal)?;
-    let rows = s.store.reports(q.node.as_deref(), 200).await.map_err(internal)?;
+    let nodes = s.store.list_nodes().await?;
+    let rows = s.store.reports(q.node.as_deref(), 200).await?;
     let mut out = Vec::new();
     for (node, at, report) in rows {
         if !nodes.iter().any(|n| n.id == node && op.in_scope(&n.tags)) {
             continue;
         }
-        let r: serde_json::Value = serde_json::from_str(&report).map_err(internal)?;
+        let r: serde_json::Value = serde_json::from_str(&report)?;
         let failed =
             r["summary"]["failed"].as_u64().unwrap_or(0) > 0 || r["errors"].as_array().is_some_and(|e| !e.is_empty());
         if q.failed && !failed {

@@ -11,22 +11,24 @@ use tend_model::association::{AssociationCreate, AssociationView, ComplianceView
 use tend_model::command::Limit;
 use tend_model::wire::Role;
 
-use crate::api::{ApiResult, AppState, fail, internal, split_spec};
-use crate::association::{fire, schedule_of};
+use super::engine::{fire, schedule_of};
+use super::schedule::{Schedule, from_ms as ts};
+use super::{AssociationRow, RunRow, Service};
 use crate::auth::Operator;
-use crate::intake::{Caller, Guard, KIB};
+use crate::commands::{find_document, split_spec};
+use crate::error::{Error, Result};
+use crate::intake::{Caller, Gate, Guard, KIB};
 use crate::pki::random_hex;
-use crate::schedule::{Schedule, from_ms as ts};
-use crate::store::{AssociationRow, RunRow, now, now_ms};
+use crate::store::{now, now_ms};
 
-pub fn routes(s: &AppState) -> Router<AppState> {
+pub fn routes(gate: &Gate) -> Router<Service> {
     use axum::routing::{get, post};
     let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/associations", post(create).guard(s, op, 256 * KIB).get(list))
-        .route("/v1/associations/{id}", get(show).merge(axum::routing::delete(delete).guard(s, op, KIB)))
+        .route("/v1/associations", post(create).guard(gate, op, 256 * KIB).get(list))
+        .route("/v1/associations/{id}", get(show).merge(axum::routing::delete(delete).guard(gate, op, KIB)))
         .route("/v1/associations/{id}/history", get(history))
-        .route("/v1/associations/{id}/run-now", post(run_now).guard(s, op, KIB))
+        .route("/v1/associations/{id}/run-now", post(run_now).guard(gate, op, KIB))
         .route("/v1/compliance", get(compliance))
 }
 
@@ -42,8 +44,8 @@ fn run_view(r: RunRow) -> RunView {
     }
 }
 
-async fn view(s: &AppState, a: AssociationRow, runs: i64) -> ApiResult<AssociationView> {
-    let mut rows = s.store.runs(&a.id, runs.max(1)).await.map_err(internal)?;
+async fn view(s: &Service, a: AssociationRow, runs: i64) -> Result<AssociationView> {
+    let mut rows = s.store.runs(&a.id, runs.max(1)).await?;
     let last = if rows.is_empty() { None } else { Some(rows.remove(0)) };
     let after = a.last_slot_ms.unwrap_or(a.created_ms).max(now_ms());
     let next = schedule_of(&a).ok().and_then(|sc| sc.next_after(ts(after), ts(a.created_ms))).map(|t| t.to_string());
@@ -78,17 +80,17 @@ async fn view(s: &AppState, a: AssociationRow, runs: i64) -> ApiResult<Associati
 }
 
 async fn create(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Json(req): Json<AssociationCreate>,
-) -> ApiResult<(StatusCode, Json<AssociationView>)> {
+) -> Result<(StatusCode, Json<AssociationView>)> {
     op.require(Role::Operator)?;
-    let bad = |m: String| fail(StatusCode::BAD_REQUEST, m);
+    let bad = |m: String| Error::bad_request(m);
     if req.document.is_some() == req.recipe.is_some() {
         return Err(bad("an association applies a --document or a --recipe (one of them)".into()));
     }
     tend_model::names::targets(&req.targets).map_err(|e| bad(format!("an association: {e}")))?;
-    op.check_targets(&req.targets, &s.store.list_nodes().await.map_err(internal)?)?;
+    op.check_targets(&req.targets, &s.store.list_nodes().await?)?;
     let schedule =
         Schedule::parse(&req.schedule, req.timezone.as_deref(), s.min_rate).map_err(|e| bad(e.to_string()))?;
     for (what, v) in [("max concurrency", &req.max_concurrency), ("max errors", &req.max_errors)] {
@@ -100,19 +102,18 @@ async fn create(
     let mut sensitive = Vec::new();
     if let Some(d) = &req.document {
         let (name, version) = split_spec(d);
-        let (_, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
+        let (_, kind, text, _) = find_document(&s.store, name, version).await?;
         if kind != "Command" {
             return Err(bad(format!("{name} is an {kind} document; associations run command documents")));
         }
-        let doc = tend_model::document::Document::parse(name, &text).map_err(internal)?;
+        let doc = tend_model::document::Document::parse(name, &text).map_err(Error::internal)?;
         let o = tend_model::params::Overrides {
             raw: req.raw_params.clone(),
             typed: req.params.clone(),
             placeholders: false,
         };
-        doc.resolve_params(&o).map_err(|p| {
-            fail(StatusCode::UNPROCESSABLE_ENTITY, format!("these parameters do not fit {d}:\n{}", p.join("\n")))
-        })?;
+        doc.resolve_params(&o)
+            .map_err(|p| Error::unprocessable(format!("these parameters do not fit {d}:\n{}", p.join("\n"))))?;
         sensitive = doc.parameters.iter().filter(|(_, p)| p.sensitive).map(|(k, _)| k.clone()).collect();
     }
     if req.recipe.is_some() && (!req.params.is_empty() || !req.raw_params.is_empty()) {
@@ -120,8 +121,8 @@ async fn create(
     }
     if let Some(r) = &req.recipe {
         let (name, version) = split_spec(r);
-        if s.store.recipe(name, version).await.map_err(internal)?.is_none() {
-            return Err(fail(StatusCode::NOT_FOUND, format!("no recipe {r} (push it first)")));
+        if s.store.recipe(name, version).await?.is_none() {
+            return Err(Error::not_found(format!("no recipe {r} (push it first)")));
         }
     }
     let created_ms = now_ms();
@@ -150,17 +151,15 @@ async fn create(
         }
     }
     let row = AssociationRow {
-        id: format!("asc-{}", random_hex(6).map_err(internal)?),
+        id: format!("asc-{}", random_hex(6)?),
         document: req.document.clone(),
         recipe: req.recipe.clone(),
-        targets: serde_json::to_string(&req.targets).map_err(internal)?,
+        targets: serde_json::to_string(&req.targets)?,
         schedule: req.schedule.clone(),
         timezone: req.timezone.clone(),
         // Sensitive values sealed at rest (crate::secrets); opened when a run fires.
-        params: serde_json::to_string(&s.secrets.seal_params(&req.params, &sensitive).map_err(internal)?)
-            .map_err(internal)?,
-        raw_params: serde_json::to_string(&s.secrets.seal_raw(&req.raw_params, &sensitive).map_err(internal)?)
-            .map_err(internal)?,
+        params: serde_json::to_string(&s.secrets.seal_params(&req.params, &sensitive)?)?,
+        raw_params: serde_json::to_string(&s.secrets.seal_raw(&req.raw_params, &sensitive)?)?,
         max_concurrency: req.max_concurrency.clone(),
         max_errors: req.max_errors.clone(),
         apply_only_at_cron_interval: req.apply_only_at_cron_interval,
@@ -174,70 +173,68 @@ async fn create(
         // times) is the creation itself.
         last_slot_ms: Some(created_ms),
     };
-    s.store.create_association(&row).await.map_err(internal)?;
+    s.store.create_association(&row).await?;
     let detail = serde_json::json!({
         "id": row.id, "document": row.document, "recipe": row.recipe, "targets": req.targets, "schedule": row.schedule,
     });
-    s.store.audit(&op.actor(), "association.create", &detail).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "association.create", &detail).await?;
     // A new association runs at once, unless asked not to; an `at()` runs at its time only.
     if !req.apply_only_at_cron_interval && !matches!(schedule, Schedule::At(_)) {
-        fire(&s, &row, created_ms, "create", 0).await.map_err(internal)?;
+        fire(&s, &row, created_ms, "create", 0).await?;
     }
     Ok((StatusCode::CREATED, Json(view(&s, row, 20).await?)))
 }
 
-async fn find(s: &AppState, id: &str) -> ApiResult<AssociationRow> {
-    s.store.association(id).await.map_err(internal)?.ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such association"))
+async fn find(s: &Service, id: &str) -> Result<AssociationRow> {
+    s.store.association(id).await?.ok_or_else(|| Error::not_found("no such association"))
 }
 
-async fn list(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<AssociationView>>> {
+async fn list(State(s): State<Service>, op: Operator) -> Result<Json<Vec<AssociationView>>> {
     op.require(Role::Viewer)?;
     let mut out = Vec::new();
-    for a in s.store.list_associations().await.map_err(internal)? {
+    for a in s.store.list_associations().await? {
         out.push(view(&s, a, 1).await?);
     }
     Ok(Json(out))
 }
 
-async fn show(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<AssociationView>> {
+async fn show(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<AssociationView>> {
     op.require(Role::Viewer)?;
     let a = find(&s, &id).await?;
     Ok(Json(view(&s, a, 20).await?))
 }
 
-async fn history(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<Vec<RunView>>> {
+async fn history(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<Vec<RunView>>> {
     op.require(Role::Viewer)?;
     find(&s, &id).await?;
-    let runs = s.store.runs(&id, 10_000).await.map_err(internal)?;
+    let runs = s.store.runs(&id, 10_000).await?;
     Ok(Json(runs.into_iter().map(run_view).collect()))
 }
 
-async fn delete(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
     op.require(Role::Operator)?;
     let a = find(&s, &id).await?;
     op.check_targets(&serde_json::from_str::<Vec<String>>(&a.targets).unwrap_or_default(), &[])?;
-    s.store.delete_association(&id).await.map_err(internal)?;
-    s.store.audit(&op.actor(), "association.delete", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    s.store.delete_association(&id).await?;
+    s.store.audit(&op.actor(), "association.delete", &serde_json::json!({ "id": id })).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn run_now(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<AssociationView>> {
+async fn run_now(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<AssociationView>> {
     op.require(Role::Operator)?;
     let a = find(&s, &id).await?;
-    if let Some(r) = s.store.runs(&id, 1).await.map_err(internal)?.first()
+    if let Some(r) = s.store.runs(&id, 1).await?.first()
         && r.finished_at.is_none()
     {
-        return Err(fail(StatusCode::CONFLICT, format!("association {id} is running ({})", r.command_id)));
+        return Err(Error::conflict(format!("association {id} is running ({})", r.command_id)));
     }
     // A slot of its own (now), which does not move the schedule's slots.
     let slot = now_ms();
-    fire(&s, &AssociationRow { last_slot_ms: a.last_slot_ms, ..a.clone() }, slot, "run-now", 0)
-        .await
-        .map_err(internal)?;
+    fire(&s, &AssociationRow { last_slot_ms: a.last_slot_ms, ..a.clone() }, slot, "run-now", 0).await?;
     if let Some(last) = a.last_slot_ms {
-        s.store.set_last_slot(&id, last).await.map_err(internal)?;
+        s.store.set_last_slot(&id, last).await?;
     }
-    s.store.audit(&op.actor(), "association.run-now", &serde_json::json!({ "id": id })).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "association.run-now", &serde_json::json!({ "id": id })).await?;
     Ok(Json(view(&s, find(&s, &id).await?, 20).await?))
 }
 
@@ -252,12 +249,12 @@ struct ComplianceQuery {
 }
 
 async fn compliance(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Query(q): Query<ComplianceQuery>,
-) -> ApiResult<Json<Vec<ComplianceView>>> {
+) -> Result<Json<Vec<ComplianceView>>> {
     op.require(Role::Viewer)?;
-    let rows = s.store.compliance(q.association.as_deref(), q.node.as_deref()).await.map_err(internal)?;
+    let rows = s.store.compliance(q.association.as_deref(), q.node.as_deref()).await?;
     let mut seen = BTreeMap::new();
     let mut out = Vec::new();
     for r in rows {

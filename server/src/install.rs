@@ -8,30 +8,39 @@ use std::path::PathBuf;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-use crate::api::{ApiResult, AppState, fail, internal};
+use crate::error::{Error, Result};
+use crate::pki::Pki;
+
+/// What install.sh and the packages come from.
+#[derive(Clone)]
+pub struct Service {
+    pub pki: std::sync::Arc<Pki>,
+    /// Agent packages and their MANIFEST (`--packages-dir`).
+    pub packages_dir: Option<PathBuf>,
+}
 
 const SCRIPT: &str = include_str!("../../packaging/install.sh");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<Service> {
     use axum::routing::get;
     Router::new().route("/install.sh", get(install_script)).route("/packages/{file}", get(package))
 }
 
 /// The URL the client used to reach this server (its `Host` header).
-fn own_url(headers: &HeaderMap) -> ApiResult<String> {
+fn own_url(headers: &HeaderMap) -> Result<String> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let valid = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
     if !valid {
-        return Err(fail(StatusCode::BAD_REQUEST, "a Host header naming this server is required"));
+        return Err(Error::bad_request("a Host header naming this server is required"));
     }
     Ok(format!("https://{host}"))
 }
 
-async fn install_script(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+async fn install_script(State(s): State<Service>, headers: HeaderMap) -> Result<Response> {
     let url = own_url(&headers)?;
     let ca = base64::engine::general_purpose::STANDARD.encode(s.pki.ca_pem.as_bytes());
     let text = SCRIPT.replacen("@@TEND_SERVER@@", &url, 1).replacen("@@TEND_CA_PEM_BASE64@@", &ca, 1);
@@ -39,25 +48,25 @@ async fn install_script(State(s): State<AppState>, headers: HeaderMap) -> ApiRes
 }
 
 /// A file of the packages directory: MANIFEST, or a package it lists.
-async fn package(State(s): State<AppState>, Path(file): Path<String>) -> ApiResult<Response> {
+async fn package(State(s): State<Service>, Path(file): Path<String>) -> Result<Response> {
     let Some(dir) = s.packages_dir.clone() else {
-        return Err(fail(StatusCode::NOT_FOUND, "this server serves no packages (tend-server serve --packages-dir)"));
+        return Err(Error::not_found("this server serves no packages (tend-server serve --packages-dir)"));
     };
     let manifest = read(dir.join("MANIFEST")).await?;
     let listed = String::from_utf8_lossy(&manifest).lines().any(|l| l.split_whitespace().nth(1) == Some(&file));
     if file != "MANIFEST" && !listed {
-        return Err(fail(StatusCode::NOT_FOUND, format!("no package {file:?} in MANIFEST")));
+        return Err(Error::not_found(format!("no package {file:?} in MANIFEST")));
     }
     let body = if file == "MANIFEST" { manifest } else { read(dir.join(&file)).await? };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
-async fn read(path: PathBuf) -> ApiResult<Vec<u8>> {
+async fn read(path: PathBuf) -> Result<Vec<u8>> {
     match tokio::fs::read(&path).await {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(fail(StatusCode::NOT_FOUND, format!("{} is missing", path.display())))
+            Err(Error::not_found(format!("{} is missing", path.display())))
         }
-        Err(e) => Err(internal(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Error::internal(format!("{}: {e}", path.display()))),
     }
 }

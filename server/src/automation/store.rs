@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, now, now_ms};
+use crate::store::{Result, Store, now, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct ExecutionRow {

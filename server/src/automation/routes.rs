@@ -9,46 +9,45 @@ use tend_model::automation::{Action, Automation, Decision, ExecutionStart, Execu
 use tend_model::params::Overrides;
 use tend_model::wire::Role;
 
-use crate::api::{ApiResult, AppState, fail, internal, split_spec};
+use super::engine::{IN_PROGRESS, WAITING, advance, is_final};
+use super::{ExecutionRow, Service};
 use crate::auth::Operator;
-use crate::automation::{WAITING, is_final};
-use crate::intake::{Caller, Guard, KIB};
+use crate::commands::{find_document, split_spec};
+use crate::error::{Error, Result};
+use crate::intake::{Caller, Gate, Guard, KIB};
 use crate::pki::random_hex;
-use crate::store::{ExecutionRow, now};
+use crate::store::now;
 
-pub fn routes(s: &AppState) -> Router<AppState> {
+pub fn routes(gate: &Gate) -> Router<Service> {
     use axum::routing::{get, post};
     let op = Caller::Token(Role::Operator);
     Router::new()
-        .route("/v1/automations", post(start).guard(s, op, 256 * KIB).get(list))
+        .route("/v1/automations", post(start).guard(gate, op, 256 * KIB).get(list))
         .route("/v1/automations/{id}", get(show))
-        .route("/v1/automations/{id}/cancel", post(cancel).guard(s, op, 16 * KIB))
+        .route("/v1/automations/{id}/cancel", post(cancel).guard(gate, op, 16 * KIB))
         // Any token may decide; the step's approvers list says whose decision counts.
-        .route("/v1/automations/{id}/approve", post(approve).guard(s, Caller::Token(Role::Viewer), 16 * KIB))
-        .route("/v1/automations/{id}/reject", post(reject).guard(s, Caller::Token(Role::Viewer), 16 * KIB))
-        .route("/v1/automations/{id}/resume", post(resume).guard(s, op, 16 * KIB))
+        .route("/v1/automations/{id}/approve", post(approve).guard(gate, Caller::Token(Role::Viewer), 16 * KIB))
+        .route("/v1/automations/{id}/reject", post(reject).guard(gate, Caller::Token(Role::Viewer), 16 * KIB))
+        .route("/v1/automations/{id}/resume", post(resume).guard(gate, op, 16 * KIB))
 }
 
 async fn start(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Json(req): Json<ExecutionStart>,
-) -> ApiResult<(StatusCode, Json<ExecutionView>)> {
+) -> Result<(StatusCode, Json<ExecutionView>)> {
     op.require(Role::Operator)?;
     let (name, version) = split_spec(&req.document);
-    let (version, kind, text, _) = crate::command_api::find_document(&s, name, version).await?;
+    let (version, kind, text, _) = find_document(&s.store, name, version).await?;
     if kind != "Automation" {
-        return Err(fail(StatusCode::BAD_REQUEST, format!("{name} is a {kind} document: run it with `tend run`")));
+        return Err(Error::bad_request(format!("{name} is a {kind} document: run it with `tend run`")));
     }
-    let doc = Automation::parse(name, &text).map_err(internal)?;
+    let doc = Automation::parse(name, &text).map_err(Error::internal)?;
     let overrides = Overrides { raw: req.raw_params.clone(), typed: req.params.clone(), placeholders: false };
     let (values, problems) = tend_model::params::resolve(&doc.parameters, &overrides);
     if !problems.is_empty() {
         let msgs: Vec<String> = problems.into_iter().map(|p| p.message).collect();
-        return Err(fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("these parameters do not fit {name}:\n{}", msgs.join("\n")),
-        ));
+        return Err(Error::unprocessable(format!("these parameters do not fit {name}:\n{}", msgs.join("\n"))));
     }
     let shown: serde_json::Map<String, Value> = values
         .iter()
@@ -57,19 +56,19 @@ async fn start(
             (k.clone(), if sensitive { Value::from("(sensitive)") } else { v.clone() })
         })
         .collect();
-    let id = format!("exe-{}", random_hex(8).map_err(internal)?);
+    let id = format!("exe-{}", random_hex(8)?);
     let row = ExecutionRow {
         id: id.clone(),
         document: format!("{name}@{version}"),
-        body: serde_json::to_string(&doc).map_err(internal)?,
+        body: serde_json::to_string(&doc)?,
         // Sensitive values sealed at rest (crate::secrets); the engine opens them.
         params: {
             let sensitive: Vec<String> =
                 doc.parameters.iter().filter(|(_, p)| p.sensitive).map(|(k, _)| k.clone()).collect();
-            serde_json::to_string(&s.secrets.seal_params(&values, &sensitive).map_err(internal)?).map_err(internal)?
+            serde_json::to_string(&s.secrets.seal_params(&values, &sensitive)?)?
         },
-        params_shown: serde_json::to_string(&shown).map_err(internal)?,
-        status: crate::automation::IN_PROGRESS.into(),
+        params_shown: serde_json::to_string(&shown)?,
+        status: IN_PROGRESS.into(),
         token_id: op.0.id.clone(),
         token_name: op.0.name.clone(),
         role: op.0.role.to_string(),
@@ -79,21 +78,16 @@ async fn start(
         created_at: now(),
         finished_at: None,
     };
-    s.store.create_execution(&row).await.map_err(internal)?;
+    s.store.create_execution(&row).await?;
     let detail = serde_json::json!({ "id": id, "document": row.document, "params": shown });
-    s.store.audit(&op.actor(), "automation.start", &detail).await.map_err(internal)?;
-    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    s.store.audit(&op.actor(), "automation.start", &detail).await?;
+    advance(&s, &id).await?;
     Ok((StatusCode::CREATED, Json(view(&s, &id).await?)))
 }
 
-async fn view(s: &AppState, id: &str) -> ApiResult<ExecutionView> {
-    let e = s
-        .store
-        .execution(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
-    let steps = s.store.steps(id).await.map_err(internal)?;
+async fn view(s: &Service, id: &str) -> Result<ExecutionView> {
+    let e = s.store.execution(id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
+    let steps = s.store.steps(id).await?;
     let doc: Option<Automation> = serde_json::from_str(&e.body).ok();
     let current = steps.last().filter(|st| !is_final(&st.status) && e.finished_at.is_none());
     let waiting = current.filter(|st| st.status == WAITING || st.wake_ms.is_some()).map(|st| {
@@ -143,10 +137,10 @@ async fn view(s: &AppState, id: &str) -> ApiResult<ExecutionView> {
     })
 }
 
-async fn list(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<ExecutionView>>> {
+async fn list(State(s): State<Service>, op: Operator) -> Result<Json<Vec<ExecutionView>>> {
     op.require(Role::Viewer)?;
     let mut out = Vec::new();
-    for e in s.store.list_executions(100).await.map_err(internal)? {
+    for e in s.store.list_executions(100).await? {
         let mut v = view(&s, &e.id).await?;
         v.steps.clear();
         out.push(v);
@@ -154,40 +148,35 @@ async fn list(State(s): State<AppState>, op: Operator) -> ApiResult<Json<Vec<Exe
     Ok(Json(out))
 }
 
-async fn show(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+async fn show(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<ExecutionView>> {
     op.require(Role::Viewer)?;
     Ok(Json(view(&s, &id).await?))
 }
 
-async fn cancel(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+async fn cancel(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<ExecutionView>> {
     op.require(Role::Operator)?;
     view(&s, &id).await?;
-    s.store.request_execution_cancel(&id).await.map_err(internal)?;
-    s.store.audit(&op.actor(), "automation.cancel", &serde_json::json!({ "id": id })).await.map_err(internal)?;
-    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    s.store.request_execution_cancel(&id).await?;
+    s.store.audit(&op.actor(), "automation.cancel", &serde_json::json!({ "id": id })).await?;
+    advance(&s, &id).await?;
     Ok(Json(view(&s, &id).await?))
 }
 
 /// Records an approval or a rejection on the waiting approve step; only
 /// the tokens the step lists may decide, once each.
-async fn decide(s: &AppState, op: &Operator, id: &str, decision: &str, d: Decision) -> ApiResult<Json<ExecutionView>> {
+async fn decide(s: &Service, op: &Operator, id: &str, decision: &str, d: Decision) -> Result<Json<ExecutionView>> {
     if let Some(c) = &d.comment {
-        tend_model::names::comment(c).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+        tend_model::names::comment(c).map_err(|e| Error::bad_request(e))?;
     }
-    let e = s
-        .store
-        .execution(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
-    let doc: Automation = serde_json::from_str(&e.body).map_err(internal)?;
-    let mut steps = s.store.steps(id).await.map_err(internal)?;
+    let e = s.store.execution(id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
+    let doc: Automation = serde_json::from_str(&e.body)?;
+    let mut steps = s.store.steps(id).await?;
     let Some(cur) = steps.last_mut().filter(|st| st.status == WAITING && e.finished_at.is_none()) else {
-        return Err(fail(StatusCode::CONFLICT, format!("execution {id} is not waiting for an approval")));
+        return Err(Error::conflict(format!("execution {id} is not waiting for an approval")));
     };
-    let step = doc.steps.iter().find(|x| x.name == cur.name).ok_or_else(|| internal("step not in document"))?;
+    let step = doc.steps.iter().find(|x| x.name == cur.name).ok_or_else(|| Error::internal("step not in document"))?;
     if step.action != Action::Approve {
-        return Err(fail(StatusCode::CONFLICT, format!("execution {id} waits for a resume, not an approval")));
+        return Err(Error::conflict(format!("execution {id} waits for a resume, not an approval")));
     }
     let approvers: Vec<String> = step
         .inputs
@@ -196,66 +185,58 @@ async fn decide(s: &AppState, op: &Operator, id: &str, decision: &str, d: Decisi
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     if !approvers.contains(&op.0.name) {
-        return Err(fail(
-            StatusCode::FORBIDDEN,
-            format!(
-                "token `{}` is not an approver of step {} (approvers: {})",
-                op.0.name,
-                step.name,
-                approvers.join(", ")
-            ),
-        ));
+        return Err(Error::forbidden(format!(
+            "token `{}` is not an approver of step {} (approvers: {})",
+            op.0.name,
+            step.name,
+            approvers.join(", ")
+        )));
     }
     let mut decisions: Vec<Value> = serde_json::from_str(&cur.approvals).unwrap_or_default();
     if decisions.iter().any(|x| x["token"] == op.0.name.as_str()) {
-        return Err(fail(StatusCode::CONFLICT, format!("token `{}` has already decided", op.0.name)));
+        return Err(Error::conflict(format!("token `{}` has already decided", op.0.name)));
     }
     decisions.push(serde_json::json!({ "token": op.0.name, "decision": decision, "comment": d.comment, "at": now() }));
     cur.approvals = Value::Array(decisions).to_string();
-    s.store.update_step(id, cur).await.map_err(internal)?;
+    s.store.update_step(id, cur).await?;
     let detail = serde_json::json!({ "id": id, "step": step.name, "comment": d.comment });
-    s.store.audit(&op.actor(), &format!("automation.{decision}"), &detail).await.map_err(internal)?;
-    crate::automation::advance(s, id).await.map_err(internal)?;
+    s.store.audit(&op.actor(), &format!("automation.{decision}"), &detail).await?;
+    advance(s, id).await?;
     Ok(Json(view(s, id).await?))
 }
 
 async fn approve(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Path(id): Path<String>,
     Json(d): Json<Decision>,
-) -> ApiResult<Json<ExecutionView>> {
+) -> Result<Json<ExecutionView>> {
     decide(&s, &op, &id, "approve", d).await
 }
 
 async fn reject(
-    State(s): State<AppState>,
+    State(s): State<Service>,
     op: Operator,
     Path(id): Path<String>,
     Json(d): Json<Decision>,
-) -> ApiResult<Json<ExecutionView>> {
+) -> Result<Json<ExecutionView>> {
     decide(&s, &op, &id, "reject", d).await
 }
 
-async fn resume(State(s): State<AppState>, op: Operator, Path(id): Path<String>) -> ApiResult<Json<ExecutionView>> {
+async fn resume(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<ExecutionView>> {
     op.require(Role::Operator)?;
-    let e = s
-        .store
-        .execution(&id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| fail(StatusCode::NOT_FOUND, "no such execution"))?;
-    let doc: Automation = serde_json::from_str(&e.body).map_err(internal)?;
-    let mut steps = s.store.steps(&id).await.map_err(internal)?;
+    let e = s.store.execution(&id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
+    let doc: Automation = serde_json::from_str(&e.body)?;
+    let mut steps = s.store.steps(&id).await?;
     let paused = steps
         .last_mut()
         .filter(|st| st.status == WAITING && doc.steps.iter().any(|x| x.name == st.name && x.action == Action::Pause));
     let Some(cur) = paused else {
-        return Err(fail(StatusCode::CONFLICT, format!("execution {id} is not paused")));
+        return Err(Error::conflict(format!("execution {id} is not paused")));
     };
     cur.resumed = true;
-    s.store.update_step(&id, cur).await.map_err(internal)?;
-    s.store.audit(&op.actor(), "automation.resume", &serde_json::json!({ "id": id })).await.map_err(internal)?;
-    crate::automation::advance(&s, &id).await.map_err(internal)?;
+    s.store.update_step(&id, cur).await?;
+    s.store.audit(&op.actor(), "automation.resume", &serde_json::json!({ "id": id })).await?;
+    advance(&s, &id).await?;
     Ok(Json(view(&s, &id).await?))
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use tend_model::command::InvocationStatus;
 use tokio::sync::Notify;
 
-use crate::store::{InvocationRow, Store, StoreError, now_ms};
+use super::store::InvocationRow;
+use crate::store::{Store, StoreError, now_ms};
 
 /// Command statuses besides the invocation ones.
 pub const PENDING: &str = "Pending";

@@ -4,11 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tend_model::command::{InvocationResult, InvocationStatus, InvocationView};
 
-use super::{Result, Store, StoreError, now};
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use crate::store::{Result, Store, StoreError, now, now_ms};
 
 /// A command as stored (its invocations apart).
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, now};
+use crate::store::{Result, Store, now};
 
 #[derive(Debug, Clone, Default)]
 pub struct AssociationRow {
@@ -249,33 +249,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Tries to become the replica that fires schedules. SQLite has one
-    /// replica: always. PostgreSQL: a session advisory lock on a connection
-    /// of its own, held for as long as this replica lives (PostgreSQL
-    /// releases it the moment the replica dies).
-    pub async fn try_lead(&self) -> Result<Option<Leadership>> {
-        if !self.postgres {
-            return Ok(Some(Leadership { conn: None }));
-        }
-        let mut conn = self.pool.acquire().await?.detach();
-        let row = sqlx::query("SELECT pg_try_advisory_lock(7366527) AS ok").fetch_one(&mut conn).await?;
-        Ok(row.try_get::<bool, _>("ok")?.then_some(Leadership { conn: Some(conn) }))
-    }
-}
-
-/// This replica fires the schedules while it holds this.
-pub struct Leadership {
-    conn: Option<sqlx::AnyConnection>,
-}
-
-impl Leadership {
-    /// False once the lock's connection is gone (then lead again, or not).
-    pub async fn alive(&mut self) -> bool {
-        match &mut self.conn {
-            None => true,
-            Some(c) => sqlx::query("SELECT 1").execute(c).await.is_ok(),
-        }
     }
 }

@@ -5,7 +5,6 @@
 //! an approval still waiting, and a command step with the command it
 //! already created (its id is fixed before it is created), never a second.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,9 +12,10 @@ use tend_model::automation::{Action, Automation, OnFailure, Step, evaluate, extr
 use tend_model::command::CommandCreate;
 use tokio::sync::Notify;
 
-use crate::api::AppState;
+use super::Service;
+use super::store::{ExecutionRow, StepRow};
 use crate::auth::Operator;
-use crate::store::{ExecutionRow, StepRow, now, now_ms};
+use crate::store::{now, now_ms};
 
 pub const IN_PROGRESS: &str = "InProgress";
 pub const WAITING: &str = "Waiting";
@@ -26,9 +26,6 @@ pub const PENDING: &str = "Pending";
 pub struct Engine {
     pub kick: Notify,
     lock: tokio::sync::Mutex<()>,
-    /// Set while this replica holds the scheduler lock: only then does the
-    /// loop advance executions (requests still advance the one they touch).
-    pub leader: std::sync::atomic::AtomicBool,
 }
 
 pub fn is_final(status: &str) -> bool {
@@ -37,7 +34,7 @@ pub fn is_final(status: &str) -> bool {
 
 /// The engine loop: every execution that is not finished, twice a second
 /// and whenever kicked.
-pub async fn run(s: AppState) {
+pub async fn run(s: Service) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -45,7 +42,7 @@ pub async fn run(s: AppState) {
             _ = tick.tick() => {},
             _ = s.engine.kick.notified() => {},
         }
-        if !s.engine.leader.load(std::sync::atomic::Ordering::SeqCst) {
+        if !s.leader.leads() {
             continue;
         }
         let ids = match s.store.active_executions().await {
@@ -63,15 +60,15 @@ pub async fn run(s: AppState) {
     }
 }
 
-type Res<T> = anyhow::Result<T>;
+type Res<T> = crate::error::Result<T>;
 
 /// The token it acts as: the one that created it.
-fn operator(e: &ExecutionRow) -> Operator {
-    Operator::acting_as(&e.token_id, &e.token_name, &e.role, e.scope.as_deref())
+fn operator(e: &ExecutionRow) -> Res<Operator> {
+    Ok(Operator::acting_as(&e.token_id, &e.token_name, &e.role, e.scope.as_deref())?)
 }
 
 /// Moves one execution as far as it can go now.
-pub async fn advance(s: &AppState, id: &str) -> Res<()> {
+pub async fn advance(s: &Service, id: &str) -> Res<()> {
     let _one = s.engine.lock.lock().await;
     // A few transitions per pass (a branch, then the step it chose).
     for _ in 0..16 {
@@ -95,7 +92,7 @@ pub async fn advance(s: &AppState, id: &str) -> Res<()> {
         if e.cancel_requested && !is_final(&cur.status) {
             if let Some(cmd) = &cur.command_id {
                 let _ = s.store.request_cancel(cmd).await;
-                s.dispatcher.touch(cmd);
+                s.commands.dispatcher.touch(cmd);
             }
             end_step(s, id, &mut cur, "Cancelled", None).await?;
             finish(s, &e, "Cancelled", Some("cancelled".into())).await?;
@@ -191,7 +188,7 @@ fn new_row(exec: &str, seq: i64, step: &Step, attempt: i64) -> StepRow {
     }
 }
 
-async fn end_step(s: &AppState, id: &str, cur: &mut StepRow, status: &str, error: Option<String>) -> Res<()> {
+async fn end_step(s: &Service, id: &str, cur: &mut StepRow, status: &str, error: Option<String>) -> Res<()> {
     cur.status = status.into();
     cur.error = error.or(cur.error.take());
     cur.ended_at = Some(now());
@@ -199,7 +196,7 @@ async fn end_step(s: &AppState, id: &str, cur: &mut StepRow, status: &str, error
     Ok(())
 }
 
-async fn finish(s: &AppState, e: &ExecutionRow, status: &str, error: Option<String>) -> Res<()> {
+async fn finish(s: &Service, e: &ExecutionRow, status: &str, error: Option<String>) -> Res<()> {
     tracing::info!(execution = e.id, status, "automation finished");
     s.store.set_execution_status(&e.id, status, error.as_deref(), true).await?;
     s.store
@@ -261,7 +258,7 @@ fn resolver<'a>(params: &'a serde_json::Map<String, Value>, steps: &'a [StepRow]
 
 /// One look at the current step: start it, or see whether it is done.
 async fn step_once(
-    s: &AppState,
+    s: &Service,
     e: &ExecutionRow,
     params: &serde_json::Map<String, Value>,
     steps: &[StepRow],
@@ -280,16 +277,16 @@ async fn step_once(
                 let wake = match (inputs.get("duration").and_then(|d| d.as_str()), inputs.get("until")) {
                     (Some(d), _) => humantime::parse_duration(d)
                         .map(|d| now_ms + d.as_millis() as i64)
-                        .map_err(|e| anyhow::anyhow!("duration {d:?}: {e}")),
+                        .map_err(|e| format!("duration {d:?}: {e}")),
                     (None, Some(Value::String(u))) => u
                         .parse::<jiff::Timestamp>()
                         .map(|t| t.as_millisecond())
-                        .map_err(|e| anyhow::anyhow!("until {u:?}: {e}")),
-                    _ => Err(anyhow::anyhow!("sleep needs duration or until")),
+                        .map_err(|e| format!("until {u:?}: {e}")),
+                    _ => Err("sleep needs duration or until".to_string()),
                 };
                 match wake {
                     Ok(w) => cur.wake_ms = Some(w),
-                    Err(why) => return end_step(s, &e.id, cur, "Failed", Some(why.to_string())).await,
+                    Err(why) => return end_step(s, &e.id, cur, "Failed", Some(why)).await,
                 }
             }
             Action::Approve | Action::Pause => cur.status = WAITING.into(),
@@ -309,8 +306,8 @@ async fn step_once(
                 let id = cur.command_id.clone();
                 // Written first: a restart then finds the id and never creates a second command.
                 s.store.update_step(&e.id, cur).await?;
-                if let Err((_, why)) = crate::command_api::start_command(s, &operator(e), req, id).await {
-                    return end_step(s, &e.id, cur, "Failed", Some(why.0.error.clone())).await;
+                if let Err(why) = crate::commands::start(&s.commands, &operator(e)?, req, id).await {
+                    return end_step(s, &e.id, cur, "Failed", Some(why.to_string())).await;
                 }
             }
         }
@@ -323,7 +320,7 @@ async fn step_once(
     {
         if let Some(cmd) = &cur.command_id {
             let _ = s.store.request_cancel(cmd).await;
-            s.dispatcher.touch(cmd);
+            s.commands.dispatcher.touch(cmd);
         }
         return end_step(s, &e.id, cur, "TimedOut", Some(format!("timed out after {t} s"))).await;
     }
@@ -358,8 +355,8 @@ async fn step_once(
                 // The row was written but the server stopped before the
                 // command was created: create it now (its id is fixed).
                 let req = command_request(step.action, &inputs);
-                if let Err((_, why)) = crate::command_api::start_command(s, &operator(e), req, Some(cmd)).await {
-                    return end_step(s, &e.id, cur, "Failed", Some(why.0.error.clone())).await;
+                if let Err(why) = crate::commands::start(&s.commands, &operator(e)?, req, Some(cmd)).await {
+                    return end_step(s, &e.id, cur, "Failed", Some(why.to_string())).await;
                 }
                 return Ok(());
             };
@@ -418,5 +415,3 @@ fn command_request(action: Action, inputs: &Value) -> CommandCreate {
         comment: None,
     }
 }
-
-pub type Shared = Arc<Engine>;

@@ -1,0 +1,212 @@
+//! Tokens, activations, registration, nodes and the audit log over HTTP.
+//! Every change is audited.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use tend_model::wire::{
+    Activation, ActivationCreate, AuditEntry, Node, RegisterRequest, RegisterResponse, Role, Token, TokenCreate,
+};
+
+use super::Service;
+use crate::auth::{Agent, Operator, parse_scope};
+use crate::error::{Error, Result};
+use crate::intake::{Caller, Gate, Guard, KIB};
+use crate::pki::{random_hex, sha256_hex};
+use crate::store::{NewNode, RegisterRefusal};
+
+pub fn routes(gate: &Gate) -> Router<Service> {
+    let s = gate;
+    Router::new()
+        .route("/v1/tokens", post(create_token).guard(s, Caller::Token(Role::Admin), 16 * KIB).get(list_tokens))
+        .route("/v1/tokens/{id}", delete(revoke_token).guard(s, Caller::Token(Role::Admin), KIB))
+        .route(
+            "/v1/activations",
+            post(create_activation).guard(s, Caller::Token(Role::Operator), 64 * KIB).get(list_activations),
+        )
+        .route("/v1/register", post(register).guard(s, Caller::Anyone, 16 * KIB))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(show_node).merge(delete(deregister).guard(s, Caller::Token(Role::Operator), KIB)))
+        .route("/v1/agent/whoami", get(whoami))
+        .route("/v1/audit", get(audit))
+}
+
+async fn create_token(State(s): State<Service>, op: Operator, Json(req): Json<TokenCreate>) -> Result<Json<Token>> {
+    op.require(Role::Admin)?;
+    op.require_unscoped("manage tokens")?;
+    tend_model::names::object_name("token", &req.name).map_err(|e| Error::bad_request(e))?;
+    if let Some(sc) = &req.scope {
+        if parse_scope(sc).is_none() {
+            return Err(Error::bad_request(format!("scope {sc:?} is not of the form tag:key=value")));
+        }
+    }
+    let id = format!("tok-{}", random_hex(6)?);
+    let secret = format!("tend_{}", random_hex(24)?);
+    let at =
+        s.store.create_token(&id, &req.name, req.role, req.scope.as_deref(), &sha256_hex(secret.as_bytes())).await?;
+    let detail = serde_json::json!({ "id": id, "name": req.name, "role": req.role, "scope": req.scope });
+    s.store.audit(&op.actor(), "token.create", &detail).await?;
+    Ok(Json(Token {
+        id,
+        name: req.name,
+        role: req.role,
+        scope: req.scope,
+        token: Some(secret),
+        created_at: at,
+        revoked_at: None,
+    }))
+}
+
+async fn list_tokens(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Token>>> {
+    op.require(Role::Admin)?;
+    Ok(Json(s.store.list_tokens().await?))
+}
+
+async fn revoke_token(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
+    op.require(Role::Admin)?;
+    op.require_unscoped("manage tokens")?;
+    if !s.store.revoke_token(&id).await? {
+        return Err(Error::not_found(format!("no active token {id}")));
+    }
+    s.store.audit(&op.actor(), "token.revoke", &serde_json::json!({ "id": id })).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_activation(
+    State(s): State<Service>,
+    op: Operator,
+    Json(req): Json<ActivationCreate>,
+) -> Result<Json<Activation>> {
+    op.require(Role::Operator)?;
+    if !op.in_scope(&req.tags) {
+        return Err(Error::forbidden(format!(
+            "token `{}` is scoped to {}: activations must carry that tag",
+            op.0.name,
+            op.0.scope.as_deref().unwrap_or("")
+        )));
+    }
+    tend_model::names::tags(&req.tags).map_err(|e| Error::bad_request(e))?;
+    if req.limit == 0 || req.expires_in == 0 {
+        return Err(Error::bad_request("an activation needs a limit and an expiry above zero"));
+    }
+    let id = format!("act-{}", random_hex(6)?);
+    let code = random_hex(16)?;
+    let expires = SystemTime::now() + Duration::from_secs(req.expires_in.min(10 * 365 * 86_400));
+    let expires_at = humantime::format_rfc3339_seconds(expires).to_string();
+    let mut act = s
+        .store
+        .create_activation(&id, &sha256_hex(code.as_bytes()), &req.tags, req.limit, &expires_at, &op.actor())
+        .await?;
+    let detail = serde_json::json!({ "id": id, "tags": req.tags, "limit": req.limit, "expires_at": expires_at });
+    s.store.audit(&op.actor(), "activation.create", &detail).await?;
+    act.code = Some(code);
+    Ok(Json(act))
+}
+
+async fn list_activations(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Activation>>> {
+    op.require(Role::Viewer)?;
+    let all = s.store.list_activations().await?;
+    Ok(Json(all.into_iter().filter(|a| op.in_scope(&a.tags)).collect()))
+}
+
+async fn register(State(s): State<Service>, Json(req): Json<RegisterRequest>) -> Result<Json<RegisterResponse>> {
+    // Checked before anything is looked up or written.
+    tend_model::names::hostname(&req.hostname).map_err(|e| Error::bad_request(e))?;
+    tend_model::names::tags(&req.tags).map_err(|e| Error::bad_request(e))?;
+    let id_ok = req.activation_id.len() <= 64
+        && req.activation_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && req.activation_code.len() <= 128;
+    if !id_ok {
+        s.metrics.refused("register_malformed");
+        return Err(Error::forbidden("registration refused: unknown activation id or wrong activation code"));
+    }
+    let node_id = format!("n-{}", random_hex(8)?);
+    let (cert_pem, key_fp) = s
+        .pki
+        .sign_agent(&req.csr_pem, &node_id)
+        .map_err(|e| Error::bad_request(format!("invalid certificate signing request: {e}")))?;
+    let cert_der = rustls_pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer| sha256_hex(&c))
+        .map_err(Error::internal)?;
+    let new = NewNode {
+        id: node_id.clone(),
+        hostname: req.hostname.clone(),
+        tags: req.tags.clone(),
+        key_fingerprint: key_fp,
+        cert_fingerprint: cert_der,
+    };
+    let refused = |msg: &str| Error::forbidden(format!("registration refused: {msg}"));
+    let outcome =
+        s.store.register(&req.activation_id, &sha256_hex(req.activation_code.trim().as_bytes()), &new).await?;
+    let detail = serde_json::json!({ "activation": req.activation_id, "hostname": req.hostname });
+    match outcome {
+        Ok(tags) => {
+            let detail = serde_json::json!({ "node": node_id, "hostname": req.hostname, "tags": tags, "activation": req.activation_id });
+            s.store.audit(&format!("node:{node_id}"), "node.register", &detail).await?;
+            Ok(Json(RegisterResponse { node_id, cert_pem, ca_pem: s.pki.ca_pem.clone() }))
+        }
+        Err(why) => {
+            // Anonymous: one entry per kind of refusal a minute, with the count left out.
+            let action = format!("node.register.refused.{why:?}");
+            if let Some(skipped) = s.refusals.admit(&action) {
+                let mut detail = detail;
+                detail["refused_since_last_entry"] = skipped.into();
+                s.store.audit("anonymous", &action, &detail).await?;
+            }
+            Err(match why {
+                RegisterRefusal::UnknownActivation | RegisterRefusal::WrongCode => {
+                    refused("unknown activation id or wrong activation code")
+                }
+                RegisterRefusal::Expired => refused("the activation has expired"),
+                RegisterRefusal::LimitReached => refused("the activation's registration limit is reached"),
+                RegisterRefusal::KeyAlreadyRegistered => {
+                    refused("this key is already registered (a replayed request?); make a new key pair")
+                }
+            })
+        }
+    }
+}
+
+async fn list_nodes(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Node>>> {
+    op.require(Role::Viewer)?;
+    let all = s.store.list_nodes().await?;
+    Ok(Json(all.into_iter().filter(|n| op.in_scope(&n.tags)).collect()))
+}
+
+async fn show_node(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<Node>> {
+    op.require(Role::Viewer)?;
+    match s.store.node(&id).await? {
+        Some(mut n) if op.in_scope(&n.tags) => {
+            n.facts = s.store.facts(&id).await?;
+            n.last_report =
+                s.store.reports(Some(&id), 1).await?.first().and_then(|(_, _, r)| serde_json::from_str(r).ok());
+            Ok(Json(n))
+        }
+        _ => Err(Error::not_found(format!("no node {id}"))),
+    }
+}
+
+async fn deregister(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
+    op.require(Role::Operator)?;
+    let node = s.store.node(&id).await?;
+    match node {
+        Some(n) if op.in_scope(&n.tags) && n.deregistered_at.is_none() => {}
+        _ => return Err(Error::not_found(format!("no registered node {id}"))),
+    }
+    s.store.deregister(&id).await?;
+    s.store.audit(&op.actor(), "node.deregister", &serde_json::json!({ "node": id })).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn whoami(State(s): State<Service>, Agent(node): Agent) -> Result<Json<Node>> {
+    s.store.touch_node(&node.id).await?;
+    Ok(Json(node))
+}
+
+async fn audit(State(s): State<Service>, op: Operator) -> Result<Json<Vec<AuditEntry>>> {
+    op.require(Role::Admin)?;
+    Ok(Json(s.store.audit_log(1000).await?))
+}
