@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::store::Store;
+use sqlx::Row;
+use tend_model::wire::AuditEntry;
+
+use crate::store::{Result, Store, now};
 
 /// Bytes of one audit entry's detail (JSON).
 pub const MAX_DETAIL: usize = 4096;
@@ -91,6 +94,43 @@ impl Throttle {
                 Some(0)
             }
         }
+    }
+}
+
+impl Store {
+    /// Appends an audit entry; its detail is bounded ([`bounded`]).
+    pub async fn audit(&self, actor: &str, action: &str, detail: &serde_json::Value) -> Result<()> {
+        let (actor, action) = (clip(actor, 128), clip(action, 128));
+        sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
+            .bind(now())
+            .bind(actor)
+            .bind(action)
+            .bind(bounded(detail))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes audit entries older than `cutoff` (RFC 3339); returns how many.
+    pub async fn purge_audit(&self, cutoff: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM audit WHERE at < $1").bind(cutoff).execute(&self.pool).await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                at: r.get("at"),
+                actor: r.get("actor"),
+                action: r.get("action"),
+                detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
+            })
+            .collect())
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use tend_model::wire::{AuditEntry, LastRun, Node, Role, Tags, Token};
+use tend_model::wire::{LastRun, Node, Role, Tags, Token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -329,21 +329,6 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    // --- audit ---
-
-    /// Appends an audit entry; its detail is bounded (crate::audit::bounded).
-    pub async fn audit(&self, actor: &str, action: &str, detail: &serde_json::Value) -> Result<()> {
-        let (actor, action) = (crate::audit::clip(actor, 128), crate::audit::clip(action, 128));
-        sqlx::query("INSERT INTO audit (at, actor, action, detail) VALUES ($1, $2, $3, $4)")
-            .bind(now())
-            .bind(actor)
-            .bind(action)
-            .bind(crate::audit::bounded(detail))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Seals again every stored value that holds sealed content (assignment
     /// parameters, command deliveries): `f` returns the new text, or None to
     /// leave a row as it is. One transaction; returns how many rows changed.
@@ -382,28 +367,6 @@ impl Store {
         sqlx::query(q).bind(replica).bind(&pad).execute(&self.pool).await?;
         sqlx::query(q).bind(replica).bind(now()).execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Deletes audit entries older than `cutoff` (RFC 3339); returns how many.
-    pub async fn purge_audit(&self, cutoff: &str) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM audit WHERE at < $1").bind(cutoff).execute(&self.pool).await?;
-        Ok(r.rows_affected())
-    }
-
-    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                at: r.get("at"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
-            })
-            .collect())
     }
 }
 
