@@ -17,9 +17,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Io(String),
+    #[error("migrating the database: {0}")]
+    Migrate(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub mod migrations;
 
 impl StoreError {
     /// A fault of the storage rather than of the request: the disk is full,
@@ -127,27 +131,23 @@ impl Store {
         // Readers run in parallel under WAL; writers take turns (busy_timeout),
         // and every write transaction starts with its write.
         let store = Store::connect(&url, 4).await?;
-        sqlx::raw_sql(include_str!("../migrations/0001_init.sql")).execute(&store.pool).await?;
-        sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&store.pool).await?;
-        sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&store.pool).await?;
-        sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&store.pool).await?;
-        sqlx::raw_sql(include_str!("../migrations/0005_health.sql")).execute(&store.pool).await?;
+        store.migrate().await?;
         Ok(store)
     }
 
     /// Opens a PostgreSQL database (`postgres://…`) and applies the schema.
     pub async fn open_postgres(url: &str) -> Result<Store> {
         let store = Store::connect(url, 16).await?;
-        // One replica at a time applies the schema.
-        let mut tx = store.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(7366526)").execute(&mut *tx).await?;
-        sqlx::raw_sql(include_str!("../migrations/0001_init.postgres.sql")).execute(&mut *tx).await?;
-        sqlx::raw_sql(include_str!("../migrations/0002_commands.sql")).execute(&mut *tx).await?;
-        sqlx::raw_sql(include_str!("../migrations/0003_automation.sql")).execute(&mut *tx).await?;
-        sqlx::raw_sql(include_str!("../migrations/0004_associations.sql")).execute(&mut *tx).await?;
-        sqlx::raw_sql(include_str!("../migrations/0005_health.sql")).execute(&mut *tx).await?;
-        tx.commit().await?;
+        store.migrate().await?;
         Ok(store)
+    }
+
+    /// Applies the migrations this database has not had ([`migrations`]).
+    /// On PostgreSQL the migrator holds an advisory lock meanwhile, so one
+    /// replica at a time migrates.
+    async fn migrate(&self) -> Result<()> {
+        let m = migrations::migrator(self.postgres).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
+        m.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
     async fn connect(url: &str, max: u32) -> Result<Store> {
