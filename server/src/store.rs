@@ -25,6 +25,42 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub mod migrations;
 
+/// A status stored as its name (`"InProgress"`): the same text the
+/// database held before the types, so the schema does not change. A name
+/// read back that is none of the variants is corrupt data.
+macro_rules! stored_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $v:ident),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        $vis enum $name { #[default] $($(#[$vm])* $v),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => stringify!($v)),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::store::StoreError;
+            fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+                match s {
+                    $(stringify!($v) => Ok($name::$v),)+
+                    other => Err($crate::store::StoreError::Corrupt(format!(
+                        "{} {other:?} is not one of {}", stringify!($name), [$(stringify!($v)),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+pub(crate) use stored_enum;
+
 impl StoreError {
     /// A fault of the storage rather than of the request: the disk is full,
     /// I/O failed, the database is unreachable or busy past its timeout.

@@ -15,7 +15,7 @@ use tend_model::command::CommandCreate;
 
 use super::Service;
 use super::schedule::{Schedule, from_ms as ts};
-use super::store::{AssociationRow, ComplianceRow, RunRow};
+use super::store::{AssociationRow, Compliance, ComplianceRow, RunRow, RunStatus};
 use crate::auth::Operator;
 use crate::store::{StoreError, decode, now, now_ms};
 
@@ -78,7 +78,7 @@ async fn settle(s: &Service, a: &AssociationRow, r: &RunRow) -> Res<bool> {
     if !s.store.compliance_recorded(&r.command_id).await? {
         record_compliance(s, a, &r.command_id).await?;
     }
-    s.store.finish_run(&a.id, r.slot_ms, &cmd.status).await?;
+    s.store.finish_run(&a.id, r.slot_ms, &RunStatus::Ended(cmd.status)).await?;
     Ok(true)
 }
 
@@ -119,7 +119,7 @@ async fn start(s: &Service, a: &AssociationRow, slot_ms: i64, command_id: &str) 
     let req = command_request(a, &s.secrets)?;
     if let Err(why) = crate::commands::start(&s.commands, &operator(a)?, req, Some(command_id.to_string())).await {
         tracing::warn!(association = a.id, error = %why, "the association's command was refused");
-        s.store.finish_run(&a.id, slot_ms, &format!("Refused: {why}")).await?;
+        s.store.finish_run(&a.id, slot_ms, &RunStatus::Refused(why.to_string())).await?;
     }
     Ok(())
 }
@@ -131,7 +131,7 @@ pub async fn fire(s: &Service, a: &AssociationRow, slot_ms: i64, trigger: &str, 
         slot_ms,
         trigger: trigger.to_string(),
         command_id: command_id.clone(),
-        status: "Pending".into(),
+        status: RunStatus::Pending,
         started_at: now(),
         finished_at: None,
         skipped,
@@ -151,11 +151,11 @@ pub async fn fire(s: &Service, a: &AssociationRow, slot_ms: i64, trigger: &str, 
 async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) -> Res<()> {
     for inv in s.store.invocation_views(command_id).await? {
         let at = inv.ended_at.clone().unwrap_or_else(now);
-        let event = |status: &str, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {
+        let event = |status: Compliance, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {
             association_id: a.id.clone(),
             node_id: inv.node.clone(),
             hostname: inv.hostname.clone(),
-            status: status.into(),
+            status,
             at: at.into(),
             reason,
             changes: serde_json::to_string(changes).unwrap_or_else(|_| "[]".into()),
@@ -166,7 +166,7 @@ async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) ->
                 (None, Some(c)) => format!("{} (exit code {c})", inv.status),
                 (None, None) => inv.status.to_string(),
             };
-            s.store.add_compliance(&event("NonCompliant", &at, Some(why), &[]), command_id).await?;
+            s.store.add_compliance(&event(Compliance::NonCompliant, &at, Some(why), &[]), command_id).await?;
             continue;
         }
         let corrective: Vec<String> = inv
@@ -178,11 +178,13 @@ async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) ->
         if a.recipe.is_some() && !corrective.is_empty() {
             let found = inv.started_at.clone().unwrap_or_else(|| at.clone());
             let why = format!("drift found: {} resource(s) differed from the recipe", corrective.len());
-            s.store.add_compliance(&event("NonCompliant", &found, Some(why), &corrective), command_id).await?;
+            s.store
+                .add_compliance(&event(Compliance::NonCompliant, &found, Some(why), &corrective), command_id)
+                .await?;
             let why = Some("drift repaired".to_string());
-            s.store.add_compliance(&event("Compliant", &at, why, &corrective), command_id).await?;
+            s.store.add_compliance(&event(Compliance::Compliant, &at, why, &corrective), command_id).await?;
         } else {
-            s.store.add_compliance(&event("Compliant", &at, None, &[]), command_id).await?;
+            s.store.add_compliance(&event(Compliance::Compliant, &at, None, &[]), command_id).await?;
         }
     }
     Ok(())

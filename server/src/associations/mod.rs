@@ -9,7 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-pub use self::store::{AssociationRow, ComplianceRow, RunRow};
+pub use self::store::{AssociationRow, Compliance, ComplianceRow, RunRow, RunStatus};
 use crate::commands;
 use crate::leader::Leader;
 use crate::secrets::Secrets;

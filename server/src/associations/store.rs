@@ -4,7 +4,45 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::{Result, Store, now};
+use crate::commands::CommandStatus;
+use crate::store::{Result, Store, StoreError, now, stored_enum};
+
+/// A run: its command not yet ended, ended as the command did, or refused
+/// when it was to be created (stored as `Refused: why`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    Pending,
+    Ended(CommandStatus),
+    Refused(String),
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunStatus::Pending => f.write_str("Pending"),
+            RunStatus::Ended(c) => f.write_str(c.as_str()),
+            RunStatus::Refused(why) => write!(f, "Refused: {why}"),
+        }
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> std::result::Result<RunStatus, StoreError> {
+        if let Some(why) = s.strip_prefix("Refused: ") {
+            return Ok(RunStatus::Refused(why.to_string()));
+        }
+        match s.parse::<CommandStatus>()? {
+            CommandStatus::Pending => Ok(RunStatus::Pending),
+            c => Ok(RunStatus::Ended(c)),
+        }
+    }
+}
+
+stored_enum! {
+    /// A node's compliance with an association, as one event.
+    pub enum Compliance { Compliant, NonCompliant }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct AssociationRow {
@@ -33,7 +71,7 @@ pub struct RunRow {
     pub slot_ms: i64,
     pub trigger: String,
     pub command_id: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub skipped: i64,
@@ -44,7 +82,7 @@ pub struct ComplianceRow {
     pub association_id: String,
     pub node_id: String,
     pub hostname: String,
-    pub status: String,
+    pub status: Compliance,
     pub at: String,
     pub reason: Option<String>,
     pub changes: String,
@@ -78,7 +116,7 @@ fn run_of(r: &AnyRow) -> Result<RunRow> {
         slot_ms: r.try_get("slot_ms")?,
         trigger: r.try_get("trig")?,
         command_id: r.try_get("command_id")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         skipped: r.try_get("skipped")?,
@@ -147,7 +185,7 @@ impl Store {
         .bind(run.slot_ms)
         .bind(&run.trigger)
         .bind(&run.command_id)
-        .bind(&run.status)
+        .bind(run.status.to_string())
         .bind(&run.started_at)
         .bind(run.skipped)
         .execute(&mut *tx)
@@ -175,11 +213,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, id: &str, slot_ms: i64, status: &str) -> Result<()> {
+    pub async fn finish_run(&self, id: &str, slot_ms: i64, status: &RunStatus) -> Result<()> {
         sqlx::query(
             "UPDATE association_runs SET status = $1, finished_at = $2 WHERE association_id = $3 AND slot_ms = $4",
         )
-        .bind(status)
+        .bind(status.to_string())
         .bind(now())
         .bind(id)
         .bind(slot_ms)
@@ -207,7 +245,7 @@ impl Store {
         .bind(&c.association_id)
         .bind(&c.node_id)
         .bind(&c.hostname)
-        .bind(&c.status)
+        .bind(c.status.as_str())
         .bind(&c.at)
         .bind(&c.reason)
         .bind(&c.changes)
@@ -242,7 +280,7 @@ impl Store {
                     association_id: r.try_get("association_id")?,
                     node_id: r.try_get("node_id")?,
                     hostname: r.try_get("hostname")?,
-                    status: r.try_get("status")?,
+                    status: r.try_get::<String, _>("status")?.parse()?,
                     at: r.try_get("at")?,
                     reason: r.try_get("reason")?,
                     changes: r.try_get("changes")?,

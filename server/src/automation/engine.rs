@@ -13,23 +13,15 @@ use tend_model::command::CommandCreate;
 use tokio::sync::Notify;
 
 use super::Service;
-use super::store::{ExecutionRow, StepRow};
+use super::store::{ExecutionRow, ExecutionStatus, StepRow, StepStatus, Verdict};
 use crate::auth::Operator;
 use crate::store::{now, now_ms};
-
-pub const IN_PROGRESS: &str = "InProgress";
-pub const WAITING: &str = "Waiting";
-pub const PENDING: &str = "Pending";
 
 /// Wakes the engine at once (a start, an approval, a resume, a cancel).
 #[derive(Default)]
 pub struct Engine {
     pub kick: Notify,
     lock: tokio::sync::Mutex<()>,
-}
-
-pub fn is_final(status: &str) -> bool {
-    matches!(status, "Success" | "Failed" | "Cancelled" | "TimedOut" | "Skipped")
 }
 
 /// The engine loop: every execution that is not finished, twice a second
@@ -86,27 +78,31 @@ pub async fn advance(s: &Service, id: &str) -> Res<()> {
             continue;
         };
         let Some(step) = doc.steps.iter().find(|st| st.name == cur.name) else {
-            finish(s, &e, "Failed", Some(format!("step {} is not in the document", cur.name))).await?;
+            finish(s, &e, ExecutionStatus::Failed, Some(format!("step {} is not in the document", cur.name))).await?;
             return Ok(());
         };
-        if e.cancel_requested && !is_final(&cur.status) {
+        if e.cancel_requested && !cur.status.is_final() {
             if let Some(cmd) = &cur.command_id {
                 let _ = s.store.request_cancel(cmd).await;
                 s.commands.dispatcher.touch(cmd);
             }
-            end_step(s, id, &mut cur, "Cancelled", None).await?;
-            finish(s, &e, "Cancelled", Some("cancelled".into())).await?;
+            end_step(s, id, &mut cur, StepStatus::Cancelled, None).await?;
+            finish(s, &e, ExecutionStatus::Cancelled, Some("cancelled".into())).await?;
             return Ok(());
         }
-        if !is_final(&cur.status) {
-            let before = (cur.status.clone(), cur.outputs.clone());
+        if !cur.status.is_final() {
+            let before = (cur.status, cur.outputs.clone());
             step_once(s, &e, &params, &steps, step, &mut cur).await?;
-            if !is_final(&cur.status) {
-                let status = if cur.status == WAITING { WAITING } else { IN_PROGRESS };
+            if !cur.status.is_final() {
+                let status = if cur.status == StepStatus::Waiting {
+                    ExecutionStatus::Waiting
+                } else {
+                    ExecutionStatus::InProgress
+                };
                 if e.status != status {
                     s.store.set_execution_status(id, status, None, false).await?;
                 }
-                if (cur.status.clone(), cur.outputs.clone()) == before {
+                if (cur.status, cur.outputs.clone()) == before {
                     return Ok(());
                 }
                 continue;
@@ -120,7 +116,7 @@ pub async fn advance(s: &Service, id: &str) -> Res<()> {
             }
             Next::Step(name) => {
                 let Some(st) = doc.steps.iter().find(|x| x.name == name) else {
-                    finish(s, &e, "Failed", Some(format!("no step {name}"))).await?;
+                    finish(s, &e, ExecutionStatus::Failed, Some(format!("no step {name}"))).await?;
                     return Ok(());
                 };
                 s.store.add_step(id, &new_row(id, cur.seq + 1, st, 1)).await?;
@@ -137,36 +133,40 @@ pub async fn advance(s: &Service, id: &str) -> Res<()> {
 enum Next {
     Retry,
     Step(String),
-    End(&'static str, Option<String>),
+    End(ExecutionStatus, Option<String>),
 }
 
 fn next_step(doc: &Automation, step: &Step, cur: &StepRow) -> Next {
     let i = doc.steps.iter().position(|x| x.name == step.name).unwrap_or(0);
     let after = || match &step.next_step {
         Some(n) => Next::Step(n.clone()),
-        None if step.is_end => Next::End("Success", None),
+        None if step.is_end => Next::End(ExecutionStatus::Success, None),
         None => match doc.steps.get(i + 1) {
             Some(n) => Next::Step(n.name.clone()),
-            None => Next::End("Success", None),
+            None => Next::End(ExecutionStatus::Success, None),
         },
     };
-    if cur.status == "Success" {
+    if cur.status == StepStatus::Success {
         if step.action == Action::Branch {
             let outputs: serde_json::Map<String, Value> = serde_json::from_str(&cur.outputs).unwrap_or_default();
             return match outputs.get("nextStep").and_then(|v| v.as_str()) {
                 Some(n) => Next::Step(n.to_string()),
-                None => Next::End("Success", None),
+                None => Next::End(ExecutionStatus::Success, None),
             };
         }
         return after();
     }
-    if (cur.attempt as u32) < step.max_attempts && cur.status != "Cancelled" {
+    if (cur.attempt as u32) < step.max_attempts && cur.status != StepStatus::Cancelled {
         return Next::Retry;
     }
     match step.on_failure() {
         OnFailure::Abort => {
-            let status = if cur.status == "TimedOut" { "TimedOut" } else { "Failed" };
-            Next::End(status, Some(format!("step {}: {}", step.name, cur.error.clone().unwrap_or(cur.status.clone()))))
+            let status =
+                if cur.status == StepStatus::TimedOut { ExecutionStatus::TimedOut } else { ExecutionStatus::Failed };
+            Next::End(
+                status,
+                Some(format!("step {}: {}", step.name, cur.error.clone().unwrap_or(cur.status.to_string()))),
+            )
         }
         OnFailure::Continue => after(),
         OnFailure::Step(n) => Next::Step(n),
@@ -180,30 +180,30 @@ fn new_row(exec: &str, seq: i64, step: &Step, attempt: i64) -> StepRow {
         seq,
         name: step.name.clone(),
         attempt,
-        status: PENDING.into(),
+        status: StepStatus::Pending,
         outputs: "{}".into(),
-        approvals: "[]".into(),
+        approvals: Vec::new(),
         command_id,
         ..StepRow::default()
     }
 }
 
-async fn end_step(s: &Service, id: &str, cur: &mut StepRow, status: &str, error: Option<String>) -> Res<()> {
-    cur.status = status.into();
+async fn end_step(s: &Service, id: &str, cur: &mut StepRow, status: StepStatus, error: Option<String>) -> Res<()> {
+    cur.status = status;
     cur.error = error.or(cur.error.take());
     cur.ended_at = Some(now());
     s.store.update_step(id, cur).await?;
     Ok(())
 }
 
-async fn finish(s: &Service, e: &ExecutionRow, status: &str, error: Option<String>) -> Res<()> {
-    tracing::info!(execution = e.id, status, "automation finished");
+async fn finish(s: &Service, e: &ExecutionRow, status: ExecutionStatus, error: Option<String>) -> Res<()> {
+    tracing::info!(execution = e.id, %status, "automation finished");
     s.store.set_execution_status(&e.id, status, error.as_deref(), true).await?;
     s.store
         .audit(
             &format!("token:{}", e.token_name),
             "automation.finish",
-            &serde_json::json!({ "id": e.id, "status": status, "error": error }),
+            &serde_json::json!({ "id": e.id, "status": status.as_str(), "error": error }),
         )
         .await?;
     Ok(())
@@ -247,7 +247,7 @@ fn resolver<'a>(params: &'a serde_json::Map<String, Value>, steps: &'a [StepRow]
             ["steps", st, "outputs", k] => steps
                 .iter()
                 .rev()
-                .find(|x| x.name == *st && x.status == "Success")
+                .find(|x| x.name == *st && x.status == StepStatus::Success)
                 .and_then(|x| serde_json::from_str::<serde_json::Map<String, Value>>(&x.outputs).ok())
                 .and_then(|o| o.get(*k).cloned())
                 .unwrap_or(Value::Null),
@@ -268,10 +268,10 @@ async fn step_once(
     let now_ms = now_ms();
     let resolve = resolver(params, steps);
     let inputs = substitute(&Value::Object(step.inputs.clone()), &resolve);
-    if cur.status == PENDING {
+    if cur.status == StepStatus::Pending {
         cur.started_at = Some(now());
         cur.started_ms = Some(now_ms);
-        cur.status = IN_PROGRESS.into();
+        cur.status = StepStatus::InProgress;
         match step.action {
             Action::Sleep => {
                 let wake = match (inputs.get("duration").and_then(|d| d.as_str()), inputs.get("until")) {
@@ -286,10 +286,10 @@ async fn step_once(
                 };
                 match wake {
                     Ok(w) => cur.wake_ms = Some(w),
-                    Err(why) => return end_step(s, &e.id, cur, "Failed", Some(why)).await,
+                    Err(why) => return end_step(s, &e.id, cur, StepStatus::Failed, Some(why)).await,
                 }
             }
-            Action::Approve | Action::Pause => cur.status = WAITING.into(),
+            Action::Approve | Action::Pause => cur.status = StepStatus::Waiting,
             Action::Branch => {
                 let (choices, default) = step.branch();
                 let chosen = choices.iter().find(|c| evaluate(&c.condition, &resolve)).map(|c| c.next_step.clone());
@@ -299,7 +299,7 @@ async fn step_once(
                     out.insert("nextStep".into(), Value::from(n.clone()));
                 }
                 cur.outputs = Value::Object(out).to_string();
-                return end_step(s, &e.id, cur, "Success", None).await;
+                return end_step(s, &e.id, cur, StepStatus::Success, None).await;
             }
             Action::RunCommand | Action::ApplyRecipe => {
                 let req = command_request(step.action, &inputs);
@@ -307,7 +307,7 @@ async fn step_once(
                 // Written first: a restart then finds the id and never creates a second command.
                 s.store.update_step(&e.id, cur).await?;
                 if let Err(why) = crate::commands::start(&s.commands, &operator(e)?, req, id).await {
-                    return end_step(s, &e.id, cur, "Failed", Some(why.to_string())).await;
+                    return end_step(s, &e.id, cur, StepStatus::Failed, Some(why.to_string())).await;
                 }
             }
         }
@@ -322,31 +322,26 @@ async fn step_once(
             let _ = s.store.request_cancel(cmd).await;
             s.commands.dispatcher.touch(cmd);
         }
-        return end_step(s, &e.id, cur, "TimedOut", Some(format!("timed out after {t} s"))).await;
+        return end_step(s, &e.id, cur, StepStatus::TimedOut, Some(format!("timed out after {t} s"))).await;
     }
     match step.action {
         Action::Sleep => {
             if cur.wake_ms.is_some_and(|w| now_ms >= w) {
-                end_step(s, &e.id, cur, "Success", None).await?;
+                end_step(s, &e.id, cur, StepStatus::Success, None).await?;
             }
         }
         Action::Pause => {
             if cur.resumed {
-                end_step(s, &e.id, cur, "Success", None).await?;
+                end_step(s, &e.id, cur, StepStatus::Success, None).await?;
             }
         }
         Action::Approve => {
-            let decisions: Vec<Value> = serde_json::from_str(&cur.approvals).unwrap_or_default();
             let need = inputs.get("minRequired").and_then(|v| v.as_u64()).unwrap_or(1) as usize;
-            if let Some(r) = decisions.iter().find(|d| d["decision"] == "reject") {
-                let why = format!(
-                    "rejected by {}: {}",
-                    r["token"].as_str().unwrap_or("?"),
-                    r["comment"].as_str().unwrap_or("")
-                );
-                end_step(s, &e.id, cur, "Failed", Some(why)).await?;
-            } else if decisions.iter().filter(|d| d["decision"] == "approve").count() >= need {
-                end_step(s, &e.id, cur, "Success", None).await?;
+            if let Some(r) = cur.approvals.iter().find(|d| d.decision == Verdict::Reject) {
+                let why = format!("rejected by {}: {}", r.token, r.comment.as_deref().unwrap_or(""));
+                end_step(s, &e.id, cur, StepStatus::Failed, Some(why)).await?;
+            } else if cur.approvals.iter().filter(|d| d.decision == Verdict::Approve).count() >= need {
+                end_step(s, &e.id, cur, StepStatus::Success, None).await?;
             }
         }
         Action::RunCommand | Action::ApplyRecipe => {
@@ -356,7 +351,7 @@ async fn step_once(
                 // command was created: create it now (its id is fixed).
                 let req = command_request(step.action, &inputs);
                 if let Err(why) = crate::commands::start(&s.commands, &operator(e)?, req, Some(cmd)).await {
-                    return end_step(s, &e.id, cur, "Failed", Some(why.to_string())).await;
+                    return end_step(s, &e.id, cur, StepStatus::Failed, Some(why.to_string())).await;
                 }
                 return Ok(());
             };
@@ -367,17 +362,17 @@ async fn step_once(
             let stdout = invs.first().map(|i| i.stdout.clone()).unwrap_or_default();
             let mut out = serde_json::Map::new();
             out.insert("commandId".into(), Value::from(cmd.clone()));
-            out.insert("status".into(), Value::from(c.status.clone()));
+            out.insert("status".into(), Value::from(c.status.as_str()));
             for o in &step.outputs {
                 if let Some(v) = extract(o, &stdout) {
                     out.insert(o.name.clone(), v);
                 }
             }
             cur.outputs = Value::Object(out).to_string();
-            if c.status == "Success" {
-                end_step(s, &e.id, cur, "Success", None).await?;
+            if c.status == crate::commands::CommandStatus::Success {
+                end_step(s, &e.id, cur, StepStatus::Success, None).await?;
             } else {
-                end_step(s, &e.id, cur, "Failed", Some(format!("command {cmd} ended {}", c.status))).await?;
+                end_step(s, &e.id, cur, StepStatus::Failed, Some(format!("command {cmd} ended {}", c.status))).await?;
             }
         }
         Action::Branch => {}

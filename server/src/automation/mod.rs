@@ -9,7 +9,7 @@ pub mod store;
 use std::sync::Arc;
 
 pub use self::engine::Engine;
-pub use self::store::{ExecutionRow, StepRow};
+pub use self::store::{Approval, ExecutionRow, ExecutionStatus, StepRow, StepStatus, Verdict};
 use crate::commands;
 use crate::leader::Leader;
 use crate::secrets::Secrets;

@@ -9,8 +9,8 @@ use tend_model::automation::{Action, Automation, Decision, ExecutionStart, Execu
 use tend_model::params::Overrides;
 use tend_model::wire::Role;
 
-use super::engine::{IN_PROGRESS, WAITING, advance, is_final};
-use super::{ExecutionRow, Service};
+use super::engine::advance;
+use super::{Approval, ExecutionRow, ExecutionStatus, Service, StepStatus, Verdict};
 use crate::auth::Operator;
 use crate::commands::{find_document, split_spec};
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ async fn start(
             serde_json::to_string(&s.secrets.seal_params(&values, &sensitive)?)?
         },
         params_shown: serde_json::to_string(&shown)?,
-        status: IN_PROGRESS.into(),
+        status: ExecutionStatus::InProgress,
         token_id: op.0.id.clone(),
         token_name: op.0.name.clone(),
         role: op.0.role.to_string(),
@@ -89,18 +89,14 @@ async fn view(s: &Service, id: &str) -> Result<ExecutionView> {
     let e = s.store.execution(id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
     let steps = s.store.steps(id).await?;
     let doc: Option<Automation> = serde_json::from_str(&e.body).ok();
-    let current = steps.last().filter(|st| !is_final(&st.status) && e.finished_at.is_none());
-    let waiting = current.filter(|st| st.status == WAITING || st.wake_ms.is_some()).map(|st| {
+    let current = steps.last().filter(|st| !st.status.is_final() && e.finished_at.is_none());
+    let waiting = current.filter(|st| st.status == StepStatus::Waiting || st.wake_ms.is_some()).map(|st| {
         let step = doc.as_ref().and_then(|d| d.steps.iter().find(|x| x.name == st.name));
         match step.map(|x| x.action) {
             Some(Action::Approve) => {
                 let approvers = step.and_then(|x| x.inputs.get("approvers")).map(|a| a.to_string()).unwrap_or_default();
                 let need = step.and_then(|x| x.inputs.get("minRequired")).and_then(|v| v.as_u64()).unwrap_or(1);
-                let got = serde_json::from_str::<Vec<Value>>(&st.approvals)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|d| d["decision"] == "approve")
-                    .count();
+                let got = st.approvals.iter().filter(|d| d.decision == Verdict::Approve).count();
                 format!("approval by {approvers} ({got} of {need})")
             }
             Some(Action::Pause) => "resume (tend automation resume)".to_string(),
@@ -113,7 +109,7 @@ async fn view(s: &Service, id: &str) -> Result<ExecutionView> {
     Ok(ExecutionView {
         id: e.id.clone(),
         document: e.document.clone(),
-        status: e.status.clone(),
+        status: e.status.to_string(),
         params: serde_json::from_str(&e.params_shown).unwrap_or_default(),
         created_at: e.created_at.clone(),
         created_by: format!("token:{}", e.token_name),
@@ -126,7 +122,7 @@ async fn view(s: &Service, id: &str) -> Result<ExecutionView> {
             .map(|st| StepView {
                 name: st.name.clone(),
                 attempt: st.attempt.max(0) as u32,
-                status: st.status.clone(),
+                status: st.status.to_string(),
                 started_at: st.started_at.clone(),
                 ended_at: st.ended_at.clone(),
                 outputs: serde_json::from_str(&st.outputs).unwrap_or_default(),
@@ -164,14 +160,14 @@ async fn cancel(State(s): State<Service>, op: Operator, Path(id): Path<String>) 
 
 /// Records an approval or a rejection on the waiting approve step; only
 /// the tokens the step lists may decide, once each.
-async fn decide(s: &Service, op: &Operator, id: &str, decision: &str, d: Decision) -> Result<Json<ExecutionView>> {
+async fn decide(s: &Service, op: &Operator, id: &str, decision: Verdict, d: Decision) -> Result<Json<ExecutionView>> {
     if let Some(c) = &d.comment {
         tend_model::names::comment(c).map_err(|e| Error::bad_request(e))?;
     }
     let e = s.store.execution(id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
     let doc: Automation = serde_json::from_str(&e.body)?;
     let mut steps = s.store.steps(id).await?;
-    let Some(cur) = steps.last_mut().filter(|st| st.status == WAITING && e.finished_at.is_none()) else {
+    let Some(cur) = steps.last_mut().filter(|st| st.status == StepStatus::Waiting && e.finished_at.is_none()) else {
         return Err(Error::conflict(format!("execution {id} is not waiting for an approval")));
     };
     let step = doc.steps.iter().find(|x| x.name == cur.name).ok_or_else(|| Error::internal("step not in document"))?;
@@ -192,15 +188,13 @@ async fn decide(s: &Service, op: &Operator, id: &str, decision: &str, d: Decisio
             approvers.join(", ")
         )));
     }
-    let mut decisions: Vec<Value> = serde_json::from_str(&cur.approvals).unwrap_or_default();
-    if decisions.iter().any(|x| x["token"] == op.0.name.as_str()) {
+    if cur.approvals.iter().any(|x| x.token == op.0.name) {
         return Err(Error::conflict(format!("token `{}` has already decided", op.0.name)));
     }
-    decisions.push(serde_json::json!({ "token": op.0.name, "decision": decision, "comment": d.comment, "at": now() }));
-    cur.approvals = Value::Array(decisions).to_string();
+    cur.approvals.push(Approval { token: op.0.name.clone(), decision, comment: d.comment.clone(), at: now() });
     s.store.update_step(id, cur).await?;
     let detail = serde_json::json!({ "id": id, "step": step.name, "comment": d.comment });
-    s.store.audit(&op.actor(), &format!("automation.{decision}"), &detail).await?;
+    s.store.audit(&op.actor(), &format!("automation.{}", decision.as_str()), &detail).await?;
     advance(s, id).await?;
     Ok(Json(view(s, id).await?))
 }
@@ -211,7 +205,7 @@ async fn approve(
     Path(id): Path<String>,
     Json(d): Json<Decision>,
 ) -> Result<Json<ExecutionView>> {
-    decide(&s, &op, &id, "approve", d).await
+    decide(&s, &op, &id, Verdict::Approve, d).await
 }
 
 async fn reject(
@@ -220,7 +214,7 @@ async fn reject(
     Path(id): Path<String>,
     Json(d): Json<Decision>,
 ) -> Result<Json<ExecutionView>> {
-    decide(&s, &op, &id, "reject", d).await
+    decide(&s, &op, &id, Verdict::Reject, d).await
 }
 
 async fn resume(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<ExecutionView>> {
@@ -228,9 +222,9 @@ async fn resume(State(s): State<Service>, op: Operator, Path(id): Path<String>) 
     let e = s.store.execution(&id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
     let doc: Automation = serde_json::from_str(&e.body)?;
     let mut steps = s.store.steps(&id).await?;
-    let paused = steps
-        .last_mut()
-        .filter(|st| st.status == WAITING && doc.steps.iter().any(|x| x.name == st.name && x.action == Action::Pause));
+    let paused = steps.last_mut().filter(|st| {
+        st.status == StepStatus::Waiting && doc.steps.iter().any(|x| x.name == st.name && x.action == Action::Pause)
+    });
     let Some(cur) = paused else {
         return Err(Error::conflict(format!("execution {id} is not paused")));
     };

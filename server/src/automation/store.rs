@@ -5,7 +5,52 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::store::{Result, Store, now, now_ms};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Result, Store, decode, now, now_ms, stored_enum};
+
+stored_enum! {
+    /// An execution: running, waiting for a person (an approval, a resume),
+    /// or ended.
+    pub enum ExecutionStatus { InProgress, Waiting, Success, Failed, Cancelled, TimedOut }
+}
+
+stored_enum! {
+    /// One attempt at a step.
+    pub enum StepStatus { Pending, InProgress, Waiting, Success, Failed, Cancelled, TimedOut }
+}
+
+impl StepStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, StepStatus::Success | StepStatus::Failed | StepStatus::Cancelled | StepStatus::TimedOut)
+    }
+}
+
+/// One token's decision on an approve step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub token: String,
+    pub decision: Verdict,
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ExecutionRow {
@@ -15,7 +60,7 @@ pub struct ExecutionRow {
     pub body: String,
     pub params: String,
     pub params_shown: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub token_id: String,
     pub token_name: String,
     pub role: String,
@@ -31,7 +76,7 @@ pub struct StepRow {
     pub seq: i64,
     pub name: String,
     pub attempt: i64,
-    pub status: String,
+    pub status: StepStatus,
     pub started_at: Option<String>,
     pub started_ms: Option<i64>,
     pub ended_at: Option<String>,
@@ -39,8 +84,8 @@ pub struct StepRow {
     pub error: Option<String>,
     pub command_id: Option<String>,
     pub wake_ms: Option<i64>,
-    /// JSON array of {token, decision, comment, at}.
-    pub approvals: String,
+    /// Stored as a JSON array of {token, decision, comment, at}.
+    pub approvals: Vec<Approval>,
     pub resumed: bool,
 }
 
@@ -51,7 +96,7 @@ fn execution_of(r: &AnyRow) -> Result<ExecutionRow> {
         body: r.try_get("body")?,
         params: r.try_get("params")?,
         params_shown: r.try_get("params_shown")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         token_id: r.try_get("token_id")?,
         token_name: r.try_get("token_name")?,
         role: r.try_get("role")?,
@@ -68,7 +113,7 @@ fn step_of(r: &AnyRow) -> Result<StepRow> {
         seq: r.try_get("seq")?,
         name: r.try_get("name")?,
         attempt: r.try_get("attempt")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         started_at: r.try_get("started_at")?,
         started_ms: r.try_get("started_ms")?,
         ended_at: r.try_get("ended_at")?,
@@ -76,7 +121,7 @@ fn step_of(r: &AnyRow) -> Result<StepRow> {
         error: r.try_get("error")?,
         command_id: r.try_get("command_id")?,
         wake_ms: r.try_get("wake_ms")?,
-        approvals: r.try_get("approvals")?,
+        approvals: decode("step approvals", &r.try_get::<String, _>("approvals")?)?,
         resumed: r.try_get::<i64, _>("resumed")? != 0,
     })
 }
@@ -92,7 +137,7 @@ impl Store {
         .bind(&e.body)
         .bind(&e.params)
         .bind(&e.params_shown)
-        .bind(&e.status)
+        .bind(e.status.as_str())
         .bind(&e.token_id)
         .bind(&e.token_name)
         .bind(&e.role)
@@ -128,12 +173,12 @@ impl Store {
     pub async fn set_execution_status(
         &self,
         id: &str,
-        status: &str,
+        status: ExecutionStatus,
         error: Option<&str>,
         finished: bool,
     ) -> Result<()> {
         sqlx::query("UPDATE executions SET status = $1, error = COALESCE($2, error), finished_at = $3 WHERE id = $4")
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(finished.then(now))
             .bind(id)
@@ -166,7 +211,7 @@ impl Store {
         .bind(s.seq)
         .bind(&s.name)
         .bind(s.attempt)
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(&s.command_id)
         .execute(&self.pool)
         .await?;
@@ -180,7 +225,7 @@ impl Store {
              error = $6, command_id = $7, wake_ms = $8, approvals = $9, resumed = $10 \
              WHERE execution_id = $11 AND seq = $12",
         )
-        .bind(&s.status)
+        .bind(s.status.as_str())
         .bind(&s.started_at)
         .bind(s.started_ms)
         .bind(&s.ended_at)
@@ -188,7 +233,7 @@ impl Store {
         .bind(&s.error)
         .bind(&s.command_id)
         .bind(s.wake_ms)
-        .bind(&s.approvals)
+        .bind(serde_json::to_string(&s.approvals).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?)
         .bind(i64::from(s.resumed))
         .bind(id)
         .bind(s.seq)

@@ -10,13 +10,9 @@ use std::time::Duration;
 use tend_model::command::InvocationStatus;
 use tokio::sync::Notify;
 
-use super::store::InvocationRow;
+use super::store::{CommandStatus, InvocationRow};
 use crate::store::{Store, StoreError, now_ms};
 
-/// Command statuses besides the invocation ones.
-pub const PENDING: &str = "Pending";
-pub const IN_PROGRESS: &str = "InProgress";
-pub const CANCELLING: &str = "Cancelling";
 /// How long past its timeouts an invocation may stay silent (the agent
 /// reports after a restart) before the server gives up on it.
 pub const SILENCE_GRACE_MS: i64 = 10 * 60 * 1000;
@@ -65,7 +61,7 @@ impl Drop for Connection {
 }
 
 /// The command's status once every invocation has ended.
-pub fn aggregate(statuses: &[InvocationStatus], cancel_requested: bool) -> String {
+pub fn aggregate(statuses: &[InvocationStatus], cancel_requested: bool) -> CommandStatus {
     use InvocationStatus::*;
     let any = |s: InvocationStatus| statuses.contains(&s);
     let s = if cancel_requested && any(Cancelled) {
@@ -84,7 +80,7 @@ pub fn aggregate(statuses: &[InvocationStatus], cancel_requested: bool) -> Strin
     } else {
         Failed
     };
-    s.as_str().to_string()
+    CommandStatus::ended(s)
 }
 
 impl Dispatcher {
@@ -260,17 +256,17 @@ impl Dispatcher {
         let (status, finished) = if statuses.iter().all(|s| s.is_terminal()) {
             (aggregate(&statuses, cmd.cancel_requested), true)
         } else if cmd.cancel_requested {
-            (CANCELLING.to_string(), false)
+            (CommandStatus::Cancelling, false)
         } else if invs.iter().any(|i| i.released_ms.is_some()) {
-            (IN_PROGRESS.to_string(), false)
+            (CommandStatus::InProgress, false)
         } else {
-            (PENDING.to_string(), false)
+            (CommandStatus::Pending, false)
         };
         if status != cmd.status || (finished && cmd.finished_at.is_none()) {
             if finished {
-                tracing::info!(command = id, status, "command finished");
+                tracing::info!(command = id, %status, "command finished");
             }
-            self.store.set_command_status(id, &status, finished).await?;
+            self.store.set_command_status(id, status, finished).await?;
         }
         Ok(())
     }
@@ -283,12 +279,12 @@ mod tests {
 
     #[test]
     fn aggregate_follows_ssm() {
-        assert_eq!(aggregate(&[Success, Success], false), "Success");
-        assert_eq!(aggregate(&[Success, Failed], false), "Failed");
-        assert_eq!(aggregate(&[Failed, Cancelled], false), "Failed");
-        assert_eq!(aggregate(&[Success, Cancelled], true), "Cancelled");
-        assert_eq!(aggregate(&[Success, TimedOut], false), "TimedOut");
-        assert_eq!(aggregate(&[Success, DeliveryTimedOut], false), "DeliveryTimedOut");
-        assert_eq!(aggregate(&[Undeliverable], false), "Undeliverable");
+        assert_eq!(aggregate(&[Success, Success], false), CommandStatus::Success);
+        assert_eq!(aggregate(&[Success, Failed], false), CommandStatus::Failed);
+        assert_eq!(aggregate(&[Failed, Cancelled], false), CommandStatus::Failed);
+        assert_eq!(aggregate(&[Success, Cancelled], true), CommandStatus::Cancelled);
+        assert_eq!(aggregate(&[Success, TimedOut], false), CommandStatus::TimedOut);
+        assert_eq!(aggregate(&[Success, DeliveryTimedOut], false), CommandStatus::DeliveryTimedOut);
+        assert_eq!(aggregate(&[Undeliverable], false), CommandStatus::Undeliverable);
     }
 }

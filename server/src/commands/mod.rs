@@ -19,7 +19,7 @@ use tend_model::params::Overrides;
 use tend_model::wire::{Role, matches_targets};
 
 pub use self::dispatch::Dispatcher;
-pub use self::store::{CommandRow, InvocationRow, NewCommand};
+pub use self::store::{CommandRow, CommandStatus, InvocationRow, NewCommand};
 use crate::auth::Operator;
 use crate::error::{Error, Result};
 use crate::pki::random_hex;
@@ -165,7 +165,7 @@ pub async fn start(s: &Service, op: &Operator, req: CommandCreate, id: Option<St
         max_errors: max_errors.of(targets.len(), false) as i64,
         run_timeout_ms: steps_timeout_ms,
         delivery_timeout_ms: (req.delivery_timeout.unwrap_or(DEFAULT_DELIVERY_TIMEOUT).clamp(1, 86_400) * 1000) as i64,
-        status: dispatch::PENDING.into(),
+        status: CommandStatus::Pending,
         cancel_requested: false,
         comment: req.comment.clone(),
         created_at: crate::store::now(),
@@ -254,7 +254,7 @@ pub async fn view(s: &Service, id: &str, with_invocations: bool) -> Result<Comma
     Ok(CommandView {
         id: c.id,
         document: c.document,
-        status: c.status,
+        status: c.status.to_string(),
         created_at: c.created_at,
         created_by: c.created_by,
         targets: serde_json::from_str(&c.targets).unwrap_or_default(),

@@ -4,7 +4,33 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tend_model::command::{InvocationResult, InvocationStatus, InvocationView};
 
-use crate::store::{Result, Store, StoreError, now, now_ms};
+use crate::store::{Result, Store, StoreError, now, now_ms, stored_enum};
+
+stored_enum! {
+    /// A command as a whole: waiting for its first release, running, being
+    /// cancelled, or ended (as [`aggregate`](super::dispatch::aggregate) sums up its invocations).
+    pub enum CommandStatus {
+        Pending, InProgress, Cancelling, Success, Failed, TimedOut, Cancelled, DeliveryTimedOut, Undeliverable,
+    }
+}
+
+impl CommandStatus {
+    /// The command status an invocation's final status sums up to.
+    pub fn ended(s: InvocationStatus) -> CommandStatus {
+        match s {
+            InvocationStatus::Success => CommandStatus::Success,
+            InvocationStatus::TimedOut => CommandStatus::TimedOut,
+            InvocationStatus::Cancelled => CommandStatus::Cancelled,
+            InvocationStatus::DeliveryTimedOut => CommandStatus::DeliveryTimedOut,
+            InvocationStatus::Undeliverable => CommandStatus::Undeliverable,
+            _ => CommandStatus::Failed,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, CommandStatus::Pending | CommandStatus::InProgress | CommandStatus::Cancelling)
+    }
+}
 
 /// A command as stored (its invocations apart).
 #[derive(Debug, Clone)]
@@ -20,7 +46,7 @@ pub struct CommandRow {
     pub delivery_timeout_ms: i64,
     /// All steps' timeouts: an invocation silent for longer (plus a grace) timed out.
     pub run_timeout_ms: i64,
-    pub status: String,
+    pub status: CommandStatus,
     pub cancel_requested: bool,
     pub comment: Option<String>,
     pub created_at: String,
@@ -54,7 +80,7 @@ fn command_of(r: &AnyRow) -> Result<CommandRow> {
         max_errors: r.try_get("max_errors")?,
         delivery_timeout_ms: r.try_get("delivery_timeout_ms")?,
         run_timeout_ms: r.try_get("run_timeout_ms")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
         comment: r.try_get("comment")?,
         created_at: r.try_get("created_at")?,
@@ -156,7 +182,7 @@ impl Store {
         .bind(r.max_errors)
         .bind(r.delivery_timeout_ms)
         .bind(r.run_timeout_ms)
-        .bind(&r.status)
+        .bind(r.status.as_str())
         .bind(&r.comment)
         .bind(&r.created_at)
         .bind(now_ms())
@@ -236,10 +262,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_command_status(&self, id: &str, status: &str, finished: bool) -> Result<()> {
+    pub async fn set_command_status(&self, id: &str, status: CommandStatus, finished: bool) -> Result<()> {
         let finished_at = finished.then(now);
         sqlx::query("UPDATE commands SET status = $1, finished_at = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.as_str())
             .bind(finished_at)
             .bind(id)
             .execute(&self.pool)
