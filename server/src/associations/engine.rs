@@ -23,10 +23,10 @@ type Res<T> = crate::error::Result<T>;
 
 /// The scheduler loop: on the leading replica, looks at every association each second.
 pub async fn run(s: Service) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        every.tick().await;
         if !s.leader.leads() {
             continue;
         }
@@ -38,7 +38,7 @@ pub async fn run(s: Service) {
             }
         };
         for a in all {
-            if let Err(e) = tick_one(&s, &a).await {
+            if let Err(e) = tick(&s, &a).await {
                 tracing::error!(association = a.id, error = %format!("{e:#}"), "association");
             }
         }
@@ -52,7 +52,7 @@ pub fn schedule_of(a: &AssociationRow) -> Result<Schedule, StoreError> {
 }
 
 /// Finishes the last run when its command has, then fires a due slot.
-async fn tick_one(s: &Service, a: &AssociationRow) -> Res<()> {
+pub async fn tick(s: &Service, a: &AssociationRow) -> Res<()> {
     let running = match s.store.runs(&a.id, 1).await?.into_iter().next() {
         Some(r) if r.finished_at.is_none() => !settle(s, a, &r).await?,
         _ => false,

@@ -6,6 +6,8 @@ pub mod engine;
 pub mod routes;
 pub mod schedule;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

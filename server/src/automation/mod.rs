@@ -5,6 +5,8 @@
 pub mod engine;
 pub mod routes;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

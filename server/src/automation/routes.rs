@@ -162,7 +162,7 @@ async fn cancel(State(s): State<Service>, op: Operator, Path(id): Path<String>) 
 /// the tokens the step lists may decide, once each.
 async fn decide(s: &Service, op: &Operator, id: &str, decision: Verdict, d: Decision) -> Result<Json<ExecutionView>> {
     if let Some(c) = &d.comment {
-        tend_model::names::comment(c).map_err(|e| Error::bad_request(e))?;
+        tend_model::names::comment(c).map_err(Error::bad_request)?;
     }
     let e = s.store.execution(id).await?.ok_or_else(|| Error::not_found("no such execution"))?;
     let doc: Automation = serde_json::from_str(&e.body)?;

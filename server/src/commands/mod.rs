@@ -6,6 +6,8 @@
 pub mod dispatch;
 pub mod routes;
 pub mod store;
+#[cfg(test)]
+pub mod testkit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,7 +92,7 @@ pub async fn start(s: &Service, op: &Operator, req: CommandCreate, id: Option<St
     op.require(Role::Operator)?;
     tend_model::names::targets(&req.targets).map_err(|e| Error::bad_request(format!("a command: {e}")))?;
     if let Some(c) = &req.comment {
-        tend_model::names::comment(c).map_err(|e| Error::bad_request(e))?;
+        tend_model::names::comment(c).map_err(Error::bad_request)?;
     }
     let nodes = s.store.list_nodes().await?;
     op.check_targets(&req.targets, &nodes)?;

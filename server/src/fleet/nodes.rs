@@ -37,7 +37,7 @@ pub fn routes(gate: &Gate) -> Router<Service> {
 async fn create_token(State(s): State<Service>, op: Operator, Json(req): Json<TokenCreate>) -> Result<Json<Token>> {
     op.require(Role::Admin)?;
     op.require_unscoped("manage tokens")?;
-    tend_model::names::object_name("token", &req.name).map_err(|e| Error::bad_request(e))?;
+    tend_model::names::object_name("token", &req.name).map_err(Error::bad_request)?;
     if let Some(sc) = &req.scope {
         if parse_scope(sc).is_none() {
             return Err(Error::bad_request(format!("scope {sc:?} is not of the form tag:key=value")));
@@ -88,7 +88,7 @@ async fn create_activation(
             op.0.scope.as_deref().unwrap_or("")
         )));
     }
-    tend_model::names::tags(&req.tags).map_err(|e| Error::bad_request(e))?;
+    tend_model::names::tags(&req.tags).map_err(Error::bad_request)?;
     if req.limit == 0 || req.expires_in == 0 {
         return Err(Error::bad_request("an activation needs a limit and an expiry above zero"));
     }
@@ -114,8 +114,8 @@ async fn list_activations(State(s): State<Service>, op: Operator) -> Result<Json
 
 async fn register(State(s): State<Service>, Json(req): Json<RegisterRequest>) -> Result<Json<RegisterResponse>> {
     // Checked before anything is looked up or written.
-    tend_model::names::hostname(&req.hostname).map_err(|e| Error::bad_request(e))?;
-    tend_model::names::tags(&req.tags).map_err(|e| Error::bad_request(e))?;
+    tend_model::names::hostname(&req.hostname).map_err(Error::bad_request)?;
+    tend_model::names::tags(&req.tags).map_err(Error::bad_request)?;
     let id_ok = req.activation_id.len() <= 64
         && req.activation_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && req.activation_code.len() <= 128;

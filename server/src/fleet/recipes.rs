@@ -49,7 +49,7 @@ async fn push_recipe(State(s): State<Service>, op: Operator, Json(bundle): Json<
         Err(d) => return Err(Error::Invalid(Box::new(d))),
     };
     let name = plan.recipes.first().cloned().unwrap_or_default();
-    tend_model::names::object_name("recipe", &name).map_err(|e| Error::bad_request(e))?;
+    tend_model::names::object_name("recipe", &name).map_err(Error::bad_request)?;
     if name != bundle.name {
         return Err(Error::bad_request(format!("the bundle says {:?} but its recipe is named {name:?}", bundle.name)));
     }
