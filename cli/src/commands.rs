@@ -89,7 +89,7 @@ pub fn counts_summary(counts: &BTreeMap<String, usize>) -> String {
 pub fn count_invocations(invocations: &[InvocationView]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for i in invocations {
-        *m.entry(i.status.to_string()).or_insert(0) += 1;
+        *m.entry(i.result.status.to_string()).or_insert(0) += 1;
     }
     m
 }
@@ -117,9 +117,9 @@ fn invocation_cells(i: &InvocationView) -> Vec<String> {
     vec![
         i.node.clone(),
         i.hostname.clone(),
-        if i.reboot { format!("{} (reboot)", i.status) } else { i.status.to_string() },
-        or_dash(i.exit_code),
-        i.duration_ms.map(duration_ms).unwrap_or_else(|| "-".into()),
+        if i.result.reboot { format!("{} (reboot)", i.result.status) } else { i.result.status.to_string() },
+        or_dash(i.result.exit_code),
+        i.result.duration_ms.map(duration_ms).unwrap_or_else(|| "-".into()),
     ]
 }
 
@@ -143,7 +143,7 @@ fn first_output_line(i: &InvocationView) -> String {
     let first = |s: &str| {
         s.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("[…output truncated…]")).map(str::to_string)
     };
-    let line = first(&i.stdout).or_else(|| first(&i.stderr)).or_else(|| i.reason.clone());
+    let line = first(&i.result.stdout).or_else(|| first(&i.result.stderr)).or_else(|| i.result.reason.clone());
     line.map(|l| cell_text(&l, OUTPUT_CELL)).unwrap_or_default()
 }
 
@@ -176,14 +176,14 @@ fn header(v: &CommandView) -> String {
 /// A node's reason and the last lines of its outputs, indented (nothing
 /// when it has neither).
 fn tails(i: &InvocationView) -> String {
-    if i.reason.is_none() && i.stdout.trim().is_empty() && i.stderr.trim().is_empty() {
+    if i.result.reason.is_none() && i.result.stdout.trim().is_empty() && i.result.stderr.trim().is_empty() {
         return String::new();
     }
-    let mut s = format!("\n{} ({}): {}\n", i.node, i.hostname, i.status);
-    if let Some(r) = &i.reason {
+    let mut s = format!("\n{} ({}): {}\n", i.node, i.hostname, i.result.status);
+    if let Some(r) = &i.result.reason {
         s += &format!("  reason: {r}\n");
     }
-    for (name, text) in [("stdout", &i.stdout), ("stderr", &i.stderr)] {
+    for (name, text) in [("stdout", &i.result.stdout), ("stderr", &i.result.stderr)] {
         if text.trim().is_empty() {
             continue;
         }

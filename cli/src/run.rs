@@ -106,7 +106,7 @@ pub async fn run(c: &Client, out: Output, args: RunArgs) -> anyhow::Result<ExitC
         Output::Json => output::json(&done)?,
         Output::Table => result_table(&done)?,
     }
-    let all_good = done.invocations.iter().all(|i| i.status == InvocationStatus::Success);
+    let all_good = done.invocations.iter().all(|i| i.result.status == InvocationStatus::Success);
     Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
@@ -194,7 +194,7 @@ fn progress_bar(out: Output, len: usize) -> anyhow::Result<ProgressBar> {
 
 /// Length: the invocations; position: those finished; message: the counts.
 fn draw(bar: &ProgressBar, v: &CommandView) {
-    let done = v.invocations.iter().filter(|i| i.status.is_terminal()).count();
+    let done = v.invocations.iter().filter(|i| i.result.status.is_terminal()).count();
     bar.set_message(counts_summary(&count_invocations(&v.invocations)));
     bar.set_length(v.invocations.len() as u64);
     bar.set_position(done as u64);

@@ -136,24 +136,15 @@ pub struct CommandCreate {
     pub comment: Option<String>,
 }
 
-/// One invocation as operators see it.
+/// One invocation as operators see it: the node, and the result its agent
+/// reported (the same JSON fields, side by side). Its output is inline,
+/// capped at [`INLINE_OUTPUT`] characters (the start is kept).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct InvocationView {
     pub node: String,
     pub hostname: String,
-    pub status: InvocationStatus,
-    pub exit_code: Option<i32>,
-    /// Inline output, capped at [`INLINE_OUTPUT`] characters (the start is kept).
-    pub stdout: String,
-    pub stderr: String,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub duration_ms: Option<u64>,
-    /// Why it ended as it did, when the exit code does not say.
-    pub reason: Option<String>,
-    /// The script asked for a reboot (exit code 194).
-    #[serde(default)]
-    pub reboot: bool,
+    #[serde(flatten)]
+    pub result: InvocationResult,
 }
 
 /// A command as operators see it.

@@ -1,6 +1,10 @@
-//! Storage: tokens, activations, nodes and the audit log, in embedded SQLite
-//! (sqlx). Registration is one transaction: an activation use and a node,
-//! or neither.
+//! The store: one pool over embedded SQLite or PostgreSQL (sqlx's `Any`
+//! driver), the versioned schema ([`migrations`]), and the tables every
+//! capability shares: tokens (which [`crate::auth`] checks), nodes, and
+//! stored-data helpers ([`decode`], [`stored_enum!`]). Each capability adds
+//! its own queries in its folder's `store.rs` (`impl Store`); the audit log's
+//! are in [`crate::audit`]. Every query is portable SQL (`$N` placeholders,
+//! `ON CONFLICT`), so both backends pass the same tests.
 
 use std::path::Path;
 

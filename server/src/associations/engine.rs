@@ -150,7 +150,7 @@ pub async fn fire(s: &Service, a: &AssociationRow, slot_ms: i64, trigger: &str, 
 /// (repaired), with the corrective changes.
 async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) -> Res<()> {
     for inv in s.store.invocation_views(command_id).await? {
-        let at = inv.ended_at.clone().unwrap_or_else(now);
+        let at = inv.result.ended_at.clone().unwrap_or_else(now);
         let event = |status: Compliance, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {
             association_id: a.id.clone(),
             node_id: inv.node.clone(),
@@ -160,23 +160,24 @@ async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) ->
             reason,
             changes: serde_json::to_string(changes).unwrap_or_else(|_| "[]".into()),
         };
-        if inv.status != tend_model::command::InvocationStatus::Success {
-            let why = match (&inv.reason, inv.exit_code) {
-                (Some(r), _) => format!("{}: {r}", inv.status),
-                (None, Some(c)) => format!("{} (exit code {c})", inv.status),
-                (None, None) => inv.status.to_string(),
+        if inv.result.status != tend_model::command::InvocationStatus::Success {
+            let why = match (&inv.result.reason, inv.result.exit_code) {
+                (Some(r), _) => format!("{}: {r}", inv.result.status),
+                (None, Some(c)) => format!("{} (exit code {c})", inv.result.status),
+                (None, None) => inv.result.status.to_string(),
             };
             s.store.add_compliance(&event(Compliance::NonCompliant, &at, Some(why), &[]), command_id).await?;
             continue;
         }
         let corrective: Vec<String> = inv
+            .result
             .stdout
             .lines()
             .filter(|l| l.starts_with("changed ") && l.contains(" (corrective)"))
             .map(|l| l.trim_start_matches("changed ").to_string())
             .collect();
         if a.recipe.is_some() && !corrective.is_empty() {
-            let found = inv.started_at.clone().unwrap_or_else(|| at.clone());
+            let found = inv.result.started_at.clone().unwrap_or_else(|| at.clone());
             let why = format!("drift found: {} resource(s) differed from the recipe", corrective.len());
             s.store
                 .add_compliance(&event(Compliance::NonCompliant, &found, Some(why), &corrective), command_id)

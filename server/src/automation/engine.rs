@@ -359,7 +359,7 @@ async fn step_once(
                 return Ok(());
             }
             let invs = s.store.invocation_views(&cmd).await?;
-            let stdout = invs.first().map(|i| i.stdout.clone()).unwrap_or_default();
+            let stdout = invs.first().map(|i| i.result.stdout.clone()).unwrap_or_default();
             let mut out = serde_json::Map::new();
             out.insert("commandId".into(), Value::from(cmd.clone()));
             out.insert("status".into(), Value::from(c.status.as_str()));

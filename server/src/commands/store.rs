@@ -315,15 +315,17 @@ impl Store {
                 Ok(InvocationView {
                     node: r.try_get("node_id")?,
                     hostname: r.try_get("hostname")?,
-                    status: status_of(&r.try_get::<String, _>("status")?)?,
-                    exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
-                    stdout: r.try_get("stdout")?,
-                    stderr: r.try_get("stderr")?,
-                    started_at: r.try_get("started_at")?,
-                    ended_at: r.try_get("ended_at")?,
-                    duration_ms: r.try_get::<Option<i64>, _>("duration_ms")?.map(|d| d.max(0) as u64),
-                    reason: r.try_get("reason")?,
-                    reboot: r.try_get::<i64, _>("reboot")? != 0,
+                    result: InvocationResult {
+                        status: status_of(&r.try_get::<String, _>("status")?)?,
+                        exit_code: r.try_get::<Option<i64>, _>("exit_code")?.map(|c| c as i32),
+                        stdout: r.try_get("stdout")?,
+                        stderr: r.try_get("stderr")?,
+                        started_at: r.try_get("started_at")?,
+                        ended_at: r.try_get("ended_at")?,
+                        duration_ms: r.try_get::<Option<i64>, _>("duration_ms")?.map(|d| d.max(0) as u64),
+                        reason: r.try_get("reason")?,
+                        reboot: r.try_get::<i64, _>("reboot")? != 0,
+                    },
                 })
             })
             .collect()
