@@ -31,7 +31,7 @@ fn repo() -> PathBuf {
 
 fn release(bin: &str) -> PathBuf {
     let p = repo().join("target/release").join(bin);
-    assert!(p.exists(), "{} is missing: cargo build --release -p tend-server -p tend-agent", p.display());
+    assert!(p.exists(), "{} is missing: cargo build --release -p tend-server -p tend-agent -p tend-cli", p.display());
     p
 }
 
