@@ -153,7 +153,7 @@ impl AgentConfig {
         anyhow::ensure!(c.interval >= Duration::from_secs(1), "{}: interval must be at least 1s", path.display());
         anyhow::ensure!(!c.fact_timeout.is_zero(), "{}: fact_timeout must be more than 0s", path.display());
         if let Some(src) = &c.source {
-            crate::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
+            crate::sources::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
             anyhow::ensure!(
                 !c.trusted_keys.is_empty(),
                 "{}: an S3 source needs trusted_keys: S3 says nothing about who wrote the recipes, so they must be signed",

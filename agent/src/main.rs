@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use tend_agent::apply::{self, ApplyArgs, OutputFormat};
 use tend_agent::facts::{self, Ec2Mode, FactOptions};
 use tend_agent::state::StateDir;
+use tend_agent::subcommands::apply::{self, ApplyArgs, OutputFormat};
 use tend_model::params::Overrides;
 
 #[derive(Parser)]
@@ -346,7 +346,11 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             if let Some(e) = imds_endpoint {
                 fopts.imds_endpoint = e;
             }
-            if once { tend_agent::pull::run_once(&cfg, &fopts) } else { tend_agent::daemon::run(&cfg, &fopts) }
+            if once {
+                tend_agent::sources::server::run_once(&cfg, &fopts)
+            } else {
+                tend_agent::subcommands::daemon::run(&cfg, &fopts)
+            }
         }
         Command::ResetIdentity { config, state_dir } => {
             let state_dir = state_dir_of(config, state_dir)?;

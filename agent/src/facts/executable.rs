@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::process::{self, Exit, Job, RunError};
+use crate::system::process::{self, Exit, Job, RunError};
 
 /// Bytes of standard output read; more is an error (the YAML limit for
 /// configuration text is the same).

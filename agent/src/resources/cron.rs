@@ -93,7 +93,7 @@ pub fn edit_crontab(text: &str, name: &str, entry: Option<&str>) -> String {
 fn read_crontab(ctx: &Ctx, user: &str) -> Result<Option<String>> {
     let out = ctx.runner.run(&["crontab", "-u", user, "-l"], &[], std::time::Duration::from_secs(30))?;
     match out.exit {
-        crate::process::Exit::Code(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned())),
+        crate::system::process::Exit::Code(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned())),
         _ => {
             let err = String::from_utf8_lossy(&out.stderr);
             if err.contains("no crontab for") {

@@ -6,7 +6,7 @@ use std::path::Path;
 use tend_model::resources::Presence;
 use tend_model::{CompiledResource, Spec};
 
-use super::fsmeta::{Meta, kind_of, lstat, require_parent};
+use super::support::fsmeta::{Meta, kind_of, lstat, require_parent};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 

@@ -10,8 +10,8 @@ use tend_model::resources::exec::ExecProps;
 use tend_model::{CompiledResource, Spec};
 
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
-use crate::process::{Job, run};
 use crate::report::Change;
+use crate::system::process::{Job, run};
 
 pub struct ExecType;
 
@@ -39,11 +39,11 @@ fn guard(p: &ExecProps, name: &str, script: &str) -> Result<bool> {
     let out = run(&job(p, script)).map_err(|e| Error::Failed(format!("{name} guard: {e}")))?;
     match out.exit {
         // A guard that hangs answers nothing: neither "run" nor "skip".
-        crate::process::Exit::TimedOut | crate::process::Exit::Cancelled => {
+        crate::system::process::Exit::TimedOut | crate::system::process::Exit::Cancelled => {
             Err(Error::Failed(format!("{name} guard {}", out.describe_exit())))
         }
-        crate::process::Exit::Code(c) => Ok(c == 0),
-        crate::process::Exit::Signal(_) => Ok(false),
+        crate::system::process::Exit::Code(c) => Ok(c == 0),
+        crate::system::process::Exit::Signal(_) => Ok(false),
     }
 }
 

@@ -11,7 +11,7 @@ use similar::TextDiff;
 use tend_model::resources::{Ownership, Presence};
 use tend_model::{CompiledResource, Spec};
 
-use super::fsmeta::{Meta, kind_of, lstat, require_parent};
+use super::support::fsmeta::{Meta, kind_of, lstat, require_parent};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 

@@ -7,7 +7,7 @@ use tend_model::resources::Presence;
 use tend_model::resources::group::GroupProps;
 use tend_model::{CompiledResource, Plan, Spec};
 
-use super::accounts_db::{AccountsDb, declared_user, dedup, run_cmd, show_list};
+use super::support::accounts_db::{AccountsDb, declared_user, dedup, run_cmd, show_list};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 
@@ -180,8 +180,8 @@ fn member_commands(group: &str, want: &[String], have: &[String], append: bool) 
 
 #[cfg(test)]
 mod tests {
-    use super::super::accounts_db::testkit::{Host, change, props as names, resource};
     use super::*;
+    use crate::resources::support::accounts_testkit::{Host, change, props as names, resource};
 
     fn group(yaml: &str) -> Spec {
         Spec::Group(serde_yaml::from_str(yaml).expect("group props"))

@@ -1,18 +1,16 @@
 //! Resource types: each one reads the current state, lists what differs from
-//! the desired state, and applies exactly those changes. One file per type.
+//! the desired state, and applies exactly those changes. One file (or
+//! folder) per type; what several types share is in [`support`].
 
-mod accounts;
-mod accounts_db;
 pub mod cron;
 pub mod directory;
 pub mod exec;
 pub mod file;
-mod fsmeta;
 pub mod group;
 pub mod ntp;
 pub mod package;
 pub mod service;
-pub mod systemd;
+pub mod support;
 pub mod systemd_unit;
 pub mod template;
 pub mod user;
@@ -23,7 +21,7 @@ use std::path::PathBuf;
 use tend_model::resource::Kind;
 use tend_model::{CompiledResource, Spec};
 
-pub use accounts::Accounts;
+pub use support::accounts::Accounts;
 
 use crate::engine::staging::Staging;
 use crate::report::Change;
@@ -49,12 +47,21 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// shell. Behind a trait so that providers that cannot run here (dnf) are
 /// tested against recorded outputs.
 pub trait Runner {
-    fn run(&self, argv: &[&str], env: &[(&str, &str)], timeout: std::time::Duration)
-    -> Result<crate::process::Outcome>;
+    fn run(
+        &self,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        timeout: std::time::Duration,
+    ) -> Result<crate::system::process::Outcome>;
 
     /// Runs a command with `input` on its standard input (secrets go there,
     /// never in the arguments).
-    fn run_input(&self, argv: &[&str], input: &[u8], timeout: std::time::Duration) -> Result<crate::process::Outcome>;
+    fn run_input(
+        &self,
+        argv: &[&str],
+        input: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<crate::system::process::Outcome>;
 }
 
 /// Runs commands for real.
@@ -66,25 +73,30 @@ impl Runner for SystemRunner {
         argv: &[&str],
         env: &[(&str, &str)],
         timeout: std::time::Duration,
-    ) -> Result<crate::process::Outcome> {
-        let mut job = crate::process::Job::argv(argv, timeout);
+    ) -> Result<crate::system::process::Outcome> {
+        let mut job = crate::system::process::Job::argv(argv, timeout);
         job.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         job.capture_limit = 1024 * 1024;
-        crate::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
+        crate::system::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
     }
 
-    fn run_input(&self, argv: &[&str], input: &[u8], timeout: std::time::Duration) -> Result<crate::process::Outcome> {
-        let mut job = crate::process::Job::argv(argv, timeout);
+    fn run_input(
+        &self,
+        argv: &[&str],
+        input: &[u8],
+        timeout: std::time::Duration,
+    ) -> Result<crate::system::process::Outcome> {
+        let mut job = crate::system::process::Job::argv(argv, timeout);
         job.stdin = Some(input.to_vec());
         job.capture_limit = 1024 * 1024;
-        crate::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
+        crate::system::process::run(&job).map_err(|e| Error::Failed(format!("{}: {e}", argv.first().unwrap_or(&""))))
     }
 }
 
 /// Runs a command and fails with its own message unless it exits 0.
-pub fn run_ok(runner: &dyn Runner, argv: &[&str], env: &[(&str, &str)]) -> Result<crate::process::Outcome> {
+pub fn run_ok(runner: &dyn Runner, argv: &[&str], env: &[(&str, &str)]) -> Result<crate::system::process::Outcome> {
     let out = runner.run(argv, env, std::time::Duration::from_secs(600))?;
-    if matches!(out.exit, crate::process::Exit::Code(0)) {
+    if matches!(out.exit, crate::system::process::Exit::Code(0)) {
         return Ok(out);
     }
     Err(Error::Failed(format!("`{}` failed with {}:\n{}", argv.join(" "), out.describe_exit(), out.tail(15))))
@@ -100,7 +112,7 @@ pub struct RunState {
     pub blocked: std::collections::HashSet<usize>,
     pub accounts: user::AccountsCache,
     pub packages: package::PackageCache,
-    pub systemd: systemd::SystemdState,
+    pub systemd: support::systemd::SystemdState,
 }
 
 /// What a run shares with each resource.

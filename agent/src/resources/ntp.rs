@@ -9,7 +9,8 @@ use tend_model::resources::ntp::{NtpProps, NtpProvider};
 use tend_model::{CompiledResource, Spec};
 
 use super::file::{self, FileWant};
-use super::{Applied, Ctx, Error, ResourceType, Result, mismatch, systemd};
+use super::support::systemd;
+use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 
 pub struct NtpType;

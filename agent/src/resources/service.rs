@@ -4,7 +4,7 @@
 use tend_model::resources::service::{RunState, ServiceProps};
 use tend_model::{CompiledResource, Spec};
 
-use super::systemd::{self, UnitStatus};
+use super::support::systemd::{self, UnitStatus};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 

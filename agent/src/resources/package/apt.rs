@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
-use crate::process::{Exit, Outcome};
 use crate::resources::{Result, Runner};
+use crate::system::process::{Exit, Outcome};
 
 /// How old apt's package lists may be before an install updates them first.
 pub const LISTS_MAX_AGE: Duration = Duration::from_secs(60 * 60);

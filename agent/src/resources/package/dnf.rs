@@ -20,8 +20,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
-use crate::process::{Exit, Outcome};
 use crate::resources::{Result, Runner};
+use crate::system::process::{Exit, Outcome};
 
 /// One line per installed package instance: name, version-release.
 pub const RPM_QUERY_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\n";

@@ -40,8 +40,8 @@ use tend_model::resources::package::{PackageProps, PackageProvider, PackageState
 use tend_model::{CompiledResource, Plan, Spec};
 
 use super::{Applied, Ctx, Error, ResourceType, Result, Runner, mismatch};
-use crate::process::{Exit, Outcome};
 use crate::report::Change;
+use crate::system::process::{Exit, Outcome};
 
 /// How long a read-only query (dpkg-query, rpm, apt-cache) may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(300);

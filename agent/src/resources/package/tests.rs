@@ -14,8 +14,8 @@ use super::apt::{Apt, DPKG_QUERY_FORMAT, parse_dpkg_query, parse_not_found, pars
 use super::dnf::{self, Dnf, evr_cmp, parse_list_upgrades, parse_rpm_query, rpmvercmp};
 use super::*;
 use crate::engine::staging::Staging;
-use crate::process::{Exit, Outcome};
 use crate::resources::{Accounts, Ctx, RunState, Runner, handler};
+use crate::system::process::{Exit, Outcome};
 
 // ---------------------------------------------------------------- recorded outputs
 

@@ -297,8 +297,8 @@ fn reboot(allowed: bool) {
         return;
     }
     tracing::warn!("a command asked for a reboot: rebooting through systemd");
-    let job = crate::process::Job::argv(&["systemctl", "reboot"], Duration::from_secs(60));
-    if let Err(e) = crate::process::run(&job) {
+    let job = crate::system::process::Job::argv(&["systemctl", "reboot"], Duration::from_secs(60));
+    if let Err(e) = crate::system::process::run(&job) {
         tracing::error!(error = %e, "reboot failed");
     }
 }

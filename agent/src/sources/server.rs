@@ -215,8 +215,8 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
     let state = &StateDir::new(&cfg.state_dir);
     let trusted = &cfg.trusted_keys;
     let s3 = cfg.source.as_deref();
-    if crate::apply::refused_while_disabled(state) {
-        return Ok(Outcome { code: crate::apply::EXIT_INVALID, reachable: true });
+    if crate::subcommands::apply::refused_while_disabled(state) {
+        return Ok(Outcome { code: crate::subcommands::apply::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -227,7 +227,7 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
     };
     let (set, source, server) = match (s3, &node) {
         (Some(url), _) => {
-            let (set, source) = rt.block_on(crate::s3::fetch(url, state))?;
+            let (set, source) = rt.block_on(crate::sources::s3::fetch(url, state))?;
             (set, source, None)
         }
         (None, Some(n)) => rt.block_on(fetch(&id, &cfg.server_urls(&n.server), state))?,
@@ -281,7 +281,7 @@ pub fn converge(
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for a in recipes {
-        if let Err(why) = crate::trust::check(&a.bundle, trusted) {
+        if let Err(why) = crate::sources::trust::check(&a.bundle, trusted) {
             errors.push(format!("{}@{} ({}): refused: {why}", a.bundle.name, a.version, a.assignment));
             continue;
         }
@@ -318,7 +318,7 @@ pub fn converge(
     }
     let mut code = report.exit_code();
     let pairs = plans.iter().zip(&reports).flat_map(|(p, r)| p.resources.iter().zip(&r.resources));
-    if let Err(e) = crate::apply::save(pairs, &report, previous, state) {
+    if let Err(e) = crate::subcommands::apply::save(pairs, &report, previous, state) {
         eprintln!("error: the run finished but its state was not saved: {e:#}");
         code |= 4;
     }

@@ -10,8 +10,8 @@ use tend_model::document::{Action, OnFailure};
 use tend_model::wire::AssignedRecipe;
 
 use crate::config::AgentConfig;
-use crate::process::{Exit, Job};
 use crate::state::StateDir;
+use crate::system::process::{Exit, Job};
 
 /// Exit code with which a script asks for a reboot.
 pub const REBOOT_EXIT: i32 = 194;
@@ -141,7 +141,7 @@ fn run_script(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> S
                 (ctx.on_start)(pid);
             }
         });
-        let r = crate::process::run(&job);
+        let r = crate::system::process::run(&job);
         drop(job);
         r
     });
@@ -179,7 +179,7 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     };
-    if crate::apply::refused_while_disabled(&state) {
+    if crate::subcommands::apply::refused_while_disabled(&state) {
         return StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name));
     }
     let gathered = match ctx.cfg.fact_options() {
@@ -192,8 +192,14 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
         params: r.params.clone(),
         bundle: r.bundle.clone(),
     };
-    let (report, code) =
-        crate::pull::converge(&state, &ctx.cfg.trusted_keys, &gathered.facts, gathered.warnings, &[assigned], false);
+    let (report, code) = crate::sources::server::converge(
+        &state,
+        &ctx.cfg.trusted_keys,
+        &gathered.facts,
+        gathered.warnings,
+        &[assigned],
+        false,
+    );
     let _ = crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut out.stdout);
     for e in &report.errors {
         out.stderr.extend_from_slice(format!("error: {e}\n").as_bytes());

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{Result, Runner, run_ok};
+use crate::resources::{Result, Runner, run_ok};
 
 /// What the systemd resources of one run share.
 #[derive(Default)]
@@ -93,7 +93,7 @@ pub fn systemctl(runner: &dyn Runner, verb: &str, unit: &str) -> Result<()> {
             // a moment to receive their last words (failure path only).
             std::thread::sleep(Duration::from_millis(300));
             let journal = journal_tail(runner, unit, 20, since);
-            Err(super::Error::Failed(format!("{e}\nlast lines of the journal of {unit}:\n{journal}")))
+            Err(crate::resources::Error::Failed(format!("{e}\nlast lines of the journal of {unit}:\n{journal}")))
         }
         Err(e) => Err(e),
     }

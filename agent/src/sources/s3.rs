@@ -11,7 +11,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{GetOptions, ObjectStore};
 use tend_model::wire::AgentRecipes;
 
-use crate::pull::{RecipeCache, Source};
+use crate::sources::server::{RecipeCache, Source};
 use crate::state::StateDir;
 
 /// `s3://bucket/prefix/` → (bucket, object key of the recipe set).
@@ -56,7 +56,7 @@ pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes,
 fn builder() -> AmazonS3Builder {
     let mut b = AmazonS3Builder::from_env();
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
-    let p = crate::aws_profile::from_env();
+    let p = crate::sources::aws_profile::from_env();
     if !set("AWS_ACCESS_KEY_ID")
         && let (Some(id), Some(secret)) = (p.access_key_id, p.secret_access_key)
     {

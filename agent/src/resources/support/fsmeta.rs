@@ -6,8 +6,8 @@ use std::path::Path;
 
 use tend_model::resources::Ownership;
 
-use super::{Accounts, Error, Result};
 use crate::report::Change;
+use crate::resources::{Accounts, Error, Result};
 
 /// Desired ownership with names resolved to ids.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ impl Meta {
 
     /// Like `resolve`, but in a dry-run an owner or group that the plan
     /// creates is pending rather than an error (the real run creates it first).
-    pub fn resolve_in(own: &Ownership, ctx: &super::Ctx) -> Result<Meta> {
+    pub fn resolve_in(own: &Ownership, ctx: &crate::resources::Ctx) -> Result<Meta> {
         if !ctx.dry_run {
             return Meta::resolve(own, ctx.accounts);
         }

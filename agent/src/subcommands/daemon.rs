@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::AgentConfig;
 use crate::facts::FactOptions;
-use crate::pull;
+use crate::sources::server;
 
 /// Wakes the loop early when a stop signal arrives.
 #[derive(Default)]
@@ -125,7 +125,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let channel = (cfg.commands && cfg.source.is_none() && registered).then(|| {
         let (c, s) = (cfg.clone(), channel_stop.clone());
         std::thread::spawn(move || {
-            if let Err(e) = crate::commands::run(c, s) {
+            if let Err(e) = crate::run_command::run(c, s) {
                 eprintln!("error: run-command channel: {e:#}");
             }
         })
@@ -133,8 +133,11 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
     let seed = crate::identity::Identity::at(&cfg.state_dir).node().map(|n| n.node_id).unwrap_or_default();
     let offset = splay_offset(&seed, cfg.splay);
     tracing::info!(interval = ?cfg.interval, splay_offset = ?offset, "tend-agent daemon started");
-    crate::notify::notify(&format!("READY=1\nSTATUS=converging every {}", humantime::format_duration(cfg.interval)));
-    crate::notify::spawn_watchdog();
+    crate::system::notify::notify(&format!(
+        "READY=1\nSTATUS=converging every {}",
+        humantime::format_duration(cfg.interval)
+    ));
+    crate::system::notify::spawn_watchdog();
     let mut failures = 0u32;
     let mut first = true;
     loop {
@@ -153,7 +156,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
         if stop.sleep(wait) {
             break;
         }
-        match pull::run_once_with(cfg, fopts) {
+        match server::run_once_with(cfg, fopts) {
             Ok(outcome) => {
                 failures = if outcome.reachable { 0 } else { failures.saturating_add(1) };
                 tracing::info!(exit = outcome.code, reachable = outcome.reachable, "run finished");
@@ -167,7 +170,7 @@ pub fn run(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
             break;
         }
     }
-    crate::notify::notify("STOPPING=1");
+    crate::system::notify::notify("STOPPING=1");
     channel_stop.store(true, Ordering::SeqCst);
     if let Some(t) = channel {
         let _ = t.join();

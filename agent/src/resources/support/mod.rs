@@ -1,0 +1,12 @@
+//! What several resource types share, and none of them owns: account
+//! lookups and the local account databases (`user`, `group`, `file`
+//! ownership), owner/group/mode handling of paths (`file`, `directory`,
+//! `template`, `systemd_unit`), and systemd through systemctl (`service`,
+//! `systemd_unit`, `ntp`). No resource type lives here.
+
+pub mod accounts;
+pub mod accounts_db;
+#[cfg(test)]
+pub mod accounts_testkit;
+pub mod fsmeta;
+pub mod systemd;
