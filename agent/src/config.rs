@@ -153,7 +153,7 @@ impl AgentConfig {
         anyhow::ensure!(c.interval >= Duration::from_secs(1), "{}: interval must be at least 1s", path.display());
         anyhow::ensure!(!c.fact_timeout.is_zero(), "{}: fact_timeout must be more than 0s", path.display());
         if let Some(src) = &c.source {
-            crate::sources::s3::parse(src).with_context(|| format!("{}: source", path.display()))?;
+            s3_location(src).with_context(|| format!("{}: source", path.display()))?;
             anyhow::ensure!(
                 !c.trusted_keys.is_empty(),
                 "{}: an S3 source needs trusted_keys: S3 says nothing about who wrote the recipes, so they must be signed",
@@ -197,6 +197,18 @@ impl AgentConfig {
     }
 }
 
+/// `s3://bucket/prefix/` → (bucket, object key of the recipe set).
+pub fn s3_location(url: &str) -> anyhow::Result<(String, String)> {
+    let Some(rest) = url.strip_prefix("s3://") else { anyhow::bail!("{url:?} is not an s3://bucket/prefix/ URL") };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        anyhow::bail!("{url:?} names no bucket");
+    }
+    let prefix = prefix.trim_matches('/');
+    let key = if prefix.is_empty() { "recipes.json".to_string() } else { format!("{prefix}/recipes.json") };
+    Ok((bucket.to_string(), key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +228,13 @@ mod tests {
         let e = parse("fact_timeout: 0s\n").unwrap_err();
         assert!(format!("{e:#}").contains("fact_timeout must be more than 0s"), "{e:#}");
         assert!(parse("fact_cache: soon\n").is_err());
+    }
+
+    #[test]
+    fn parses_s3_urls() {
+        assert_eq!(s3_location("s3://b/web/prod/").unwrap(), ("b".into(), "web/prod/recipes.json".into()));
+        assert_eq!(s3_location("s3://b").unwrap(), ("b".into(), "recipes.json".into()));
+        assert!(s3_location("https://b/x").is_err());
+        assert!(s3_location("s3:///x").is_err());
     }
 }

@@ -1,6 +1,9 @@
 //! The run report: per resource what was found and done, and a summary.
 //! Its JSON form is the contract for `--report`, `--output json` and the server.
 
+/// Exit code for invalid input (nothing ran).
+pub const EXIT_INVALID: i32 = 1;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

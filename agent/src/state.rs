@@ -182,3 +182,41 @@ pub fn temp_path(path: &Path) -> PathBuf {
     let pid = PID.get_or_init(std::process::id);
     path.with_file_name(format!(".{name}.tend-{pid}-{n}"))
 }
+
+/// True (after saying why) when converges are disabled.
+pub fn refused_while_disabled(state: &StateDir) -> bool {
+    let Some(d) = state.disabled() else { return false };
+    eprintln!(
+        "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
+        if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
+        if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
+        d.reason
+    );
+    true
+}
+
+/// Records the last report and the desired state of each converged resource.
+pub fn save_run<'a>(
+    pairs: impl Iterator<Item = (&'a tend_model::CompiledResource, &'a crate::report::ResourceReport)>,
+    report: &crate::report::Report,
+    mut previous: std::collections::HashMap<String, u64>,
+    state: &StateDir,
+) -> anyhow::Result<()> {
+    let mut hashes = std::collections::HashMap::new();
+    for (r, rep) in pairs {
+        let id = r.id.to_string();
+        match rep.status {
+            crate::report::Status::Changed | crate::report::Status::Unchanged => {
+                hashes.insert(id, r.desired_hash);
+            }
+            _ => {
+                if let Some(h) = previous.remove(&id) {
+                    hashes.insert(id, h);
+                }
+            }
+        }
+    }
+    state.save_desired_hashes(&hashes)?;
+    state.save_report(&serde_json::to_vec_pretty(report)?)?;
+    Ok(())
+}

@@ -154,75 +154,285 @@ pub struct Pending<'a> {
 /// after loops and components are expanded.
 pub const MAX_RESOURCES: usize = 20_000;
 
-/// Compiles a loaded recipe set into a plan, or every problem found.
+/// Compiles a loaded recipe set into a plan, or every problem found. The
+/// phases run in order on one [`Compilation`]; each adds to its diagnostics,
+/// and the plan is refused if any were found.
 pub fn compile(set: &RecipeSet, source: &dyn RecipeSource, opts: &CompileOptions) -> Result<Plan, Diagnostics> {
-    let mut diags = set.problems.clone();
-    let mut warnings = Vec::new();
-    let renderer = Renderer::default();
-
-    let (specs, recipes) = collect_params(set, &mut diags);
-    let plain: IndexMap<String, ParamSpec> = specs.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect();
-
-    // Layered data: one hierarchy per recipe set.
-    let mut data_file: Option<usize> = None;
-    let mut layers = crate::data::Layers::default();
-    for (fi, file) in set.files.iter().enumerate() {
-        let levels = crate::data::declaration(file, &mut diags);
-        if levels.is_empty() {
-            continue;
-        }
-        if let Some(first) = data_file {
-            diags.push(file.diag_key(
-                &YamlPath::root().key("data"),
-                format!("a recipe set has one data hierarchy; {} declares it already", set.files[first].path.display()),
-            ));
-            continue;
-        }
-        data_file = Some(fi);
-        layers = crate::data::load(file, &levels, &plain, source, &renderer, opts, &mut diags, &mut warnings);
+    let mut c = Compilation { set, source, opts, diags: set.problems.clone(), warnings: Vec::new() };
+    let params = c.parameters();
+    let mut expanded = c.resources(params.values, params.declared, params.renderer);
+    let mut edges = c.references(&mut expanded);
+    c.implicit_edges(&expanded, &mut edges);
+    let mut plan = c.order(expanded.pending, &edges)?;
+    if !c.diags.is_empty() {
+        return Err(c.diags.sorted());
     }
-
-    let resolved = params::resolve_layered(&plain, opts.overrides, &layers.layers);
-    for p in &resolved.problems {
-        diags.push(param_diag(p, &specs, set, &layers, |d| d));
-    }
-    let param_origins = origin_labels(&resolved.origins, &specs, set, &layers.layers);
-    let params = resolved.values;
-    let sensitive_params = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
-
-    // Built by hand: `json!` would copy the parameters by serializing them.
-    let mut root = serde_json::Map::new();
-    root.insert("facts".into(), opts.facts.clone());
-    root.insert("params".into(), Json::Object(params));
-    let ctx = Json::Object(root);
-    let active = active_files(set, opts, &ctx["params"]);
-    let mut c = crate::expand::Compiler::new(set, source, opts, renderer, ctx);
-    c.diags = diags;
-    c.warnings = warnings;
-    c.declared_params = Rc::new(plain);
-    for (fi, file) in set.files.iter().enumerate() {
-        let Some(conditional) = active[fi] else { continue };
-        c.recipe_file(file, conditional);
-    }
-    let crate::expand::Compiler { mut diags, pending, by_id, instances, warnings, instance_secrets, ctx, .. } = c;
-    let params = match ctx {
-        Json::Object(mut m) => match m.remove("params") {
-            Some(Json::Object(p)) => p,
-            _ => Default::default(),
-        },
-        _ => Default::default(),
-    };
-    let mut plan = graph_phase(pending, by_id, &instances, &mut diags)?;
-    if !diags.is_empty() {
-        return Err(diags.sorted());
-    }
-    plan.params = params;
-    plan.sensitive_params = sensitive_params;
-    plan.instance_secrets = instance_secrets;
-    plan.param_origins = param_origins;
-    plan.warnings = warnings;
-    plan.recipes = recipes;
+    plan.params = expanded.params;
+    plan.sensitive_params = params.sensitive;
+    plan.instance_secrets = expanded.instance_secrets;
+    plan.param_origins = params.origins;
+    plan.warnings = c.warnings;
+    plan.recipes = params.recipes;
     Ok(plan)
+}
+
+/// One compilation: its inputs, and the diagnostics and warnings its
+/// phases add.
+struct Compilation<'a> {
+    set: &'a RecipeSet,
+    source: &'a dyn RecipeSource,
+    opts: &'a CompileOptions<'a>,
+    diags: Diagnostics,
+    warnings: Vec<Diagnostic>,
+}
+
+/// What the parameters phase settles.
+struct Parameters {
+    /// The declarations, merged across the set's files.
+    declared: IndexMap<String, ParamSpec>,
+    /// Each value, from overrides, data levels or defaults.
+    values: serde_json::Map<String, Json>,
+    /// Where each value came from, for `explain`.
+    origins: IndexMap<String, Vec<String>>,
+    sensitive: Vec<String>,
+    /// The recipes' names, in order.
+    recipes: Vec<String>,
+    /// The renderer data levels were rendered with; expansion goes on with it.
+    renderer: Renderer,
+}
+
+/// What the resources phase produces: every resource, expanded and typed,
+/// with its references still by name.
+struct Expanded<'a> {
+    pending: Vec<Pending<'a>>,
+    by_id: HashMap<ResourceId, usize>,
+    /// `use:component[name]` → the resources that instance made.
+    instances: HashMap<String, Vec<usize>>,
+    instance_secrets: Vec<String>,
+    /// The parameters as the expansion left them (its context owned them).
+    params: serde_json::Map<String, Json>,
+}
+
+/// Ordering edges between resources, and the notifying ones among them.
+#[derive(Default)]
+struct GraphEdges {
+    order: Edges,
+    notify: Edges,
+}
+
+impl<'a> Compilation<'a> {
+    /// Parameters: declarations, the data hierarchy (one per recipe set),
+    /// and each value resolved with its origins.
+    fn parameters(&mut self) -> Parameters {
+        let (set, opts) = (self.set, self.opts);
+        let renderer = Renderer::default();
+        let (specs, recipes) = collect_params(set, &mut self.diags);
+        let declared: IndexMap<String, ParamSpec> = specs.iter().map(|(k, (s, _))| (k.clone(), s.clone())).collect();
+        let mut data_file: Option<usize> = None;
+        let mut layers = crate::data::Layers::default();
+        for (fi, file) in set.files.iter().enumerate() {
+            let levels = crate::data::declaration(file, &mut self.diags);
+            if levels.is_empty() {
+                continue;
+            }
+            if let Some(first) = data_file {
+                self.diags.push(file.diag_key(
+                    &YamlPath::root().key("data"),
+                    format!(
+                        "a recipe set has one data hierarchy; {} declares it already",
+                        set.files[first].path.display()
+                    ),
+                ));
+                continue;
+            }
+            data_file = Some(fi);
+            layers = crate::data::load(
+                file,
+                &levels,
+                &declared,
+                self.source,
+                &renderer,
+                opts,
+                &mut self.diags,
+                &mut self.warnings,
+            );
+        }
+        let resolved = params::resolve_layered(&declared, opts.overrides, &layers.layers);
+        for p in &resolved.problems {
+            self.diags.push(param_diag(p, &specs, set, &layers, |d| d));
+        }
+        let origins = origin_labels(&resolved.origins, &specs, set, &layers.layers);
+        let sensitive = specs.iter().filter(|(_, (s, _))| s.sensitive).map(|(k, _)| k.clone()).collect();
+        Parameters { declared, values: resolved.values, origins, sensitive, recipes, renderer }
+    }
+
+    /// Resources: each active file's entries, expanded (loops, components)
+    /// and rendered in their scope, then typed.
+    fn resources(
+        &mut self,
+        params: serde_json::Map<String, Json>,
+        declared: IndexMap<String, ParamSpec>,
+        renderer: Renderer,
+    ) -> Expanded<'a> {
+        let (set, opts) = (self.set, self.opts);
+        // Built by hand: `json!` would copy the parameters by serializing them.
+        let mut root = serde_json::Map::new();
+        root.insert("facts".into(), opts.facts.clone());
+        root.insert("params".into(), Json::Object(params));
+        let ctx = Json::Object(root);
+        let active = active_files(set, opts, &ctx["params"]);
+        let mut c = crate::expand::Compiler::new(set, self.source, opts, renderer, ctx);
+        c.diags = std::mem::take(&mut self.diags);
+        c.warnings = std::mem::take(&mut self.warnings);
+        c.declared_params = Rc::new(declared);
+        for (fi, file) in set.files.iter().enumerate() {
+            let Some(conditional) = active[fi] else { continue };
+            c.recipe_file(file, conditional);
+        }
+        let crate::expand::Compiler { diags, pending, by_id, instances, warnings, instance_secrets, ctx, .. } = c;
+        self.diags = diags;
+        self.warnings = warnings;
+        let params = match ctx {
+            Json::Object(mut m) => match m.remove("params") {
+                Some(Json::Object(p)) => p,
+                _ => Default::default(),
+            },
+            _ => Default::default(),
+        };
+        Expanded { pending, by_id, instances, instance_secrets, params }
+    }
+
+    /// References: each `requires`/`notifies` (a resource id, or a whole
+    /// component instance) resolved to edges; a dangling one is located,
+    /// with a did-you-mean.
+    fn references(&mut self, x: &mut Expanded<'a>) -> GraphEdges {
+        let (pending, by_id, instances) = (&mut x.pending, &x.by_id, &x.instances);
+        // Every id, for "did you mean" (built on the first dangling reference only).
+        let all_ids = std::cell::OnceCell::new();
+        let ids_of = |pending: &[Pending]| -> Vec<String> {
+            pending.iter().map(|p| p.res.id.to_string()).chain(instances.keys().cloned()).collect()
+        };
+        let mut edges = GraphEdges::default();
+        for idx in 0..pending.len() {
+            let refs = std::mem::take(&mut pending[idx].refs);
+            for r in &refs {
+                let field = if r.notify { "notifies" } else { "requires" };
+                let located = |msg: String| {
+                    let mut d = r.file.diag_value(&r.at, msg).resource(pending[idx].res.id.to_string());
+                    d.context = r.context.clone();
+                    d
+                };
+                let targets: Vec<usize> = if r.target.starts_with("use:") {
+                    match instances.get(&r.target) {
+                        Some(members) => members.iter().copied().filter(|&m| m != idx).collect(),
+                        None => {
+                            self.diags.push(
+                                located(format!("{field} `{}`, which no recipe instantiates", r.target)).hint(
+                                    did_you_mean(
+                                        &r.target,
+                                        all_ids.get_or_init(|| ids_of(pending)).iter().map(String::as_str),
+                                    ),
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                } else {
+                    let target = match ResourceId::parse(&r.target) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            self.diags.push(located(e));
+                            continue;
+                        }
+                    };
+                    match by_id.get(&target) {
+                        Some(&t) => vec![t],
+                        None => {
+                            self.diags.push(located(format!("{field} `{}`, which no recipe declares", r.target)).hint(
+                                did_you_mean(
+                                    &r.target,
+                                    all_ids.get_or_init(|| ids_of(pending)).iter().map(String::as_str),
+                                ),
+                            ));
+                            continue;
+                        }
+                    }
+                };
+                for t in targets {
+                    let target = pending[t].res.id.clone();
+                    if r.notify {
+                        edges.order.push((idx, t));
+                        edges.notify.push((idx, t));
+                        if !pending[idx].res.notifies.contains(&target) {
+                            pending[idx].res.notifies.push(target);
+                        }
+                    } else {
+                        edges.order.push((t, idx));
+                        if !pending[idx].res.requires.contains(&target) {
+                            pending[idx].res.requires.push(target);
+                        }
+                    }
+                }
+            }
+        }
+        edges
+    }
+
+    /// Implicit edges: those that follow from the resources themselves
+    /// (see [`implicit_edges`]).
+    fn implicit_edges(&self, x: &Expanded<'a>, edges: &mut GraphEdges) {
+        let (implicit, implicit_notify) = implicit_edges(&x.pending, &x.by_id);
+        edges.order.extend(implicit);
+        for e in implicit_notify {
+            if !edges.notify.contains(&e) {
+                edges.notify.push(e);
+            }
+        }
+    }
+
+    /// Order: the resources sorted so that every edge points forward; a
+    /// cycle is an error naming it. Refused before sorting if any phase
+    /// found a problem.
+    fn order(&mut self, pending: Vec<Pending<'a>>, edges: &GraphEdges) -> Result<Plan, Diagnostics> {
+        if !self.diags.is_empty() {
+            return Err(std::mem::take(&mut self.diags).sorted());
+        }
+        let order = match toposort(pending.len(), &edges.order) {
+            Ok(o) => o,
+            Err(cycle) => {
+                let names: Vec<String> = cycle.iter().map(|&i| pending[i].res.id.to_string()).collect();
+                let first = &pending[cycle[0]];
+                let mut d = first
+                    .file
+                    .diag_value(&first.path, format!("dependency cycle: {}", names.join(" -> ")))
+                    .resource(first.res.id.to_string());
+                d.context = first.context.clone();
+                self.diags.push(d);
+                return Err(std::mem::take(&mut self.diags));
+            }
+        };
+        let mut pos = vec![0; pending.len()];
+        for (new, &old) in order.iter().enumerate() {
+            pos[old] = new;
+        }
+        let mut prereqs = vec![Vec::new(); order.len()];
+        let mut notified_by = vec![Vec::new(); order.len()];
+        let mut seen_edge = HashSet::new();
+        for &(a, b) in &edges.order {
+            if seen_edge.insert((a, b)) {
+                prereqs[pos[b]].push(pos[a]);
+            }
+        }
+        let mut seen_notify = HashSet::new();
+        for &(a, b) in &edges.notify {
+            if seen_notify.insert((a, b)) {
+                notified_by[pos[b]].push(pos[a]);
+            }
+        }
+        let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
+        let resources = order.iter().filter_map(|&i| slots[i].take().map(|p| p.res)).collect();
+        Ok(Plan { resources, prereqs, notified_by, ..Plan::default() })
+    }
 }
 
 /// A diagnostic for a parameter problem, located where the bad value was
@@ -430,130 +640,6 @@ pub fn known_fact(skeleton: &Json, path: &str) -> bool {
         }
     }
     true
-}
-
-/// References and ordering: resolves `requires`/`notifies` (to resources,
-/// or to a whole component instance), adds the implicit edges and sorts.
-fn graph_phase(
-    mut pending: Vec<Pending>,
-    by_id: HashMap<ResourceId, usize>,
-    instances: &HashMap<String, Vec<usize>>,
-    diags: &mut Diagnostics,
-) -> Result<Plan, Diagnostics> {
-    // Every id, for "did you mean" (built on the first dangling reference only).
-    let all_ids = std::cell::OnceCell::new();
-    let ids_of = |pending: &[Pending]| -> Vec<String> {
-        pending.iter().map(|p| p.res.id.to_string()).chain(instances.keys().cloned()).collect()
-    };
-    let mut edges: Vec<(usize, usize)> = Vec::new();
-    let mut notify_edges: Vec<(usize, usize)> = Vec::new();
-    for idx in 0..pending.len() {
-        let refs = std::mem::take(&mut pending[idx].refs);
-        for r in &refs {
-            let field = if r.notify { "notifies" } else { "requires" };
-            let located = |msg: String| {
-                let mut d = r.file.diag_value(&r.at, msg).resource(pending[idx].res.id.to_string());
-                d.context = r.context.clone();
-                d
-            };
-            let targets: Vec<usize> = if r.target.starts_with("use:") {
-                match instances.get(&r.target) {
-                    Some(members) => members.iter().copied().filter(|&m| m != idx).collect(),
-                    None => {
-                        diags.push(located(format!("{field} `{}`, which no recipe instantiates", r.target)).hint(
-                            did_you_mean(
-                                &r.target,
-                                all_ids.get_or_init(|| ids_of(&pending)).iter().map(String::as_str),
-                            ),
-                        ));
-                        continue;
-                    }
-                }
-            } else {
-                let target = match ResourceId::parse(&r.target) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        diags.push(located(e));
-                        continue;
-                    }
-                };
-                match by_id.get(&target) {
-                    Some(&t) => vec![t],
-                    None => {
-                        diags.push(located(format!("{field} `{}`, which no recipe declares", r.target)).hint(
-                            did_you_mean(
-                                &r.target,
-                                all_ids.get_or_init(|| ids_of(&pending)).iter().map(String::as_str),
-                            ),
-                        ));
-                        continue;
-                    }
-                }
-            };
-            for t in targets {
-                let target = pending[t].res.id.clone();
-                if r.notify {
-                    edges.push((idx, t));
-                    notify_edges.push((idx, t));
-                    if !pending[idx].res.notifies.contains(&target) {
-                        pending[idx].res.notifies.push(target);
-                    }
-                } else {
-                    edges.push((t, idx));
-                    if !pending[idx].res.requires.contains(&target) {
-                        pending[idx].res.requires.push(target);
-                    }
-                }
-            }
-        }
-    }
-    let (implicit, implicit_notify) = implicit_edges(&pending, &by_id);
-    edges.extend(implicit);
-    for e in implicit_notify {
-        if !notify_edges.contains(&e) {
-            notify_edges.push(e);
-        }
-    }
-
-    if !diags.is_empty() {
-        return Err(std::mem::take(diags).sorted());
-    }
-
-    let order = match toposort(pending.len(), &edges) {
-        Ok(o) => o,
-        Err(cycle) => {
-            let names: Vec<String> = cycle.iter().map(|&i| pending[i].res.id.to_string()).collect();
-            let first = &pending[cycle[0]];
-            let mut d = first
-                .file
-                .diag_value(&first.path, format!("dependency cycle: {}", names.join(" -> ")))
-                .resource(first.res.id.to_string());
-            d.context = first.context.clone();
-            diags.push(d);
-            return Err(std::mem::take(diags));
-        }
-    };
-    let mut pos = vec![0; pending.len()];
-    for (new, &old) in order.iter().enumerate() {
-        pos[old] = new;
-    }
-    let mut prereqs = vec![Vec::new(); order.len()];
-    let mut notified_by = vec![Vec::new(); order.len()];
-    let mut seen_edge = HashSet::new();
-    for &(a, b) in &edges {
-        if seen_edge.insert((a, b)) {
-            prereqs[pos[b]].push(pos[a]);
-        }
-    }
-    let mut seen_notify = HashSet::new();
-    for &(a, b) in &notify_edges {
-        if seen_notify.insert((a, b)) {
-            notified_by[pos[b]].push(pos[a]);
-        }
-    }
-    let mut slots: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
-    let resources = order.iter().filter_map(|&i| slots[i].take().map(|p| p.res)).collect();
-    Ok(Plan { resources, prereqs, notified_by, ..Plan::default() })
 }
 
 /// `(before, after)` pairs of plan indices.

@@ -3,16 +3,14 @@
 //! go on. Notifications are coalesced: a notified resource is refreshed at
 //! most once, after everything that notifies it.
 
-pub mod staging;
-
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tend_model::Plan;
 
 use crate::report::{Change, Report, ResourceReport, Status};
+use crate::resources::support::staging::Staging;
 use crate::resources::{Accounts, Applied, Ctx, RunState, Runner, handler, stageable};
-use staging::Staging;
 
 pub struct RunOptions {
     pub dry_run: bool,

@@ -189,7 +189,7 @@ fn content_change(old: &[u8], new: &[u8], path: &Path, no_diff: bool) -> Change 
 /// Applies and commits at once (durable before returning), for resources
 /// that act on the file right after writing it (restart a daemon).
 pub fn apply_now(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) -> Result<()> {
-    let mut own = crate::engine::staging::Staging::default();
+    let mut own = crate::resources::support::staging::Staging::default();
     std::mem::swap(ctx.staging, &mut own);
     let applied = apply(path, want, changes, ctx);
     std::mem::swap(ctx.staging, &mut own);

@@ -23,8 +23,8 @@ use tend_model::{CompiledResource, Spec};
 
 pub use support::accounts::Accounts;
 
-use crate::engine::staging::Staging;
 use crate::report::Change;
+use crate::resources::support::staging::Staging;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -179,7 +179,7 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     };
-    if crate::subcommands::apply::refused_while_disabled(&state) {
+    if crate::state::refused_while_disabled(&state) {
         return StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name));
     }
     let gathered = match ctx.cfg.fact_options() {

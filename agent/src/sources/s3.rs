@@ -6,7 +6,7 @@
 //! then the EC2 instance profile through IMDSv2. S3 says nothing about who wrote an
 //! object, so an S3 source requires `trusted_keys`: every recipe must be signed.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use object_store::aws::AmazonS3Builder;
 use object_store::{GetOptions, ObjectStore};
 use tend_model::wire::AgentRecipes;
@@ -14,23 +14,11 @@ use tend_model::wire::AgentRecipes;
 use crate::sources::server::{RecipeCache, Source};
 use crate::state::StateDir;
 
-/// `s3://bucket/prefix/` → (bucket, object key of the recipe set).
-pub fn parse(url: &str) -> anyhow::Result<(String, String)> {
-    let Some(rest) = url.strip_prefix("s3://") else { bail!("{url:?} is not an s3://bucket/prefix/ URL") };
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        bail!("{url:?} names no bucket");
-    }
-    let prefix = prefix.trim_matches('/');
-    let key = if prefix.is_empty() { "recipes.json".to_string() } else { format!("{prefix}/recipes.json") };
-    Ok((bucket.to_string(), key))
-}
-
 /// Fetches the recipe set from S3, or falls back to the cache when S3
 /// cannot be reached. Refusals (credentials, permissions, a missing object)
 /// are errors: they will not fix themselves.
 pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
-    let (bucket, key) = parse(url)?;
+    let (bucket, key) = crate::config::s3_location(url)?;
     let store = builder().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
     let cache = RecipeCache::new(state, "s3.etag");
     let opts = GetOptions { if_none_match: cache.etag(), ..GetOptions::default() };
@@ -88,17 +76,4 @@ fn is_transport(e: &object_store::Error) -> bool {
     let text = e.to_string().to_lowercase();
     ["connect", "timed out", "timeout", "dns", "unreachable", "connection"].iter().any(|w| text.contains(w))
         && !["signature", "forbidden", "access denied", "invalidaccesskeyid"].iter().any(|w| text.contains(w))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_s3_urls() {
-        assert_eq!(parse("s3://b/web/prod/").unwrap(), ("b".into(), "web/prod/recipes.json".into()));
-        assert_eq!(parse("s3://b").unwrap(), ("b".into(), "recipes.json".into()));
-        assert!(parse("https://b/x").is_err());
-        assert!(parse("s3:///x").is_err());
-    }
 }

@@ -215,8 +215,8 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
     let state = &StateDir::new(&cfg.state_dir);
     let trusted = &cfg.trusted_keys;
     let s3 = cfg.source.as_deref();
-    if crate::subcommands::apply::refused_while_disabled(state) {
-        return Ok(Outcome { code: crate::subcommands::apply::EXIT_INVALID, reachable: true });
+    if crate::state::refused_while_disabled(state) {
+        return Ok(Outcome { code: crate::report::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -318,7 +318,7 @@ pub fn converge(
     }
     let mut code = report.exit_code();
     let pairs = plans.iter().zip(&reports).flat_map(|(p, r)| p.resources.iter().zip(&r.resources));
-    if let Err(e) = crate::subcommands::apply::save(pairs, &report, previous, state) {
+    if let Err(e) = crate::state::save_run(pairs, &report, previous, state) {
         eprintln!("error: the run finished but its state was not saved: {e:#}");
         code |= 4;
     }

@@ -14,8 +14,7 @@ use crate::output::{self, Style};
 use crate::report::Report;
 use crate::state::StateDir;
 
-/// Exit code for invalid input (nothing ran).
-pub const EXIT_INVALID: i32 = 1;
+pub use crate::report::EXIT_INVALID;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -91,20 +90,8 @@ pub fn explain(plan: &Plan, name: Option<&str>, out: &mut impl std::io::Write) -
 }
 
 /// Runs `apply`; returns the process exit code.
-/// True (after saying why) when converges are disabled.
-pub fn refused_while_disabled(state: &StateDir) -> bool {
-    let Some(d) = state.disabled() else { return false };
-    eprintln!(
-        "tend-agent is disabled{}{}: {}\nrun `tend-agent enable` to resume converges",
-        if d.by.is_empty() { String::new() } else { format!(" by {}", d.by) },
-        if d.since.is_empty() { String::new() } else { format!(" since {}", d.since) },
-        d.reason
-    );
-    true
-}
-
 pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
-    if refused_while_disabled(&args.state) {
+    if crate::state::refused_while_disabled(&args.state) {
         return Ok(EXIT_INVALID);
     }
     let _lock = args.state.lock()?;
@@ -136,7 +123,9 @@ pub fn apply(args: &ApplyArgs) -> anyhow::Result<i32> {
     // The run happened: record it before anything else can fail, and let a
     // failure to record or print count as a failure, not as invalid input.
     if !args.dry_run {
-        if let Err(e) = save(plan.resources.iter().zip(&report.resources), &report, previous, &args.state) {
+        if let Err(e) =
+            crate::state::save_run(plan.resources.iter().zip(&report.resources), &report, previous, &args.state)
+        {
             eprintln!("error: the run finished but its state was not saved: {e:#}");
             code |= 4;
         }
@@ -166,31 +155,5 @@ fn emit(report: &Report, args: &ApplyArgs) -> anyhow::Result<()> {
             output::print(report, Style { color, diffs: args.diff }, &mut lock)?;
         }
     }
-    Ok(())
-}
-
-/// Records the last report and the desired state of each converged resource.
-pub fn save<'a>(
-    pairs: impl Iterator<Item = (&'a tend_model::CompiledResource, &'a crate::report::ResourceReport)>,
-    report: &Report,
-    mut previous: std::collections::HashMap<String, u64>,
-    state: &StateDir,
-) -> anyhow::Result<()> {
-    let mut hashes = std::collections::HashMap::new();
-    for (r, rep) in pairs {
-        let id = r.id.to_string();
-        match rep.status {
-            crate::report::Status::Changed | crate::report::Status::Unchanged => {
-                hashes.insert(id, r.desired_hash);
-            }
-            _ => {
-                if let Some(h) = previous.remove(&id) {
-                    hashes.insert(id, h);
-                }
-            }
-        }
-    }
-    state.save_desired_hashes(&hashes)?;
-    state.save_report(&serde_json::to_vec_pretty(report)?)?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use tend_model::{CompiledResource, Plan, ResourceId, Spec};
 use super::apt::{Apt, DPKG_QUERY_FORMAT, parse_dpkg_query, parse_not_found, parse_policy};
 use super::dnf::{self, Dnf, evr_cmp, parse_list_upgrades, parse_rpm_query, rpmvercmp};
 use super::*;
-use crate::engine::staging::Staging;
+use crate::resources::support::staging::Staging;
 use crate::resources::{Accounts, Ctx, RunState, Runner, handler};
 use crate::system::process::{Exit, Outcome};
 

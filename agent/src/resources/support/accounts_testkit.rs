@@ -10,8 +10,8 @@ use tend_model::resource::ResourceId;
 use tend_model::{CompiledResource, Plan, Spec};
 
 use super::accounts_db::*;
-use crate::engine::staging::Staging;
 use crate::report::Change;
+use crate::resources::support::staging::Staging;
 use crate::resources::{Accounts, Applied, Ctx, Result, RunState, Runner};
 use crate::system::process::{Exit, Outcome};
 

@@ -1,7 +1,8 @@
 //! What several resource types share, and none of them owns: account
 //! lookups and the local account databases (`user`, `group`, `file`
 //! ownership), owner/group/mode handling of paths (`file`, `directory`,
-//! `template`, `systemd_unit`), and systemd through systemctl (`service`,
+//! `template`, `systemd_unit`), batched durable writes that the engine commits
+//! ([`staging`]), and systemd through systemctl (`service`,
 //! `systemd_unit`, `ntp`). No resource type lives here.
 
 pub mod accounts;
@@ -9,4 +10,5 @@ pub mod accounts_db;
 #[cfg(test)]
 pub mod accounts_testkit;
 pub mod fsmeta;
+pub mod staging;
 pub mod systemd;
