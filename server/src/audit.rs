@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::Row;
 use tend_model::wire::AuditEntry;
 
-use crate::store::{Result, Store, now};
+use crate::store::{Result, Store, decode, now};
 
 /// Bytes of one audit entry's detail (JSON).
 pub const MAX_DETAIL: usize = 4096;
@@ -122,15 +122,16 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                at: r.get("at"),
-                actor: r.get("actor"),
-                action: r.get("action"),
-                detail: serde_json::from_str(r.get::<&str, _>("detail")).unwrap_or_default(),
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.get("at"),
+                    actor: r.get("actor"),
+                    action: r.get("action"),
+                    detail: decode("audit detail", r.get::<&str, _>("detail"))?,
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

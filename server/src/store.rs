@@ -342,7 +342,7 @@ impl Store {
     pub async fn facts(&self, id: &str) -> Result<Option<serde_json::Value>> {
         let row = sqlx::query("SELECT facts FROM nodes WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         let text: Option<String> = row.and_then(|r| r.get::<Option<String>, _>("facts"));
-        Ok(text.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()))
+        text.map(|t| decode::<serde_json::Value>("facts", &t)).transpose()
     }
 
     /// Records that the node was seen; at most one write per node per 30 s
@@ -427,7 +427,7 @@ fn node_of(r: &AnyRow) -> Result<Node> {
         tags: tags_of(r.get("tags"))?,
         registered_at: r.get("registered_at"),
         last_seen: r.get("last_seen"),
-        last_run: last_run.and_then(|t| serde_json::from_str::<LastRun>(&t).ok()),
+        last_run: last_run.map(|t| decode::<LastRun>("last run", &t)).transpose()?,
         deregistered_at: r.get("deregistered_at"),
         facts: None,
         last_report: None,

@@ -1,10 +1,12 @@
 //! Associations: a command document or a recipe applied to targets on a
 //! schedule ([`schedule`]), fired by the [`engine`] on the leading replica,
-//! and the compliance each node's result gives; [`routes`] manage them.
+//! and the compliance each node's result gives; [`service`] manages them
+//! and [`routes`] serves that over HTTP.
 
 pub mod engine;
 pub mod routes;
 pub mod schedule;
+pub mod service;
 pub mod store;
 #[cfg(test)]
 mod tests;

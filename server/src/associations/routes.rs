@@ -1,25 +1,18 @@
-//! Associations and compliance over HTTP.
-
-use std::collections::BTreeMap;
+//! Associations and compliance over HTTP. Each handler checks the role and
+//! calls [`super::service`].
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::Value;
 use tend_model::association::{AssociationCreate, AssociationView, ComplianceView, RunView};
-use tend_model::command::Limit;
 use tend_model::wire::Role;
 
-use super::engine::{fire, schedule_of};
-use super::schedule::{Schedule, from_ms as ts};
-use super::{AssociationRow, RunRow, Service};
+use super::Service;
+use super::service;
 use crate::auth::Operator;
-use crate::commands::{find_document, split_spec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::intake::{Caller, Gate, Guard, KIB};
-use crate::pki::random_hex;
-use crate::store::{now, now_ms};
 
 pub fn routes(gate: &Gate) -> Router<Service> {
     use axum::routing::{get, post};
@@ -32,210 +25,40 @@ pub fn routes(gate: &Gate) -> Router<Service> {
         .route("/v1/compliance", get(compliance))
 }
 
-fn run_view(r: RunRow) -> RunView {
-    RunView {
-        slot: ts(r.slot_ms).to_string(),
-        trigger: r.trigger,
-        command_id: r.command_id,
-        status: r.status.to_string(),
-        started_at: r.started_at,
-        finished_at: r.finished_at,
-        skipped: r.skipped,
-    }
-}
-
-async fn view(s: &Service, a: AssociationRow, runs: i64) -> Result<AssociationView> {
-    let mut rows = s.store.runs(&a.id, runs.max(1)).await?;
-    let last = if rows.is_empty() { None } else { Some(rows.remove(0)) };
-    let after = a.last_slot_ms.unwrap_or(a.created_ms).max(now_ms());
-    let next = schedule_of(&a).ok().and_then(|sc| sc.next_after(ts(after), ts(a.created_ms))).map(|t| t.to_string());
-    let stored: serde_json::Map<String, Value> = serde_json::from_str(&a.params).unwrap_or_default();
-    let mut shown = crate::secrets::redact_params(&stored);
-    let raw: Vec<(String, String)> = serde_json::from_str(&a.raw_params).unwrap_or_default();
-    for (k, v) in crate::secrets::redact_raw(&raw) {
-        shown.insert(k, Value::from(v));
-    }
-    let mut all = Vec::new();
-    if runs > 1 {
-        all.extend(last.clone().map(run_view));
-        all.extend(rows.into_iter().map(run_view));
-    }
-    Ok(AssociationView {
-        id: a.id,
-        document: a.document,
-        recipe: a.recipe,
-        targets: serde_json::from_str(&a.targets).unwrap_or_default(),
-        schedule: a.schedule,
-        timezone: a.timezone,
-        params: shown,
-        max_concurrency: a.max_concurrency,
-        max_errors: a.max_errors,
-        apply_only_at_cron_interval: a.apply_only_at_cron_interval,
-        created_at: a.created_at,
-        created_by: format!("token:{}", a.token_name),
-        next_run: next,
-        last_run: last.map(run_view),
-        runs: all,
-    })
-}
-
 async fn create(
     State(s): State<Service>,
     op: Operator,
     Json(req): Json<AssociationCreate>,
 ) -> Result<(StatusCode, Json<AssociationView>)> {
     op.require(Role::Operator)?;
-    let bad = |m: String| Error::bad_request(m);
-    if req.document.is_some() == req.recipe.is_some() {
-        return Err(bad("an association applies a --document or a --recipe (one of them)".into()));
-    }
-    tend_model::names::targets(&req.targets).map_err(|e| bad(format!("an association: {e}")))?;
-    op.check_targets(&req.targets, &s.store.list_nodes().await?)?;
-    let schedule =
-        Schedule::parse(&req.schedule, req.timezone.as_deref(), s.min_rate).map_err(|e| bad(e.to_string()))?;
-    for (what, v) in [("max concurrency", &req.max_concurrency), ("max errors", &req.max_errors)] {
-        if let Some(v) = v {
-            Limit::parse(v).map_err(|e| bad(format!("{what}: {e}")))?;
-        }
-    }
-    // What it applies must exist, and its parameters fit, now.
-    let mut sensitive = Vec::new();
-    if let Some(d) = &req.document {
-        let (name, version) = split_spec(d);
-        let (_, kind, text, _) = find_document(&s.store, name, version).await?;
-        if kind != "Command" {
-            return Err(bad(format!("{name} is an {kind} document; associations run command documents")));
-        }
-        let doc = tend_model::document::Document::parse(name, &text).map_err(Error::internal)?;
-        let o = tend_model::params::Overrides {
-            raw: req.raw_params.clone(),
-            typed: req.params.clone(),
-            placeholders: false,
-        };
-        doc.resolve_params(&o)
-            .map_err(|p| Error::unprocessable(format!("these parameters do not fit {d}:\n{}", p.join("\n"))))?;
-        sensitive = doc.parameters.iter().filter(|(_, p)| p.sensitive).map(|(k, _)| k.clone()).collect();
-    }
-    if req.recipe.is_some() && (!req.params.is_empty() || !req.raw_params.is_empty()) {
-        return Err(bad("a recipe association takes no parameters (assign the recipe with --params instead)".into()));
-    }
-    if let Some(r) = &req.recipe {
-        let (name, version) = split_spec(r);
-        if s.store.recipe(name, version).await?.is_none() {
-            return Err(Error::not_found(format!("no recipe {r} (push it first)")));
-        }
-    }
-    let created_ms = now_ms();
-    if let Schedule::At(t) = &schedule
-        && t.as_millisecond() <= created_ms
-    {
-        return Err(bad(format!("{} is in the past", req.schedule)));
-    }
-    // The most often it may run: a cron expression counts like a rate.
-    if let Schedule::Cron { .. } = &schedule {
-        let mut t = jiff::Timestamp::now();
-        for _ in 0..50 {
-            let (Some(a), Some(b)) =
-                (schedule.next_after(t, t), schedule.next_after(t, t).and_then(|a| schedule.next_after(a, a)))
-            else {
-                break;
-            };
-            if b.duration_since(a).as_secs() < s.min_rate.as_secs() as i64 {
-                return Err(bad(format!(
-                    "{} runs more often than this server allows (at least {} s apart)",
-                    req.schedule,
-                    s.min_rate.as_secs()
-                )));
-            }
-            t = a;
-        }
-    }
-    let row = AssociationRow {
-        id: format!("asc-{}", random_hex(6)?),
-        document: req.document.clone(),
-        recipe: req.recipe.clone(),
-        targets: serde_json::to_string(&req.targets)?,
-        schedule: req.schedule.clone(),
-        timezone: req.timezone.clone(),
-        // Sensitive values sealed at rest (crate::secrets); opened when a run fires.
-        params: serde_json::to_string(&s.secrets.seal_params(&req.params, &sensitive)?)?,
-        raw_params: serde_json::to_string(&s.secrets.seal_raw(&req.raw_params, &sensitive)?)?,
-        max_concurrency: req.max_concurrency.clone(),
-        max_errors: req.max_errors.clone(),
-        apply_only_at_cron_interval: req.apply_only_at_cron_interval,
-        token_id: op.0.id.clone(),
-        token_name: op.0.name.clone(),
-        role: op.0.role.to_string(),
-        scope: op.0.scope.clone(),
-        created_at: now(),
-        created_ms,
-        // Slots after creation; the first run (unless only at the schedule's
-        // times) is the creation itself.
-        last_slot_ms: Some(created_ms),
-    };
-    s.store.create_association(&row).await?;
-    let detail = serde_json::json!({
-        "id": row.id, "document": row.document, "recipe": row.recipe, "targets": req.targets, "schedule": row.schedule,
-    });
-    s.store.audit(&op.actor(), "association.create", &detail).await?;
-    // A new association runs at once, unless asked not to; an `at()` runs at its time only.
-    if !req.apply_only_at_cron_interval && !matches!(schedule, Schedule::At(_)) {
-        fire(&s, &row, created_ms, "create", 0).await?;
-    }
-    Ok((StatusCode::CREATED, Json(view(&s, row, 20).await?)))
-}
-
-async fn find(s: &Service, id: &str) -> Result<AssociationRow> {
-    s.store.association(id).await?.ok_or_else(|| Error::not_found("no such association"))
+    Ok((StatusCode::CREATED, Json(service::create(&s, &op, req).await?)))
 }
 
 async fn list(State(s): State<Service>, op: Operator) -> Result<Json<Vec<AssociationView>>> {
     op.require(Role::Viewer)?;
-    let mut out = Vec::new();
-    for a in s.store.list_associations().await? {
-        out.push(view(&s, a, 1).await?);
-    }
-    Ok(Json(out))
+    Ok(Json(service::list(&s).await?))
 }
 
 async fn show(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<AssociationView>> {
     op.require(Role::Viewer)?;
-    let a = find(&s, &id).await?;
-    Ok(Json(view(&s, a, 20).await?))
+    let a = service::find(&s, &id).await?;
+    Ok(Json(service::view(&s, a, 20).await?))
 }
 
 async fn history(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<Vec<RunView>>> {
     op.require(Role::Viewer)?;
-    find(&s, &id).await?;
-    let runs = s.store.runs(&id, 10_000).await?;
-    Ok(Json(runs.into_iter().map(run_view).collect()))
+    Ok(Json(service::history(&s, &id).await?))
 }
 
 async fn delete(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
     op.require(Role::Operator)?;
-    let a = find(&s, &id).await?;
-    op.check_targets(&serde_json::from_str::<Vec<String>>(&a.targets).unwrap_or_default(), &[])?;
-    s.store.delete_association(&id).await?;
-    s.store.audit(&op.actor(), "association.delete", &serde_json::json!({ "id": id })).await?;
+    service::delete(&s, &op, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn run_now(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<AssociationView>> {
     op.require(Role::Operator)?;
-    let a = find(&s, &id).await?;
-    if let Some(r) = s.store.runs(&id, 1).await?.first()
-        && r.finished_at.is_none()
-    {
-        return Err(Error::conflict(format!("association {id} is running ({})", r.command_id)));
-    }
-    // A slot of its own (now), which does not move the schedule's slots.
-    let slot = now_ms();
-    fire(&s, &AssociationRow { last_slot_ms: a.last_slot_ms, ..a.clone() }, slot, "run-now", 0).await?;
-    if let Some(last) = a.last_slot_ms {
-        s.store.set_last_slot(&id, last).await?;
-    }
-    s.store.audit(&op.actor(), "association.run-now", &serde_json::json!({ "id": id })).await?;
-    Ok(Json(view(&s, find(&s, &id).await?, 20).await?))
+    Ok(Json(service::run_now(&s, &op, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -254,23 +77,5 @@ async fn compliance(
     Query(q): Query<ComplianceQuery>,
 ) -> Result<Json<Vec<ComplianceView>>> {
     op.require(Role::Viewer)?;
-    let rows = s.store.compliance(q.association.as_deref(), q.node.as_deref()).await?;
-    let mut seen = BTreeMap::new();
-    let mut out = Vec::new();
-    for r in rows {
-        // Newest first: without history, the first event of each pair is its state.
-        if !q.history && seen.insert((r.association_id.clone(), r.node_id.clone()), ()).is_some() {
-            continue;
-        }
-        out.push(ComplianceView {
-            association: r.association_id,
-            node: r.node_id,
-            hostname: r.hostname,
-            status: r.status.to_string(),
-            at: r.at,
-            reason: r.reason,
-            changes: serde_json::from_str(&r.changes).unwrap_or_default(),
-        });
-    }
-    Ok(Json(out))
+    Ok(Json(service::compliance(&s, q.association.as_deref(), q.node.as_deref(), q.history).await?))
 }

@@ -148,8 +148,7 @@ fn next_step(doc: &Automation, step: &Step, cur: &StepRow) -> Next {
     };
     if cur.status == StepStatus::Success {
         if step.action == Action::Branch {
-            let outputs: serde_json::Map<String, Value> = serde_json::from_str(&cur.outputs).unwrap_or_default();
-            return match outputs.get("nextStep").and_then(|v| v.as_str()) {
+            return match cur.outputs.get("nextStep").and_then(|v| v.as_str()) {
                 Some(n) => Next::Step(n.to_string()),
                 None => Next::End(ExecutionStatus::Success, None),
             };
@@ -181,7 +180,7 @@ fn new_row(exec: &str, seq: i64, step: &Step, attempt: i64) -> StepRow {
         name: step.name.clone(),
         attempt,
         status: StepStatus::Pending,
-        outputs: "{}".into(),
+        outputs: serde_json::Map::new(),
         approvals: Vec::new(),
         command_id,
         ..StepRow::default()
@@ -248,8 +247,7 @@ fn resolver<'a>(params: &'a serde_json::Map<String, Value>, steps: &'a [StepRow]
                 .iter()
                 .rev()
                 .find(|x| x.name == *st && x.status == StepStatus::Success)
-                .and_then(|x| serde_json::from_str::<serde_json::Map<String, Value>>(&x.outputs).ok())
-                .and_then(|o| o.get(*k).cloned())
+                .and_then(|x| x.outputs.get(*k).cloned())
                 .unwrap_or(Value::Null),
             _ => Value::from(r),
         }
@@ -298,7 +296,7 @@ async fn step_once(
                 if let Some(n) = &next {
                     out.insert("nextStep".into(), Value::from(n.clone()));
                 }
-                cur.outputs = Value::Object(out).to_string();
+                cur.outputs = out;
                 return end_step(s, &e.id, cur, StepStatus::Success, None).await;
             }
             Action::RunCommand | Action::ApplyRecipe => {
@@ -368,7 +366,7 @@ async fn step_once(
                     out.insert(o.name.clone(), v);
                 }
             }
-            cur.outputs = Value::Object(out).to_string();
+            cur.outputs = out;
             if c.status == crate::commands::CommandStatus::Success {
                 end_step(s, &e.id, cur, StepStatus::Success, None).await?;
             } else {

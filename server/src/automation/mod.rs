@@ -1,9 +1,11 @@
 //! Automation: documents of steps (sleep, approve, pause, branch, run a
 //! command, apply a recipe) executed on the server by the [`engine`], one
-//! written transition at a time; [`routes`] start, show and steer them.
+//! written transition at a time; [`service`] starts, shows and steers them,
+//! and [`routes`] serves that over HTTP.
 
 pub mod engine;
 pub mod routes;
+pub mod service;
 pub mod store;
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,8 @@ pub struct StepRow {
     pub started_at: Option<String>,
     pub started_ms: Option<i64>,
     pub ended_at: Option<String>,
-    pub outputs: String,
+    /// Stored as a JSON object.
+    pub outputs: serde_json::Map<String, serde_json::Value>,
     pub error: Option<String>,
     pub command_id: Option<String>,
     pub wake_ms: Option<i64>,
@@ -117,7 +118,7 @@ fn step_of(r: &AnyRow) -> Result<StepRow> {
         started_at: r.try_get("started_at")?,
         started_ms: r.try_get("started_ms")?,
         ended_at: r.try_get("ended_at")?,
-        outputs: r.try_get("outputs")?,
+        outputs: decode("step outputs", &r.try_get::<String, _>("outputs")?)?,
         error: r.try_get("error")?,
         command_id: r.try_get("command_id")?,
         wake_ms: r.try_get("wake_ms")?,
@@ -229,7 +230,7 @@ impl Store {
         .bind(&s.started_at)
         .bind(s.started_ms)
         .bind(&s.ended_at)
-        .bind(&s.outputs)
+        .bind(serde_json::Value::Object(s.outputs.clone()).to_string())
         .bind(&s.error)
         .bind(&s.command_id)
         .bind(s.wake_ms)

@@ -110,7 +110,7 @@ async fn a_command_step_creates_its_command_once_and_ends_as_it_does() {
     let (status, _, path) = state(&s, "exe-run").await;
     assert_eq!((status, path), (ExecutionStatus::Success, vec!["run:Success".to_string()]));
     let step = s.store.steps("exe-run").await.expect("steps").pop().expect("step");
-    let outputs: serde_json::Value = serde_json::from_str(&step.outputs).expect("outputs");
+    let outputs = &step.outputs;
     assert_eq!((outputs["commandId"].as_str(), outputs["word"].as_str()), (Some("cmd-run-0"), Some("hello")));
 }
 
@@ -141,4 +141,14 @@ async fn a_step_status_that_is_not_one_is_corrupt_data() {
     sqlx::query("UPDATE execution_steps SET status = 'Sideways'").execute(&k.store().pool).await.expect("tamper");
     let err = advance(&s, "exe-c").await.expect_err("refused").to_string();
     assert!(err.contains("corrupt") && err.contains("Sideways"), "{err}");
+}
+
+#[tokio::test]
+async fn step_outputs_that_do_not_parse_are_an_error_not_empty() {
+    let k = kit().await;
+    let s = service(&k);
+    start(&s, "exe-o", "name: O\nkind: Automation\nsteps:\n  - name: hold\n    action: pause\n", "{}").await;
+    sqlx::query("UPDATE execution_steps SET outputs = 'not json'").execute(&k.store().pool).await.expect("tamper");
+    let err = advance(&s, "exe-o").await.expect_err("refused").to_string();
+    assert!(err.contains("corrupt") && err.contains("step outputs"), "{err}");
 }

@@ -5,6 +5,7 @@
 
 pub mod dispatch;
 pub mod routes;
+pub mod service;
 pub mod store;
 #[cfg(test)]
 pub mod testkit;
@@ -26,7 +27,7 @@ use crate::auth::Operator;
 use crate::error::{Error, Result};
 use crate::pki::random_hex;
 use crate::secrets::Secrets;
-use crate::store::Store;
+use crate::store::{Store, decode};
 
 const DEFAULT_CONCURRENCY: &str = "50";
 const DEFAULT_DELIVERY_TIMEOUT: u64 = 600;
@@ -259,8 +260,8 @@ pub async fn view(s: &Service, id: &str, with_invocations: bool) -> Result<Comma
         status: c.status.to_string(),
         created_at: c.created_at,
         created_by: c.created_by,
-        targets: serde_json::from_str(&c.targets).unwrap_or_default(),
-        params: serde_json::from_str(&c.params_shown).unwrap_or_default(),
+        targets: decode("command targets", &c.targets)?,
+        params: decode("command parameters", &c.params_shown)?,
         max_concurrency: c.max_concurrency.max(0) as usize,
         max_errors: c.max_errors.max(0) as usize,
         counts,

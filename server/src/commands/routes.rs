@@ -1,5 +1,7 @@
 //! Run command over HTTP: documents, commands for operators, and the
-//! agents' side (long-poll, acknowledge, result).
+//! agents' side (long-poll, acknowledge, result). Handlers check the role
+//! and call the service ([`super::start`], [`super::service`]); the
+//! long-poll's waiting is transport, and stays here.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use tend_model::command::{
 use tend_model::document::{self, Document};
 use tend_model::wire::Role;
 
-use super::{Service, find_document, split_spec, view};
+use super::{Service, service};
 use crate::auth::{Agent, Operator};
 use crate::error::{Error, Result};
 use crate::intake::{Caller, Gate, Guard, KIB, MIB};
@@ -49,50 +51,13 @@ struct DocumentPush {
 
 async fn push_document(State(s): State<Service>, op: Operator, Json(req): Json<DocumentPush>) -> Result<Response> {
     op.require(Role::Operator)?;
-    op.require_unscoped("push documents")?;
-    // The kind decides the parser: a command document or an automation.
-    let automation = tend_model::automation::is_automation(&req.text);
-    let parsed = if automation {
-        tend_model::automation::Automation::parse(&req.file, &req.text).map(|a| a.name)
-    } else {
-        Document::parse(&req.file, &req.text).map(|d| d.name)
-    };
-    let name = match parsed {
-        Ok(n) => n,
-        Err(d) => return Err(Error::Invalid(Box::new(d))),
-    };
-    let kind = if automation { "Automation" } else { "Command" }.to_string();
-    if document::builtin(&name).is_some() {
-        return Err(Error::conflict(format!("{name} is a built-in document; choose another name")));
-    }
-    let version = sha256_hex(req.text.as_bytes())[..16].to_string();
-    let new = s.store.put_document(&name, &version, &kind, &req.text, &op.actor()).await?;
-    if new {
-        let detail = serde_json::json!({ "name": name, "version": version, "kind": kind });
-        s.store.audit(&op.actor(), "document.push", &detail).await?;
-    }
-    let (_, _, _, at) = s.store.document(&name, Some(&version)).await?.ok_or_else(|| Error::internal("just stored"))?;
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
-    let v = DocumentVersion { name, version, kind, created_at: at, builtin: false };
-    Ok((status, Json(v)).into_response())
+    let (new, v) = service::push_document(&s, &op, &req.file, &req.text).await?;
+    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(v)).into_response())
 }
 
 async fn list_documents(State(s): State<Service>, op: Operator) -> Result<Json<Vec<DocumentVersion>>> {
     op.require(Role::Viewer)?;
-    let mut out: Vec<DocumentVersion> = document::BUILTINS
-        .iter()
-        .map(|n| DocumentVersion {
-            name: n.to_string(),
-            version: "builtin".into(),
-            kind: "Command".into(),
-            created_at: String::new(),
-            builtin: true,
-        })
-        .collect();
-    for (name, version, kind, created_at) in s.store.list_documents().await? {
-        out.push(DocumentVersion { name, version, kind, created_at, builtin: false });
-    }
-    Ok(Json(out))
+    Ok(Json(service::list_documents(&s).await?))
 }
 
 async fn show_document(
@@ -101,9 +66,7 @@ async fn show_document(
     Path(spec): Path<String>,
 ) -> Result<Json<serde_json::Value>> {
     op.require(Role::Viewer)?;
-    let (name, version) = split_spec(&spec);
-    let (version, kind, text, at) = find_document(&s.store, name, version).await?;
-    Ok(Json(serde_json::json!({ "name": name, "version": version, "kind": kind, "created_at": at, "text": text })))
+    Ok(Json(service::show_document(&s, &spec).await?))
 }
 
 // --- commands ---
@@ -116,36 +79,14 @@ async fn create_command(
     Ok((StatusCode::CREATED, Json(super::start(&s, &op, req, None).await?)))
 }
 
-/// Viewers see commands that touch only nodes inside their scope.
-async fn visible(s: &Service, op: &Operator, id: &str) -> Result<()> {
-    if op.0.scope.is_none() {
-        return Ok(());
-    }
-    let nodes = s.store.list_nodes().await?;
-    for inv in s.store.invocations(id).await? {
-        let inside = nodes.iter().any(|n| n.id == inv.node_id && op.in_scope(&n.tags));
-        if !inside {
-            return Err(Error::not_found("no such command"));
-        }
-    }
-    Ok(())
-}
-
 async fn list_commands(State(s): State<Service>, op: Operator) -> Result<Json<Vec<CommandView>>> {
     op.require(Role::Viewer)?;
-    let mut out = Vec::new();
-    for c in s.store.list_commands(100).await? {
-        if visible(&s, &op, &c.id).await.is_ok() {
-            out.push(view(&s, &c.id, false).await?);
-        }
-    }
-    Ok(Json(out))
+    Ok(Json(service::list_commands(&s, &op).await?))
 }
 
 async fn show_command(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<CommandView>> {
     op.require(Role::Viewer)?;
-    visible(&s, &op, &id).await?;
-    Ok(Json(view(&s, &id, true).await?))
+    Ok(Json(service::show_command(&s, &op, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -161,33 +102,12 @@ async fn command_output(
     Query(q): Query<OutputQuery>,
 ) -> Result<String> {
     op.require(Role::Viewer)?;
-    visible(&s, &op, &id).await?;
-    let stderr = match q.stream.as_deref() {
-        None | Some("stdout") => false,
-        Some("stderr") => true,
-        Some(other) => return Err(Error::bad_request(format!("stream {other:?}: stdout or stderr"))),
-    };
-    s.store
-        .invocation_output(&id, &node, stderr)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("command {id} has no invocation on {node}")))
+    service::output(&s, &op, &id, &node, q.stream.as_deref()).await
 }
 
 async fn cancel_command(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<CommandView>> {
     op.require(Role::Operator)?;
-    visible(&s, &op, &id).await?;
-    let c = s.store.command(&id).await?.ok_or_else(|| Error::not_found("no such command"))?;
-    if c.finished_at.is_none() {
-        s.store.request_cancel(&id).await?;
-        s.store.audit(&op.actor(), "command.cancel", &serde_json::json!({ "id": id })).await?;
-        s.dispatcher.advance(&id).await?;
-        for inv in s.store.invocations(&id).await? {
-            if inv.status == InvocationStatus::InProgress {
-                s.dispatcher.wake(&inv.node_id);
-            }
-        }
-    }
-    Ok(Json(view(&s, &id, true).await?))
+    Ok(Json(service::cancel(&s, &op, &id).await?))
 }
 
 // --- agents ---
@@ -237,11 +157,7 @@ async fn collect(s: &Service, node: &str) -> Result<Poll> {
 }
 
 async fn agent_ack(State(s): State<Service>, Agent(node): Agent, Path(id): Path<String>) -> Result<Json<AckAnswer>> {
-    let status = s.store.ack_invocation(&id, &node.id).await?;
-    match status {
-        None => Err(Error::not_found(format!("command {id} has no invocation on this node"))),
-        Some(st) => Ok(Json(AckAnswer { run: st == InvocationStatus::InProgress })),
-    }
+    Ok(Json(service::ack(&s, &node, &id).await?))
 }
 
 async fn agent_result(
@@ -250,12 +166,6 @@ async fn agent_result(
     Path(id): Path<String>,
     Json(res): Json<InvocationResult>,
 ) -> Result<StatusCode> {
-    if !res.status.is_terminal() {
-        return Err(Error::bad_request(format!("{} is not a final status", res.status)));
-    }
-    let stored = s.store.finish_invocation(&id, &node.id, &res, s.output_cap).await?;
-    if stored {
-        s.dispatcher.touch(&id);
-    }
+    service::result(&s, &node, &id, &res).await?;
     Ok(StatusCode::NO_CONTENT)
 }

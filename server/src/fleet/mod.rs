@@ -1,10 +1,12 @@
 //! The fleet: who may act (tokens), how hosts join (activations and
 //! registration, which signs the agent's certificate), the nodes and their
 //! facts, recipes and their assignments to nodes, and the reports agents
-//! send back.
+//! send back. [`nodes`] and [`recipes`] are the service; [`routes`] serves
+//! it over HTTP.
 
 pub mod nodes;
 pub mod recipes;
+pub mod routes;
 pub mod store;
 
 use std::sync::Arc;
@@ -36,5 +38,5 @@ impl axum::extract::FromRef<Service> for Store {
 }
 
 pub fn routes(svc: Service, gate: &Gate) -> Router {
-    nodes::routes(gate).merge(recipes::routes(gate)).with_state(svc)
+    routes::routes(gate).with_state(svc)
 }

@@ -1,41 +1,20 @@
-//! Tokens, activations, registration, nodes and the audit log over HTTP.
+//! Tokens, activations, registration (which signs the agent's
+//! certificate), nodes and the audit log: what the fleet's routes call.
 //! Every change is audited.
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use tend_model::wire::{
-    Activation, ActivationCreate, AuditEntry, Node, RegisterRequest, RegisterResponse, Role, Token, TokenCreate,
+    Activation, ActivationCreate, AuditEntry, Node, RegisterRequest, RegisterResponse, Token, TokenCreate,
 };
 
 use super::Service;
-use crate::auth::{Agent, Operator, parse_scope};
+use crate::auth::{Operator, parse_scope};
 use crate::error::{Error, Result};
-use crate::intake::{Caller, Gate, Guard, KIB};
 use crate::pki::{random_hex, sha256_hex};
-use crate::store::{NewNode, RegisterRefusal};
+use crate::store::{NewNode, RegisterRefusal, decode};
 
-pub fn routes(gate: &Gate) -> Router<Service> {
-    let s = gate;
-    Router::new()
-        .route("/v1/tokens", post(create_token).guard(s, Caller::Token(Role::Admin), 16 * KIB).get(list_tokens))
-        .route("/v1/tokens/{id}", delete(revoke_token).guard(s, Caller::Token(Role::Admin), KIB))
-        .route(
-            "/v1/activations",
-            post(create_activation).guard(s, Caller::Token(Role::Operator), 64 * KIB).get(list_activations),
-        )
-        .route("/v1/register", post(register).guard(s, Caller::Anyone, 16 * KIB))
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{id}", get(show_node).merge(delete(deregister).guard(s, Caller::Token(Role::Operator), KIB)))
-        .route("/v1/agent/whoami", get(whoami))
-        .route("/v1/audit", get(audit))
-}
-
-async fn create_token(State(s): State<Service>, op: Operator, Json(req): Json<TokenCreate>) -> Result<Json<Token>> {
-    op.require(Role::Admin)?;
+pub async fn create_token(s: &Service, op: &Operator, req: TokenCreate) -> Result<Token> {
     op.require_unscoped("manage tokens")?;
     tend_model::names::object_name("token", &req.name).map_err(Error::bad_request)?;
     if let Some(sc) = &req.scope {
@@ -49,7 +28,7 @@ async fn create_token(State(s): State<Service>, op: Operator, Json(req): Json<To
         s.store.create_token(&id, &req.name, req.role, req.scope.as_deref(), &sha256_hex(secret.as_bytes())).await?;
     let detail = serde_json::json!({ "id": id, "name": req.name, "role": req.role, "scope": req.scope });
     s.store.audit(&op.actor(), "token.create", &detail).await?;
-    Ok(Json(Token {
+    Ok(Token {
         id,
         name: req.name,
         role: req.role,
@@ -57,30 +36,23 @@ async fn create_token(State(s): State<Service>, op: Operator, Json(req): Json<To
         token: Some(secret),
         created_at: at,
         revoked_at: None,
-    }))
+    })
 }
 
-async fn list_tokens(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Token>>> {
-    op.require(Role::Admin)?;
-    Ok(Json(s.store.list_tokens().await?))
+pub async fn list_tokens(s: &Service) -> Result<Vec<Token>> {
+    Ok(s.store.list_tokens().await?)
 }
 
-async fn revoke_token(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
-    op.require(Role::Admin)?;
+pub async fn revoke_token(s: &Service, op: &Operator, id: &str) -> Result<()> {
     op.require_unscoped("manage tokens")?;
     if !s.store.revoke_token(&id).await? {
         return Err(Error::not_found(format!("no active token {id}")));
     }
     s.store.audit(&op.actor(), "token.revoke", &serde_json::json!({ "id": id })).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-async fn create_activation(
-    State(s): State<Service>,
-    op: Operator,
-    Json(req): Json<ActivationCreate>,
-) -> Result<Json<Activation>> {
-    op.require(Role::Operator)?;
+pub async fn create_activation(s: &Service, op: &Operator, req: ActivationCreate) -> Result<Activation> {
     if !op.in_scope(&req.tags) {
         return Err(Error::forbidden(format!(
             "token `{}` is scoped to {}: activations must carry that tag",
@@ -103,16 +75,15 @@ async fn create_activation(
     let detail = serde_json::json!({ "id": id, "tags": req.tags, "limit": req.limit, "expires_at": expires_at });
     s.store.audit(&op.actor(), "activation.create", &detail).await?;
     act.code = Some(code);
-    Ok(Json(act))
+    Ok(act)
 }
 
-async fn list_activations(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Activation>>> {
-    op.require(Role::Viewer)?;
+pub async fn list_activations(s: &Service, op: &Operator) -> Result<Vec<Activation>> {
     let all = s.store.list_activations().await?;
-    Ok(Json(all.into_iter().filter(|a| op.in_scope(&a.tags)).collect()))
+    Ok(all.into_iter().filter(|a| op.in_scope(&a.tags)).collect())
 }
 
-async fn register(State(s): State<Service>, Json(req): Json<RegisterRequest>) -> Result<Json<RegisterResponse>> {
+pub async fn register(s: &Service, req: RegisterRequest) -> Result<RegisterResponse> {
     // Checked before anything is looked up or written.
     tend_model::names::hostname(&req.hostname).map_err(Error::bad_request)?;
     tend_model::names::tags(&req.tags).map_err(Error::bad_request)?;
@@ -146,7 +117,7 @@ async fn register(State(s): State<Service>, Json(req): Json<RegisterRequest>) ->
         Ok(tags) => {
             let detail = serde_json::json!({ "node": node_id, "hostname": req.hostname, "tags": tags, "activation": req.activation_id });
             s.store.audit(&format!("node:{node_id}"), "node.register", &detail).await?;
-            Ok(Json(RegisterResponse { node_id, cert_pem, ca_pem: s.pki.ca_pem.clone() }))
+            Ok(RegisterResponse { node_id, cert_pem, ca_pem: s.pki.ca_pem.clone() })
         }
         Err(why) => {
             // Anonymous: one entry per kind of refusal a minute, with the count left out.
@@ -170,27 +141,24 @@ async fn register(State(s): State<Service>, Json(req): Json<RegisterRequest>) ->
     }
 }
 
-async fn list_nodes(State(s): State<Service>, op: Operator) -> Result<Json<Vec<Node>>> {
-    op.require(Role::Viewer)?;
+pub async fn list_nodes(s: &Service, op: &Operator) -> Result<Vec<Node>> {
     let all = s.store.list_nodes().await?;
-    Ok(Json(all.into_iter().filter(|n| op.in_scope(&n.tags)).collect()))
+    Ok(all.into_iter().filter(|n| op.in_scope(&n.tags)).collect())
 }
 
-async fn show_node(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<Json<Node>> {
-    op.require(Role::Viewer)?;
+pub async fn show_node(s: &Service, op: &Operator, id: &str) -> Result<Node> {
     match s.store.node(&id).await? {
         Some(mut n) if op.in_scope(&n.tags) => {
             n.facts = s.store.facts(&id).await?;
             n.last_report =
-                s.store.reports(Some(&id), 1).await?.first().and_then(|(_, _, r)| serde_json::from_str(r).ok());
-            Ok(Json(n))
+                s.store.reports(Some(&id), 1).await?.first().map(|(_, _, r)| decode("report", r)).transpose()?;
+            Ok(n)
         }
         _ => Err(Error::not_found(format!("no node {id}"))),
     }
 }
 
-async fn deregister(State(s): State<Service>, op: Operator, Path(id): Path<String>) -> Result<StatusCode> {
-    op.require(Role::Operator)?;
+pub async fn deregister(s: &Service, op: &Operator, id: &str) -> Result<()> {
     let node = s.store.node(&id).await?;
     match node {
         Some(n) if op.in_scope(&n.tags) && n.deregistered_at.is_none() => {}
@@ -198,15 +166,14 @@ async fn deregister(State(s): State<Service>, op: Operator, Path(id): Path<Strin
     }
     s.store.deregister(&id).await?;
     s.store.audit(&op.actor(), "node.deregister", &serde_json::json!({ "node": id })).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-async fn whoami(State(s): State<Service>, Agent(node): Agent) -> Result<Json<Node>> {
+pub async fn whoami(s: &Service, node: Node) -> Result<Node> {
     s.store.touch_node(&node.id).await?;
-    Ok(Json(node))
+    Ok(node)
 }
 
-async fn audit(State(s): State<Service>, op: Operator) -> Result<Json<Vec<AuditEntry>>> {
-    op.require(Role::Admin)?;
-    Ok(Json(s.store.audit_log(1000).await?))
+pub async fn audit(s: &Service) -> Result<Vec<AuditEntry>> {
+    Ok(s.store.audit_log(1000).await?)
 }
