@@ -10,17 +10,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Deserialize;
-use tend_model::command::{
-    AckAnswer, CommandCreate, CommandView, Delivery, DocumentVersion, InvocationResult, InvocationStatus, Poll,
-};
-use tend_model::document::{self, Document};
+use tend_model::command::{AckAnswer, CommandCreate, CommandView, Delivery, DocumentVersion, InvocationResult, Poll};
 use tend_model::wire::Role;
 
 use super::{Service, service};
 use crate::auth::{Agent, Operator};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::intake::{Caller, Gate, Guard, KIB, MIB};
-use crate::pki::sha256_hex;
 
 pub fn routes(gate: &Gate) -> Router<Service> {
     use axum::routing::{get, post};

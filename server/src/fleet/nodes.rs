@@ -45,7 +45,7 @@ pub async fn list_tokens(s: &Service) -> Result<Vec<Token>> {
 
 pub async fn revoke_token(s: &Service, op: &Operator, id: &str) -> Result<()> {
     op.require_unscoped("manage tokens")?;
-    if !s.store.revoke_token(&id).await? {
+    if !s.store.revoke_token(id).await? {
         return Err(Error::not_found(format!("no active token {id}")));
     }
     s.store.audit(&op.actor(), "token.revoke", &serde_json::json!({ "id": id })).await?;
@@ -147,11 +147,11 @@ pub async fn list_nodes(s: &Service, op: &Operator) -> Result<Vec<Node>> {
 }
 
 pub async fn show_node(s: &Service, op: &Operator, id: &str) -> Result<Node> {
-    match s.store.node(&id).await? {
+    match s.store.node(id).await? {
         Some(mut n) if op.in_scope(&n.tags) => {
-            n.facts = s.store.facts(&id).await?;
+            n.facts = s.store.facts(id).await?;
             n.last_report =
-                s.store.reports(Some(&id), 1).await?.first().map(|(_, _, r)| decode("report", r)).transpose()?;
+                s.store.reports(Some(id), 1).await?.first().map(|(_, _, r)| decode("report", r)).transpose()?;
             Ok(n)
         }
         _ => Err(Error::not_found(format!("no node {id}"))),
@@ -159,12 +159,12 @@ pub async fn show_node(s: &Service, op: &Operator, id: &str) -> Result<Node> {
 }
 
 pub async fn deregister(s: &Service, op: &Operator, id: &str) -> Result<()> {
-    let node = s.store.node(&id).await?;
+    let node = s.store.node(id).await?;
     match node {
         Some(n) if op.in_scope(&n.tags) && n.deregistered_at.is_none() => {}
         _ => return Err(Error::not_found(format!("no registered node {id}"))),
     }
-    s.store.deregister(&id).await?;
+    s.store.deregister(id).await?;
     s.store.audit(&op.actor(), "node.deregister", &serde_json::json!({ "node": id })).await?;
     Ok(())
 }

@@ -57,7 +57,7 @@ pub async fn list_recipes(s: &Service) -> Result<Vec<RecipeVersion>> {
 }
 
 pub async fn show_recipe(s: &Service, spec: &str) -> Result<serde_json::Value> {
-    let (name, version) = split_spec(&spec);
+    let (name, version) = split_spec(spec);
     let Some((v, bundle, at)) = s.store.recipe(name, version).await? else {
         return Err(Error::not_found(format!("no recipe {spec}")));
     };
@@ -107,7 +107,7 @@ pub async fn assign(s: &Service, op: &Operator, req: AssignmentCreate) -> Result
 pub async fn list_assignments(s: &Service, op: &Operator) -> Result<Vec<Assignment>> {
     let mut out = Vec::new();
     for a in s.store.list_assignments().await? {
-        if assignment_in_scope(&s, &op, &a).await? {
+        if assignment_in_scope(s, op, &a).await? {
             out.push(Assignment { params: crate::secrets::redact_params(&a.params), ..a });
         }
     }
@@ -120,11 +120,11 @@ pub async fn unassign(s: &Service, op: &Operator, id: &str) -> Result<()> {
         let Some(a) = all.iter().find(|a| a.id == id) else {
             return Err(Error::not_found(format!("no assignment {id}")));
         };
-        if !assignment_in_scope(&s, &op, a).await? {
+        if !assignment_in_scope(s, op, a).await? {
             return Err(Error::forbidden("a scoped token can only remove assignments within its scope"));
         }
     }
-    if !s.store.delete_assignment(&id).await? {
+    if !s.store.delete_assignment(id).await? {
         return Err(Error::not_found(format!("no assignment {id}")));
     }
     s.store.audit(&op.actor(), "assignment.delete", &serde_json::json!({ "id": id })).await?;

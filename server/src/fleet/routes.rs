@@ -57,7 +57,11 @@ async fn revoke_token(State(s): State<Service>, op: Operator, Path(id): Path<Str
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_activation(State(s): State<Service>, op: Operator, Json(req): Json<ActivationCreate>) -> Result<Json<Activation>> {
+async fn create_activation(
+    State(s): State<Service>,
+    op: Operator,
+    Json(req): Json<ActivationCreate>,
+) -> Result<Json<Activation>> {
     op.require(Role::Operator)?;
     Ok(Json(nodes::create_activation(&s, &op, req).await?))
 }
@@ -101,7 +105,11 @@ async fn list_recipes(State(s): State<Service>, op: Operator) -> Result<Json<Vec
     Ok(Json(recipes::list_recipes(&s).await?))
 }
 
-async fn show_recipe(State(s): State<Service>, op: Operator, Path(spec): Path<String>) -> Result<Json<serde_json::Value>> {
+async fn show_recipe(
+    State(s): State<Service>,
+    op: Operator,
+    Path(spec): Path<String>,
+) -> Result<Json<serde_json::Value>> {
     op.require(Role::Viewer)?;
     Ok(Json(recipes::show_recipe(&s, &spec).await?))
 }
@@ -122,12 +130,20 @@ async fn unassign(State(s): State<Service>, op: Operator, Path(id): Path<String>
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn agent_report(State(s): State<Service>, Agent(node): Agent, Json(report): Json<serde_json::Value>) -> Result<StatusCode> {
+async fn agent_report(
+    State(s): State<Service>,
+    Agent(node): Agent,
+    Json(report): Json<serde_json::Value>,
+) -> Result<StatusCode> {
     recipes::agent_report(&s, node, report).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn agent_facts(State(s): State<Service>, Agent(node): Agent, Json(facts): Json<serde_json::Value>) -> Result<StatusCode> {
+async fn agent_facts(
+    State(s): State<Service>,
+    Agent(node): Agent,
+    Json(facts): Json<serde_json::Value>,
+) -> Result<StatusCode> {
     recipes::agent_facts(&s, node, facts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
