@@ -668,8 +668,8 @@ fn implicit_edges(pending: &[Pending], by_id: &HashMap<ResourceId, usize>) -> (E
         }
     };
     for (i, p) in pending.iter().enumerate() {
-        if p.res.spec.is_path() {
-            let mut cur = Path::new(&p.res.id.name).parent();
+        if let Some(path) = p.res.spec.edited_path(&p.res.id.name) {
+            let mut cur = Path::new(path).parent();
             while let Some(dir) = cur {
                 if let Some(&(d, state)) = dir.to_str().and_then(|s| dirs.get(s)) {
                     add(if state == Presence::Absent { (i, d) } else { (d, i) }, &mut edges);

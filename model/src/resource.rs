@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::condition::When;
 use crate::resources::{
     Ownership, Presence, cron::CronProps, directory::DirectoryProps, exec::ExecProps, file::FileProps,
-    group::GroupProps, ntp::NtpProps, package::PackageProps, service::ServiceProps, systemd_unit::SystemdUnitProps,
-    template::TemplateProps, user::UserProps,
+    group::GroupProps, hostname::HostnameProps, line::LineProps, link::LinkProps, ntp::NtpProps, package::PackageProps,
+    service::ServiceProps, setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps,
+    template::TemplateProps, timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -79,6 +80,12 @@ kinds! {
     SystemdUnit => "systemd_unit", SystemdUnitProps;
     Cron => "cron", CronProps;
     Ntp => "ntp", NtpProps;
+    Line => "line", LineProps;
+    Setting => "setting", SettingProps;
+    Link => "link", LinkProps;
+    Sysctl => "sysctl", SysctlProps;
+    Timezone => "timezone", TimezoneProps;
+    Hostname => "hostname", HostnameProps;
 }
 
 impl fmt::Display for Kind {
@@ -112,6 +119,14 @@ impl Spec {
             Spec::SystemdUnit(p) => p.problems(name),
             Spec::Cron(p) => p.problems(name),
             Spec::Ntp(p) => p.problems(),
+            Spec::Line(p) => p.problems(),
+            Spec::Setting(p) => p.problems(),
+            Spec::Link(p) => p.problems(),
+            Spec::Sysctl(p) => p.problems(name),
+            Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
+            Spec::Hostname(_) => {
+                crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
+            }
         });
         out
     }
@@ -136,6 +151,11 @@ impl Spec {
                 let base = unit.strip_suffix(".service").unwrap_or(&unit).to_string();
                 out.push(ResourceId::new(Kind::Package, base));
             }
+            // An edit of a file the recipe also writes comes after the write.
+            Spec::Line(LineProps { path, .. }) | Spec::Setting(SettingProps { path, .. }) => {
+                out.push(ResourceId::new(Kind::File, path.clone()));
+                out.push(ResourceId::new(Kind::Template, path.clone()));
+            }
             Spec::Ntp(_) => {
                 for pkg in ["chrony", "systemd-timesyncd", "ntp", "ntpsec"] {
                     out.push(ResourceId::new(Kind::Package, pkg));
@@ -146,9 +166,20 @@ impl Spec {
         out
     }
 
+    /// The file or directory the resource writes, if any: its name for path
+    /// types, the edited file for `line` and `setting`.
+    pub fn edited_path<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        match self {
+            Spec::Line(p) => Some(&p.path),
+            Spec::Setting(p) => Some(&p.path),
+            s if s.is_path() => Some(name),
+            _ => None,
+        }
+    }
+
     /// True for types whose name is a filesystem path.
     pub fn is_path(&self) -> bool {
-        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_))
+        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_))
     }
 
     /// Whether a path resource should exist (None for other types).
@@ -157,6 +188,7 @@ impl Spec {
             Spec::File(p) => Some(p.state),
             Spec::Directory(p) => Some(p.state),
             Spec::Template(p) => Some(p.state),
+            Spec::Link(p) => Some(p.state),
             _ => None,
         }
     }

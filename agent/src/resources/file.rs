@@ -25,6 +25,12 @@ pub struct FileWant<'a> {
     pub replace: bool,
     pub own: Ownership,
     pub sensitive: bool,
+    /// False: a missing file stays missing (only an existing one is managed).
+    pub create: bool,
+    /// Replace a symbolic link standing at the path.
+    pub force: bool,
+    /// Run on the staged content before the rename (`%s` is its path).
+    pub validate: Option<&'a str>,
 }
 
 impl<'a> FileWant<'a> {
@@ -41,6 +47,9 @@ impl<'a> FileWant<'a> {
                 mode: Some(tend_model::mode::Mode(0o644)),
             },
             sensitive: false,
+            create: true,
+            force: false,
+            validate: None,
         }
     }
 }
@@ -72,6 +81,9 @@ fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
         replace: p.replace,
         own: r.spec.ownership().unwrap_or_default(),
         sensitive: r.sensitive,
+        create: p.create,
+        force: p.force,
+        validate: p.validate.as_deref(),
     })
 }
 
@@ -92,8 +104,15 @@ pub fn check(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>>
         Some(m) if !m.file_type().is_symlink() => {
             return Err(Error::Failed(format!("{} is a {}, not a file", path.display(), kind_of(&m))));
         }
+        Some(_) if !want.force => {
+            return Err(Error::Failed(format!(
+                "{} is a symbolic link; set `force: true` to replace it with a file, or manage it with `link`",
+                path.display()
+            )));
+        }
+        None if !want.create => return Ok(vec![]),
         other => {
-            // Missing, or a symlink that the file replaces.
+            // Missing, or a symlink that the file replaces (`force`).
             let from = if other.is_some() { "symlink" } else { "absent" };
             require_parent(path, ctx.dirs)?;
             let mut c = vec![Change::new("ensure", Some(from.into()), Some("file".into()))];
@@ -131,6 +150,7 @@ pub fn verify(path: &Path, want: &FileWant, ctx: &mut Ctx) -> Result<Vec<Change>
     let ensure = |from: &str, to: &str| vec![Change::new("ensure", Some(from.into()), Some(to.into()))];
     Ok(match (want.presence, md) {
         (Presence::Absent, None) => vec![],
+        (Presence::Present, None) if !want.create => vec![],
         (Presence::Absent, Some(m)) => ensure(kind_of(&m), "absent"),
         (Presence::Present, None) => ensure("absent", "file"),
         (Presence::Present, Some(m)) if !m.is_file() => ensure(kind_of(&m), "file"),
@@ -242,6 +262,31 @@ pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) ->
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(format!("write {}", tmp.display()))(e));
     }
+    if let Some(cmd) = want.validate {
+        if let Err(e) = validate(cmd, &tmp, path, want.sensitive, ctx.runner) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
     ctx.staging.add(tmp, path.to_path_buf(), ctx.index);
     Ok(Applied::Staged)
+}
+
+/// Runs a `validate` command on the staged content (no shell: words split on
+/// blanks, every `%s` replaced by the staged file's path). Fails with the
+/// command's output, and the caller leaves the real file untouched.
+pub fn validate(cmd: &str, staged: &Path, path: &Path, sensitive: bool, runner: &dyn super::Runner) -> Result<()> {
+    let staged = staged.to_string_lossy();
+    let words: Vec<String> = cmd.split_whitespace().map(|w| w.replace("%s", &staged)).collect();
+    let argv: Vec<&str> = words.iter().map(String::as_str).collect();
+    let out = runner.run(&argv, &[], std::time::Duration::from_secs(120))?;
+    if matches!(out.exit, crate::system::process::Exit::Code(0)) {
+        return Ok(());
+    }
+    Err(Error::Failed(format!(
+        "validate `{cmd}` refused the new content of {} ({}); the file is unchanged:\n{}",
+        path.display(),
+        out.describe_exit(),
+        if sensitive { "(output withheld: the resource is sensitive)".to_string() } else { out.tail(20) }
+    )))
 }

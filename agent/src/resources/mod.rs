@@ -7,12 +7,18 @@ pub mod directory;
 pub mod exec;
 pub mod file;
 pub mod group;
+pub mod hostname;
+pub mod line;
+pub mod link;
 pub mod ntp;
 pub mod package;
 pub mod service;
+pub mod setting;
 pub mod support;
+pub mod sysctl;
 pub mod systemd_unit;
 pub mod template;
+pub mod timezone;
 pub mod user;
 
 use std::collections::HashSet;
@@ -190,6 +196,12 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::SystemdUnit => &systemd_unit::SystemdUnitType,
         Kind::Cron => &cron::CronType,
         Kind::Ntp => &ntp::NtpType,
+        Kind::Line => &line::LineType,
+        Kind::Setting => &setting::SettingType,
+        Kind::Link => &link::LinkType,
+        Kind::Sysctl => &sysctl::SysctlType,
+        Kind::Timezone => &timezone::TimezoneType,
+        Kind::Hostname => &hostname::HostnameType,
     }
 }
 

@@ -21,6 +21,9 @@ fn want(r: &CompiledResource) -> Result<FileWant<'_>> {
         replace: true,
         own: r.spec.ownership().unwrap_or_default(),
         sensitive: r.sensitive,
+        create: true,
+        force: p.force,
+        validate: p.validate.as_deref(),
     })
 }
 

@@ -26,6 +26,17 @@ pub struct FileProps {
     /// When false, an existing file's content is left alone (only created if missing).
     #[serde(default = "yes")]
     pub replace: bool,
+    /// When false, a missing file is left missing: only an existing file's
+    /// owner, group and mode (and content, when given) are managed.
+    #[serde(default = "yes")]
+    pub create: bool,
+    /// Replace a symbolic link standing at the path (never done silently).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// A command run on the staged new content before it replaces the file,
+    /// with `%s` for its path (`visudo -cf %s`); a failure leaves the file as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
 }
 
 fn yes() -> bool {
@@ -41,6 +52,7 @@ impl FileProps {
         if self.state == Presence::Absent && (self.content.is_some() || self.source.is_some()) {
             out.push(("state", "a file with `state: absent` takes no `content` or `source`".to_string()));
         }
+        out.extend(super::line::validate_problems(&self.validate));
         out
     }
 }

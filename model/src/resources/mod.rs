@@ -6,11 +6,17 @@ pub mod directory;
 pub mod exec;
 pub mod file;
 pub mod group;
+pub mod hostname;
+pub mod line;
+pub mod link;
 pub mod ntp;
 pub mod package;
 pub mod service;
+pub mod setting;
+pub mod sysctl;
 pub mod systemd_unit;
 pub mod template;
+pub mod timezone;
 pub mod user;
 
 use schemars::JsonSchema;

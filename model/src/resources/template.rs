@@ -25,13 +25,22 @@ pub struct TemplateProps {
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<crate::mode::Mode>,
+    /// Replace a symbolic link standing at the path (never done silently).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// A command run on the rendered content before it replaces the file,
+    /// with `%s` for its path (`sshd -t -f %s`); a failure leaves the file as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
 }
 
 impl TemplateProps {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
-        match (self.state, &self.source) {
+        let mut out = match (self.state, &self.source) {
             (Presence::Present, None) => vec![("source", "a template needs `source`: the template file".into())],
             _ => vec![],
-        }
+        };
+        out.extend(super::line::validate_problems(&self.validate));
+        out
     }
 }

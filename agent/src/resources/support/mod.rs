@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod accounts_db;
 #[cfg(test)]
 pub mod accounts_testkit;
+pub mod edit;
 pub mod fsmeta;
 pub mod staging;
 pub mod systemd;
