@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::condition::When;
 use crate::resources::{
     Ownership, Presence, cron::CronProps, directory::DirectoryProps, exec::ExecProps, file::FileProps,
-    group::GroupProps, hostname::HostnameProps, line::LineProps, link::LinkProps, ntp::NtpProps, package::PackageProps,
-    service::ServiceProps, setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps,
-    template::TemplateProps, timezone::TimezoneProps, user::UserProps,
+    file_line::FileLineProps, group::GroupProps, hostname::HostnameProps, link::LinkProps, ntp::NtpProps,
+    package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
+    systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -80,7 +80,7 @@ kinds! {
     SystemdUnit => "systemd_unit", SystemdUnitProps;
     Cron => "cron", CronProps;
     Ntp => "ntp", NtpProps;
-    Line => "line", LineProps;
+    FileLine => "file_line", FileLineProps;
     Setting => "setting", SettingProps;
     Link => "link", LinkProps;
     Sysctl => "sysctl", SysctlProps;
@@ -119,7 +119,7 @@ impl Spec {
             Spec::SystemdUnit(p) => p.problems(name),
             Spec::Cron(p) => p.problems(name),
             Spec::Ntp(p) => p.problems(),
-            Spec::Line(p) => p.problems(),
+            Spec::FileLine(p) => p.problems(),
             Spec::Setting(p) => p.problems(),
             Spec::Link(p) => p.problems(),
             Spec::Sysctl(p) => p.problems(name),
@@ -152,7 +152,7 @@ impl Spec {
                 out.push(ResourceId::new(Kind::Package, base));
             }
             // An edit of a file the recipe also writes comes after the write.
-            Spec::Line(LineProps { path, .. }) | Spec::Setting(SettingProps { path, .. }) => {
+            Spec::FileLine(FileLineProps { path, .. }) | Spec::Setting(SettingProps { path, .. }) => {
                 out.push(ResourceId::new(Kind::File, path.clone()));
                 out.push(ResourceId::new(Kind::Template, path.clone()));
             }
@@ -170,7 +170,7 @@ impl Spec {
     /// types, the edited file for `line` and `setting`.
     pub fn edited_path<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         match self {
-            Spec::Line(p) => Some(&p.path),
+            Spec::FileLine(p) => Some(&p.path),
             Spec::Setting(p) => Some(&p.path),
             s if s.is_path() => Some(name),
             _ => None,

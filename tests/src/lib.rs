@@ -46,6 +46,7 @@
 //! assert_eq!(host.sh_ok("cat /etc/motd"), "hello\n");
 //! ```
 
+pub mod agent;
 mod host;
 pub mod rootfs;
 mod sys;

@@ -33,6 +33,7 @@ pub const PACKAGES: &[&str] = &[
     "login",
     "sudo",
     "openssh-client",
+    "openssh-server",
     "curl",
 ];
 
@@ -40,7 +41,7 @@ pub const PACKAGES: &[&str] = &[
 pub const HOSTNAME: &str = "tend-e2e";
 
 /// Bump when the way the tree is built or prepared changes, so old caches are not reused.
-const HARNESS_VERSION: &str = "1";
+const HARNESS_VERSION: &str = "2";
 
 /// The cache directory: `$TEND_E2E_CACHE` if set, else `/var/cache/tend-e2e`.
 ///
@@ -174,6 +175,12 @@ fn prepare(root: &Path) {
     } else if list.is_file() {
         let text = fs::read_to_string(list).expect("read this machine's sources.list");
         put("/etc/apt/sources.list", &text);
+    }
+
+    // sshd is there for tests that check its configuration (`sshd -t`), but it must not start at
+    // boot: a host on the shared network would listen on this machine's port 22.
+    for link in ["etc/systemd/system/multi-user.target.wants/ssh.service", "etc/systemd/system/sshd.service"] {
+        let _ = fs::remove_file(root.join(link));
     }
 
     // What `apt-get clean` does: drop the downloaded packages and the package caches.

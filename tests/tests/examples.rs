@@ -2,44 +2,19 @@
 //! converges, the second run changes nothing, and a change in one data level
 //! (or one parameter) moves exactly the resources it should.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value;
-use tend_e2e::{BootOptions, Host, Network};
-
-fn agent_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("tend-agent");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p tend-agent`", bin.display());
-    bin
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-}
+use tend_e2e::agent::{self, resource};
+use tend_e2e::{Host, Network};
 
 /// A host with the agent, and a writable copy of the examples at /root/examples.
 fn boot(name: &str) -> Host {
-    let host = Host::boot(
-        BootOptions::new(name)
-            .network(Network::Shared)
-            .bind_ro(agent_bin(), "/usr/local/sbin/tend-agent")
-            .bind_ro(repo().join("recipes"), "/etc/tend/recipes"),
-    );
+    let host = agent::boot(name, Network::Shared);
     host.sh_ok("cp -r /etc/tend/recipes/examples /root/examples");
     host
 }
 
 fn apply(host: &Host, recipe: &str, extra: &str) -> (i32, Value) {
-    let out = host.sh(&format!("tend-agent apply /root/examples/{recipe} --ec2 off --output json {extra}"));
-    let code = out.status.code().unwrap_or(-1);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}), exit {code}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (code, report) = agent::apply(host, &format!("/root/examples/{recipe}"), extra);
     assert_eq!(
         report["summary"]["failed"],
         0,
@@ -49,31 +24,14 @@ fn apply(host: &Host, recipe: &str, extra: &str) -> (i32, Value) {
     (code, report)
 }
 
-fn changed(r: &Value) -> Vec<String> {
-    let mut v: Vec<String> = r["resources"]
-        .as_array()
-        .expect("resources")
-        .iter()
-        .filter(|x| x["status"] == "changed")
-        .map(|x| x["id"].as_str().unwrap_or_default().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-fn resource<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["resources"]
-        .as_array()
-        .expect("resources")
-        .iter()
-        .find(|x| x["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in report"))
+fn changed(r: &Value) -> Vec<&str> {
+    agent::by_status(r, "changed")
 }
 
 /// Applies again and asserts that nothing changed.
 fn idempotent(host: &Host, recipe: &str, extra: &str) {
     let (code, again) = apply(host, recipe, extra);
-    assert_eq!(changed(&again), Vec::<String>::new(), "{recipe}: the second run changed something");
+    assert_eq!(changed(&again), Vec::<&str>::new(), "{recipe}: the second run changed something");
     assert_eq!(code, 0);
 }
 
@@ -135,8 +93,8 @@ fn ntp_with_per_os_data_and_an_implementation_chosen_by_include() {
     host.sh_ok(&format!("printf 'servers: [ntp1.internal]\\n' > /root/examples/ntp/data/nodes/{hostname}.yaml"));
     let (_, r) = apply(&host, "ntp/ntp.yaml", "");
     let moved = changed(&r);
-    assert!(moved.contains(&"template:/etc/chrony/chrony.conf".to_string()), "{moved:?}");
-    assert!(moved.iter().all(|m| m == "template:/etc/chrony/chrony.conf" || m == "service:chrony"), "{moved:?}");
+    assert!(moved.contains(&"template:/etc/chrony/chrony.conf"), "{moved:?}");
+    assert!(moved.iter().all(|m| *m == "template:/etc/chrony/chrony.conf" || *m == "service:chrony"), "{moved:?}");
     assert!(host.read("/etc/chrony/chrony.conf").contains("server ntp1.internal iburst\n"));
     assert!(!host.read("/etc/chrony/chrony.conf").contains("pool.ntp.org"));
     idempotent(&host, "ntp/ntp.yaml", "");

@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use tend_model::resources::Presence;
-use tend_model::resources::line::LineProps;
+use tend_model::resources::file_line::FileLineProps;
 use tend_model::{CompiledResource, Spec};
 
 use super::file::FileWant;
 use super::support::edit::{Edit, Part, read_text};
-use super::{Applied, Ctx, Error, ResourceType, Result, line, mismatch};
+use super::{Applied, Ctx, Error, ResourceType, Result, file_line, mismatch};
 use crate::report::Change;
 
 pub struct HostnameType;
@@ -44,7 +44,7 @@ fn hosts_text(text: Option<&str>, name: &str) -> std::result::Result<Option<Stri
     if text.is_some_and(|t| t.lines().any(listed)) {
         return Ok(None);
     }
-    let p = LineProps {
+    let p = FileLineProps {
         path: HOSTS.into(),
         state: Presence::Present,
         line: Some(format!("127.0.1.1\t{}", want.join(" "))),
@@ -55,7 +55,7 @@ fn hosts_text(text: Option<&str>, name: &str) -> std::result::Result<Option<Stri
         create: true,
         validate: None,
     };
-    line::edited(text, &p)
+    file_line::edited(text, &p)
 }
 
 struct Files {

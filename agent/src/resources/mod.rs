@@ -6,9 +6,9 @@ pub mod cron;
 pub mod directory;
 pub mod exec;
 pub mod file;
+pub mod file_line;
 pub mod group;
 pub mod hostname;
-pub mod line;
 pub mod link;
 pub mod ntp;
 pub mod package;
@@ -196,7 +196,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::SystemdUnit => &systemd_unit::SystemdUnitType,
         Kind::Cron => &cron::CronType,
         Kind::Ntp => &ntp::NtpType,
-        Kind::Line => &line::LineType,
+        Kind::FileLine => &file_line::FileLineType,
         Kind::Setting => &setting::SettingType,
         Kind::Link => &link::LinkType,
         Kind::Sysctl => &sysctl::SysctlType,

@@ -52,7 +52,7 @@ impl FileProps {
         if self.state == Presence::Absent && (self.content.is_some() || self.source.is_some()) {
             out.push(("state", "a file with `state: absent` takes no `content` or `source`".to_string()));
         }
-        out.extend(super::line::validate_problems(&self.validate));
+        out.extend(super::validate_problems(&self.validate));
         out
     }
 }

@@ -5,9 +5,9 @@ pub mod cron;
 pub mod directory;
 pub mod exec;
 pub mod file;
+pub mod file_line;
 pub mod group;
 pub mod hostname;
-pub mod line;
 pub mod link;
 pub mod ntp;
 pub mod package;
@@ -54,6 +54,18 @@ pub fn check_absolute_path(name: &str) -> Option<String> {
     }
     if name[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
         return Some(format!("{name:?} must not contain '//', '.' or '..' segments"));
+    }
+    None
+}
+
+/// Problems of a `validate` command (shared by every type that has one).
+pub fn validate_problems(validate: &Option<String>) -> Option<(&'static str, String)> {
+    let v = validate.as_deref()?;
+    if !v.contains("%s") {
+        return Some(("validate", format!("{v:?} has no %s: where the staged file's path goes")));
+    }
+    if v.split_whitespace().next().is_none_or(|w| w == "%s") {
+        return Some(("validate", "the command must start with a program, e.g. `sshd -t -f %s`".into()));
     }
     None
 }

@@ -80,7 +80,7 @@ impl SettingProps {
             }
             _ => {}
         }
-        out.extend(super::line::validate_problems(&self.validate));
+        out.extend(super::validate_problems(&self.validate));
         out
     }
 }

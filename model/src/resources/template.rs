@@ -40,7 +40,7 @@ impl TemplateProps {
             (Presence::Present, None) => vec![("source", "a template needs `source`: the template file".into())],
             _ => vec![],
         };
-        out.extend(super::line::validate_problems(&self.validate));
+        out.extend(super::validate_problems(&self.validate));
         out
     }
 }

@@ -1,4 +1,4 @@
-//! `line`: one line in a file the recipe does not own. The match regex picks
+//! `file_line`: one line in a file the recipe does not own. The match regex picks
 //! the line that must become `line` (the last match, or every match with
 //! `multiple`); without a match the line is inserted after the last line
 //! `after` matches, before the first line `before` matches, or at the end.
@@ -8,29 +8,29 @@
 use std::path::Path;
 
 use tend_model::resources::Presence;
-use tend_model::resources::line::{LineProps, regex};
+use tend_model::resources::file_line::{FileLineProps, regex};
 use tend_model::{CompiledResource, Spec};
 
 use super::support::edit::{Edit, join, lines, read_text};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 
-pub struct LineType;
+pub struct FileLineType;
 
-fn props(r: &CompiledResource) -> Result<&LineProps> {
+fn props(r: &CompiledResource) -> Result<&FileLineProps> {
     match &r.spec {
-        Spec::Line(p) => Ok(p),
+        Spec::FileLine(p) => Ok(p),
         _ => Err(mismatch(r)),
     }
 }
 
-fn edit<'a>(p: &'a LineProps, sensitive: bool) -> Result<Edit<'a>> {
+fn edit<'a>(p: &'a FileLineProps, sensitive: bool) -> Result<Edit<'a>> {
     let path = Path::new(&p.path);
     let text = edited(read_text(path)?.as_deref(), p).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
     Ok(Edit { path, text, validate: p.validate.as_deref(), sensitive })
 }
 
-impl ResourceType for LineType {
+impl ResourceType for FileLineType {
     fn check(&self, r: &CompiledResource, ctx: &mut Ctx) -> Result<Vec<Change>> {
         edit(props(r)?, r.sensitive)?.check(ctx)
     }
@@ -43,7 +43,7 @@ impl ResourceType for LineType {
 
 /// The file's new text, or None when it already holds what `p` wants.
 /// `text` is None when the file is missing.
-pub fn edited(text: Option<&str>, p: &LineProps) -> std::result::Result<Option<String>, String> {
+pub fn edited(text: Option<&str>, p: &FileLineProps) -> std::result::Result<Option<String>, String> {
     let Some(text) = text else {
         return match (p.state, &p.line) {
             (Presence::Absent, _) => Ok(None),
@@ -99,7 +99,7 @@ pub fn edited(text: Option<&str>, p: &LineProps) -> std::result::Result<Option<S
 mod tests {
     use super::*;
 
-    fn props(yaml: &str) -> LineProps {
+    fn props(yaml: &str) -> FileLineProps {
         serde_yaml::from_str(&format!("path: /etc/x\n{yaml}")).expect("props")
     }
 

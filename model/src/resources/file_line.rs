@@ -8,7 +8,7 @@ use super::Presence;
 /// and mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LineProps {
+pub struct FileLineProps {
     /// The file to edit (absolute).
     pub path: String,
     #[serde(default)]
@@ -56,19 +56,7 @@ pub fn regex(pattern: &str) -> Result<regex_lite::Regex, String> {
         .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
 }
 
-/// Problems of a `validate` command (shared by every type that has one).
-pub fn validate_problems(validate: &Option<String>) -> Option<(&'static str, String)> {
-    let v = validate.as_deref()?;
-    if !v.contains("%s") {
-        return Some(("validate", format!("{v:?} has no %s: where the staged file's path goes")));
-    }
-    if v.split_whitespace().next().is_none_or(|w| w == "%s") {
-        return Some(("validate", "the command must start with a program, e.g. `sshd -t -f %s`".into()));
-    }
-    None
-}
-
-impl LineProps {
+impl FileLineProps {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(e) = super::check_absolute_path(&self.path) {
@@ -113,7 +101,7 @@ impl LineProps {
         if self.state == Presence::Absent && (self.after.is_some() || self.before.is_some()) {
             out.push(("state", "`after` and `before` place a new line; `state: absent` adds none".into()));
         }
-        out.extend(validate_problems(&self.validate));
+        out.extend(super::validate_problems(&self.validate));
         out
     }
 }

@@ -1,0 +1,266 @@
+//! The base-layer resources on booted Debian 12 hosts with their own network
+//! namespace (so that `net.*` sysctls are theirs to set): in-place edits
+//! (`setting`, `file_line`), `validate`, links, sysctl, time zone and host
+//! name, each applied twice and checked with the system's own tools.
+
+use serde_json::Value;
+use tend_e2e::agent::{apply, boot, by_status, resource};
+use tend_e2e::{Host, Network};
+
+const BASE: &str = "/etc/tend/recipes/examples/base/base.yaml";
+const SSHD: &str = "/etc/tend/recipes/examples/base/sshd.yaml";
+const BASE_PARAMS: &str = "--param timezone=Europe/Paris --param hostname=web1.example.net";
+
+fn no_failures(r: &Value) {
+    assert_eq!(r["summary"]["failed"], 0, "failures: {}", serde_json::to_string_pretty(r).unwrap_or_default());
+}
+
+/// Applies again: nothing changes, exit 0.
+fn idempotent(host: &Host, recipe: &str, extra: &str) {
+    let (code, again) = apply(host, recipe, extra);
+    assert_eq!(by_status(&again, "changed"), Vec::<&str>::new(), "{recipe}: the second run changed something");
+    assert_eq!(code, 0);
+}
+
+fn error_of<'a>(r: &'a Value, id: &str) -> &'a str {
+    let res = resource(r, id);
+    assert_eq!(res["status"], "failed", "{res}");
+    res["error"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn the_base_example_converges_in_place_and_drift_is_repaired_as_corrective() {
+    let host = boot("base", Network::Private);
+    host.sh_ok("cp /etc/login.defs /root/login.defs.orig && cp /etc/systemd/journald.conf /root/journald.orig");
+    let (code, r) = apply(&host, BASE, BASE_PARAMS);
+    no_failures(&r);
+    assert_eq!(code, 2);
+    // Already 1 live: only its file is written.
+    let syncookies = resource(&r, "sysctl:net.ipv4.tcp_syncookies")["changes"].as_array().expect("changes").clone();
+    assert!(syncookies.iter().all(|c| c["property"] != "value"), "{syncookies:?}");
+
+    // Time zone: the link timedatectl would write, and Debian's /etc/timezone.
+    assert_eq!(host.sh_ok("readlink /etc/localtime").trim(), "../usr/share/zoneinfo/Europe/Paris");
+    assert_eq!(host.read("/etc/timezone"), "Europe/Paris\n");
+    assert!(["CET", "CEST"].contains(&host.sh_ok("date +%Z").trim()));
+
+    // Host name: running, static, and resolvable without DNS.
+    assert_eq!(host.sh_ok("hostname").trim(), "web1.example.net");
+    assert_eq!(host.read("/etc/hostname"), "web1.example.net\n");
+    let hosts = host.sh_ok("getent hosts web1");
+    assert_eq!(hosts.split_whitespace().collect::<Vec<_>>(), ["127.0.1.1", "web1.example.net", "web1"]);
+
+    // Kernel parameters: live, and persisted in a file sysctl itself accepts.
+    let live = host.sh_ok(
+        "sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.conf.all.send_redirects net.ipv4.conf.all.log_martians",
+    );
+    assert_eq!(live, "0\n0\n1\n");
+    assert_eq!(
+        host.read("/etc/sysctl.d/99-tend-net.ipv4.conf.all.log_martians.conf"),
+        "# Managed by tend (sysctl:net.ipv4.conf.all.log_martians).\nnet.ipv4.conf.all.log_martians = 1\n"
+    );
+    host.sh_ok("sysctl -p /etc/sysctl.d/99-tend-net.ipv4.conf.all.accept_redirects.conf");
+
+    // login.defs: exactly the three lines that differed changed, where they were (PASS_WARN_AGE
+    // was 7 already); the rest byte for byte.
+    let diff = host.sh("diff /root/login.defs.orig /etc/login.defs");
+    let diff = String::from_utf8_lossy(&diff.stdout);
+    let added: Vec<&str> = diff.lines().filter(|l| l.starts_with("> ")).collect();
+    assert_eq!(added, ["> UMASK\t027", "> PASS_MAX_DAYS\t60", "> PASS_MIN_DAYS\t7"], "{diff}");
+    assert_eq!(diff.lines().filter(|l| l.starts_with("< ")).count(), 3, "{diff}");
+    assert_eq!(host.sh_ok("grep -c '^PASS_MAX_DAYS' /etc/login.defs").trim(), "1");
+    assert_eq!(host.sh_ok("stat -c '%a %U' /etc/login.defs").trim(), "644 root", "owner and mode kept");
+
+    // limits.conf: the new lines above "# End of file".
+    let tail = host.sh_ok("tail -n 4 /etc/security/limits.conf");
+    assert_eq!(tail, "*\tsoft\tnofile\t65536\n*\thard\tnofile\t65536\n*\thard\tcore\t0\n# End of file\n");
+
+    // journald.conf: the commented default became the setting in [Journal].
+    let diff = host.sh("diff /root/journald.orig /etc/systemd/journald.conf");
+    let diff = String::from_utf8_lossy(&diff.stdout);
+    let lines: Vec<&str> = diff.lines().filter(|l| l.starts_with(['<', '>'])).collect();
+    assert_eq!(lines, ["< #Storage=auto", "> Storage=persistent"], "{diff}");
+
+    idempotent(&host, BASE, BASE_PARAMS);
+
+    // Drift, then dry-run (reports, with a diff, and changes nothing), then repair.
+    host.sh_ok(
+        "sysctl -qw net.ipv4.conf.all.log_martians=0 && sed -i 's/^PASS_MAX_DAYS.*/PASS_MAX_DAYS 99999/' /etc/login.defs \
+         && ln -sfn /usr/share/zoneinfo/Etc/UTC /etc/localtime && hostname drifted && \
+         sed -i '/hard\tcore/d' /etc/security/limits.conf",
+    );
+    let state = "sysctl -n net.ipv4.conf.all.log_martians; grep ^PASS_MAX /etc/login.defs; readlink /etc/localtime; \
+                 hostname; grep -c core /etc/security/limits.conf || true";
+    let before = host.sh_ok(state);
+    let drifted = [
+        "file_line:limits no core dumps",
+        "hostname:web1.example.net",
+        "setting:login.defs PASS_MAX_DAYS",
+        "sysctl:net.ipv4.conf.all.log_martians",
+        "timezone:Europe/Paris",
+    ];
+    let (code, dry) = apply(&host, BASE, &format!("{BASE_PARAMS} --dry-run"));
+    no_failures(&dry);
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&dry, "changed"), drifted);
+    let diff = resource(&dry, "setting:login.defs PASS_MAX_DAYS")["changes"][0]["diff"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(diff.contains("-PASS_MAX_DAYS 99999\n+PASS_MAX_DAYS\t60\n"), "{diff}");
+    let change = &resource(&dry, "sysctl:net.ipv4.conf.all.log_martians")["changes"][0];
+    assert_eq!(
+        (change["property"].as_str(), change["from"].as_str(), change["to"].as_str()),
+        (Some("value"), Some("0"), Some("1"))
+    );
+    assert_eq!(host.sh_ok(state), before, "dry-run changed something");
+
+    let (code, real) = apply(&host, BASE, BASE_PARAMS);
+    no_failures(&real);
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&real, "changed"), drifted);
+    for id in drifted {
+        assert_eq!(resource(&real, id)["corrective"], true, "{id} is drift repair");
+    }
+    assert_eq!(host.sh_ok("sysctl -n net.ipv4.conf.all.log_martians").trim(), "1");
+    assert_eq!(host.sh_ok("hostname").trim(), "web1.example.net");
+    idempotent(&host, BASE, BASE_PARAMS);
+}
+
+/// sshd_config edited in place, every edit checked by `sshd -t` first; a bad
+/// value fails its resource and leaves the file as it was.
+#[test]
+fn sshd_settings_are_validated_before_they_replace_the_file() {
+    let host = boot("sshd", Network::Private);
+    let (code, r) = apply(&host, SSHD, "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    let effective = host.sh_ok(
+        "sshd -T | grep -E '^(permitrootlogin|passwordauthentication|x11forwarding|maxauthtries|clientaliveinterval) ' | sort",
+    );
+    assert_eq!(
+        effective,
+        "clientaliveinterval 300\nmaxauthtries 3\npasswordauthentication no\npermitrootlogin no\nx11forwarding no\n"
+    );
+    // Commented defaults replaced where they stood: each keyword once.
+    for key in ["PermitRootLogin", "MaxAuthTries", "X11Forwarding", "PasswordAuthentication"] {
+        assert_eq!(host.sh_ok(&format!("grep -ciE '^#?{key} ' /etc/ssh/sshd_config")).trim(), "1", "{key}");
+    }
+    assert_eq!(host.sh_ok("systemctl is-active ssh").trim(), "active");
+    idempotent(&host, SSHD, "");
+
+    // A value sshd refuses: validate fails, the file stays, sshd still accepts it.
+    let sum = host.sh_ok("sha256sum /etc/ssh/sshd_config");
+    host.write(
+        "/root/bad-sshd.yaml",
+        "name: bad-sshd\nresources:\n  - setting: sshd MaxAuthTries\n    path: /etc/ssh/sshd_config\n    key: MaxAuthTries\n    \
+         value: lots\n    separator: ' '\n    validate: /usr/sbin/sshd -t -f %s\n",
+    );
+    let (code, r) = apply(&host, "/root/bad-sshd.yaml", "");
+    assert_eq!(code, 4, "failures only");
+    let err = error_of(&r, "setting:sshd MaxAuthTries");
+    assert!(
+        err.contains("validate") && err.contains("MaxAuthTries integer value invalid") && err.contains("unchanged"),
+        "{err}"
+    );
+    assert_eq!(host.sh_ok("sha256sum /etc/ssh/sshd_config"), sum);
+    host.sh_ok("sshd -t");
+    assert_eq!(host.sh_ok("ls -a /etc/ssh | grep -c tend || true").trim(), "0", "no staged file left");
+}
+
+/// Links, file over link, `create: false`, `file_line` removal, `validate` on
+/// a file, and bad input.
+#[test]
+fn links_edits_and_bad_input() {
+    let host = boot("edits", Network::Private);
+    host.sh_ok("mkdir -p /opt/app/releases/1.0 /opt/app/releases/2.0 && ln -s /etc/hostname /etc/tend-link && touch /etc/existing");
+    let recipe = |release: &str, sudoers: &str| {
+        format!(
+            r#"name: edits
+resources:
+  - link: /opt/app/current
+    target: releases/{release}
+  - link: /usr/local/bin/app
+    target: /opt/app/current/bin/app
+  - file: /etc/tend-link
+    content: "now a file\n"
+    force: true
+  - file: /etc/existing
+    create: false
+    mode: "0600"
+  - file: /etc/never-created
+    create: false
+    mode: "0600"
+  - file_line: no motd over ssh
+    path: /etc/pam.d/sshd
+    match: '^session\s+optional\s+pam_motd\.so'
+    state: absent
+  - file: /etc/sudoers.d/ops
+    content: "{sudoers}\n"
+    mode: "0440"
+    validate: visudo -cf %s
+"#
+        )
+    };
+    host.write("/root/edits.yaml", recipe("1.0", "%sudo ALL=(ALL:ALL) NOPASSWD: /usr/bin/systemctl"));
+    let (code, r) = apply(&host, "/root/edits.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(host.sh_ok("readlink /opt/app/current /usr/local/bin/app"), "releases/1.0\n/opt/app/current/bin/app\n");
+    assert_eq!(host.sh_ok("stat -c %F /etc/tend-link").trim(), "regular file");
+    assert_eq!(host.read("/etc/hostname").trim(), host.sh_ok("hostname").trim(), "the link's target is untouched");
+    assert_eq!(host.sh_ok("stat -c %a /etc/existing").trim(), "600");
+    assert!(!host.root().join("etc/never-created").exists());
+    assert_eq!(host.sh_ok("grep -c pam_motd /etc/pam.d/sshd || true").trim(), "0");
+    assert!(host.read("/etc/pam.d/sshd").contains("@include common-auth"), "the rest is kept");
+    host.sh_ok("visudo -c");
+    idempotent(&host, "/root/edits.yaml", "");
+
+    // A new release switches the link atomically; a sudoers line visudo refuses is not written.
+    host.write("/root/edits.yaml", recipe("2.0", "%sudo ALL=(ALL:ALL) NOPASSWD /usr/bin/systemctl"));
+    let (code, r) = apply(&host, "/root/edits.yaml", "");
+    assert_eq!(code, 6, "a change and a failure");
+    let link = &resource(&r, "link:/opt/app/current")["changes"][0];
+    assert_eq!(
+        (link["property"].as_str(), link["from"].as_str(), link["to"].as_str()),
+        (Some("target"), Some("releases/1.0"), Some("releases/2.0"))
+    );
+    assert_eq!(host.sh_ok("readlink /opt/app/current").trim(), "releases/2.0");
+    let err = error_of(&r, "file:/etc/sudoers.d/ops");
+    assert!(err.contains("visudo -cf") && err.contains("syntax error"), "{err}");
+    assert!(host.read("/etc/sudoers.d/ops").contains("NOPASSWD: /usr/bin/systemctl"), "the old file stays");
+
+    // A file never silently replaces a link; a link never replaces a file without force.
+    host.sh_ok("ln -sfn /etc/hostname /etc/tend-link2 && echo keep > /etc/tend-file");
+    host.write(
+        "/root/refused.yaml",
+        "name: refused\nresources:\n  - file: /etc/tend-link2\n    content: x\n  - link: /etc/tend-file\n    target: /etc/hostname\n  \
+         - timezone: Mars/Olympus_Mons\n  - sysctl: vm.swappiness\n    value: '10'\n  - sysctl: net.ipv4.no_such_key\n    value: '1'\n  \
+         - setting: binary\n    path: /usr/bin/true\n    key: x\n    value: y\n",
+    );
+    let (code, r) = apply(&host, "/root/refused.yaml", "");
+    assert_eq!(code, 4);
+    assert!(error_of(&r, "file:/etc/tend-link2").contains("symbolic link; set `force: true`"));
+    assert!(error_of(&r, "link:/etc/tend-file").contains("set `force: true`"));
+    assert!(error_of(&r, "timezone:Mars/Olympus_Mons").contains("unknown time zone"));
+    // /proc/sys/vm is read-only in a container: the failure says so and nothing is persisted.
+    let err = error_of(&r, "sysctl:vm.swappiness");
+    assert!(err.contains("read-only") && err.contains("nothing was persisted"), "{err}");
+    assert!(!host.root().join("etc/sysctl.d/99-tend-vm.swappiness.conf").exists());
+    assert!(error_of(&r, "sysctl:net.ipv4.no_such_key").contains("no such kernel parameter"));
+    assert!(error_of(&r, "setting:binary").contains("not a text file"));
+    assert_eq!(host.sh_ok("readlink /etc/tend-link2; cat /etc/tend-file"), "/etc/hostname\nkeep\n");
+
+    // Edits that could never converge are refused before anything runs, located.
+    host.write(
+        "/root/invalid.yaml",
+        "name: invalid\nresources:\n  - file: /etc/should-not-exist\n    content: x\n  - file_line: wrong\n    path: /etc/x\n    \
+         line: PermitRootLogin no\n    match: '^Port'\n  - file_line: bad regex\n    path: /etc/x\n    line: x\n    match: '(x'\n",
+    );
+    let out = host.sh("tend-agent apply /root/invalid.yaml --ec2 off");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid.yaml:8:") && err.contains("never converge"), "{err}");
+    assert!(err.contains("invalid.yaml:12:") && err.contains("invalid regular expression"), "{err}");
+    assert!(!host.root().join("etc/should-not-exist").exists());
+}
