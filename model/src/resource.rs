@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::When;
 use crate::resources::{
-    Ownership, Presence, cron::CronProps, directory::DirectoryProps, exec::ExecProps, file::FileProps,
-    file_line::FileLineProps, group::GroupProps, hostname::HostnameProps, link::LinkProps, ntp::NtpProps,
-    package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
-    systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps, user::UserProps,
+    Ownership, Presence, authorized_key::AuthorizedKeyProps, cron::CronProps, directory::DirectoryProps,
+    exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps, hostname::HostnameProps,
+    link::LinkProps, ntp::NtpProps, package::PackageProps, service::ServiceProps, setting::SettingProps,
+    sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps,
+    user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -86,6 +87,7 @@ kinds! {
     Sysctl => "sysctl", SysctlProps;
     Timezone => "timezone", TimezoneProps;
     Hostname => "hostname", HostnameProps;
+    AuthorizedKey => "authorized_key", AuthorizedKeyProps;
 }
 
 impl fmt::Display for Kind {
@@ -123,6 +125,7 @@ impl Spec {
             Spec::Setting(p) => p.problems(),
             Spec::Link(p) => p.problems(),
             Spec::Sysctl(p) => p.problems(name),
+            Spec::AuthorizedKey(p) => p.problems(),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
@@ -146,6 +149,7 @@ impl Spec {
             }
             Spec::Exec(p) => out.extend(p.user.iter().map(|u| ResourceId::new(Kind::User, u.clone()))),
             Spec::Cron(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
+            Spec::AuthorizedKey(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
             Spec::Service(p) => {
                 let unit = p.unit_name(name);
                 let base = unit.strip_suffix(".service").unwrap_or(&unit).to_string();

@@ -264,3 +264,70 @@ resources:
     assert!(err.contains("invalid.yaml:12:") && err.contains("invalid regular expression"), "{err}");
     assert!(!host.root().join("etc/should-not-exist").exists());
 }
+
+/// Password aging in /etc/shadow, and single keys added to (and removed
+/// from) authorized_keys files without touching the other lines.
+#[test]
+fn password_aging_and_single_authorized_keys() {
+    let host = boot("keys", Network::Private);
+    host.sh_ok("for k in laptop ci; do ssh-keygen -q -t ed25519 -N '' -C alice@$k -f /root/$k; done");
+    let laptop = host.sh_ok("cat /root/laptop.pub").trim().to_string();
+    let ci = host.sh_ok("cat /root/ci.pub").trim().to_string();
+    let recipe = |state: &str| {
+        format!(
+            r#"name: accounts
+resources:
+  - user: alice
+    uid: 2101
+    home: /home/alice
+    password_max_age: 90
+    password_min_age: 1
+    password_warn_age: 14
+    expires: "2030-12-31"
+  - directory: /etc/ssh/authorized_keys
+  - authorized_key: alice laptop
+    user: alice
+    key: {laptop}
+    options: 'from="10.0.0.0/8",no-agent-forwarding'
+    state: {state}
+  - authorized_key: alice ci
+    user: alice
+    key: {ci}
+    path: /etc/ssh/authorized_keys/alice
+"#
+        )
+    };
+    host.write("/root/accounts.yaml", recipe("present"));
+    let (code, r) = apply(&host, "/root/accounts.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    let shadow = host.sh_ok("getent shadow alice | cut -d: -f4,5,6,8");
+    let expire: i64 = host.sh_ok("echo $(( $(date -ud 2030-12-31 +%s) / 86400 ))").trim().parse().expect("days");
+    assert_eq!(shadow.trim(), format!("1:90:14:{expire}"));
+    assert!(host.sh_ok("chage -l alice").contains("Account expires\t\t\t\t\t\t: Dec 31, 2030"));
+    let keys = host.read("/home/alice/.ssh/authorized_keys");
+    assert_eq!(keys, format!("from=\"10.0.0.0/8\",no-agent-forwarding {laptop}\n"));
+    assert_eq!(
+        host.sh_ok("stat -c '%a %U' /home/alice/.ssh /home/alice/.ssh/authorized_keys /etc/ssh/authorized_keys/alice"),
+        "700 alice\n600 alice\n600 alice\n"
+    );
+    host.sh_ok("ssh-keygen -l -f /home/alice/.ssh/authorized_keys && ssh-keygen -l -f /etc/ssh/authorized_keys/alice");
+    idempotent(&host, "/root/accounts.yaml", "");
+
+    // A key added by hand stays; drift in aging is repaired; removing ours leaves theirs.
+    host.sh_ok("echo 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 hand@made' >> /home/alice/.ssh/authorized_keys && chage -M 99999 alice");
+    let (code, r) = apply(&host, "/root/accounts.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&r, "changed"), ["user:alice"]);
+    let change = &resource(&r, "user:alice")["changes"][0];
+    assert_eq!(
+        (change["property"].as_str(), change["from"].as_str(), change["to"].as_str()),
+        (Some("password_max_age"), Some("99999"), Some("90"))
+    );
+    host.write("/root/accounts.yaml", recipe("absent"));
+    let (code, r) = apply(&host, "/root/accounts.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&r, "changed"), ["authorized_key:alice laptop"]);
+    assert_eq!(host.read("/home/alice/.ssh/authorized_keys"), "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 hand@made\n");
+    idempotent(&host, "/root/accounts.yaml", "");
+}

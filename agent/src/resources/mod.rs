@@ -2,6 +2,7 @@
 //! the desired state, and applies exactly those changes. One file (or
 //! folder) per type; what several types share is in [`support`].
 
+pub mod authorized_key;
 pub mod cron;
 pub mod directory;
 pub mod exec;
@@ -202,6 +203,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Sysctl => &sysctl::SysctlType,
         Kind::Timezone => &timezone::TimezoneType,
         Kind::Hostname => &hostname::HostnameType,
+        Kind::AuthorizedKey => &authorized_key::AuthorizedKeyType,
     }
 }
 

@@ -54,10 +54,21 @@ pub struct GroupEntry {
     pub members: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShadowEntry {
     pub name: String,
     pub hash: String,
+    pub aging: Aging,
+}
+
+/// Shadow's password aging fields, in days (None: the field is empty).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Aging {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub warn: Option<i64>,
+    /// Account expiry, days since 1970-01-01.
+    pub expire: Option<i64>,
 }
 
 /// Parsed entries and the (1-based) numbers of the lines that were skipped
@@ -122,11 +133,15 @@ pub fn parse_group(text: &str) -> Parsed<GroupEntry> {
     })
 }
 
-/// `name:hash:lastchange:min:max:warn:inactive:expire:reserved`; only the
-/// hash is kept.
+/// `name:hash:lastchange:min:max:warn:inactive:expire:reserved`: the hash
+/// and the aging fields (an unparsable number reads as empty).
 pub fn parse_shadow(text: &str) -> Parsed<ShadowEntry> {
     parse_with(text, |f| match f {
-        [name, hash, ..] if valid_name(name) => Some(ShadowEntry { name: name.to_string(), hash: hash.to_string() }),
+        [name, hash, rest @ ..] if valid_name(name) => {
+            let n = |i: usize| rest.get(i).and_then(|v| v.parse::<i64>().ok());
+            let aging = Aging { min: n(1), max: n(2), warn: n(3), expire: n(5) };
+            Some(ShadowEntry { name: name.to_string(), hash: hash.to_string(), aging })
+        }
         _ => None,
     })
 }
@@ -140,8 +155,8 @@ pub struct AccountsDb {
     by_uid: HashMap<u32, usize>,
     by_group: HashMap<String, usize>,
     by_gid: HashMap<u32, usize>,
-    /// User name to hash, or why /etc/shadow could not be read.
-    shadow: std::result::Result<HashMap<String, String>, String>,
+    /// User name to entry, or why /etc/shadow could not be read.
+    shadow: std::result::Result<HashMap<String, ShadowEntry>, String>,
 }
 
 fn index<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> HashMap<K, usize> {
@@ -170,7 +185,7 @@ impl AccountsDb {
         let shadow = shadow.map(|entries| {
             let mut m = HashMap::new();
             for e in entries {
-                m.entry(e.name).or_insert(e.hash);
+                m.entry(e.name.clone()).or_insert(e);
             }
             m
         });
@@ -240,8 +255,16 @@ impl AccountsDb {
     /// The user's password hash; None when shadow has no entry for them.
     pub fn password(&self, user: &str) -> Result<Option<&str>> {
         match &self.shadow {
-            Ok(m) => Ok(m.get(user).map(String::as_str)),
+            Ok(m) => Ok(m.get(user).map(|e| e.hash.as_str())),
             Err(e) => Err(Error::Failed(format!("{e} (needed to compare the password)"))),
+        }
+    }
+
+    /// The user's password aging; None when shadow has no entry for them.
+    pub fn aging(&self, user: &str) -> Result<Option<Aging>> {
+        match &self.shadow {
+            Ok(m) => Ok(m.get(user).map(|e| e.aging)),
+            Err(e) => Err(Error::Failed(format!("{e} (needed to compare password aging)"))),
         }
     }
 }

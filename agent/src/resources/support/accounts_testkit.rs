@@ -154,7 +154,11 @@ fn simulate(paths: &AccountsPaths, home_root: &Path, argv: &[String]) -> std::re
                 home,
                 shell: o.get(&'s').cloned().unwrap_or("/bin/sh".into()),
             });
-            f.shadow.push(ShadowEntry { name: name.clone(), hash: o.get(&'p').cloned().unwrap_or("!".into()) });
+            f.shadow.push(ShadowEntry {
+                name: name.clone(),
+                hash: o.get(&'p').cloned().unwrap_or("!".into()),
+                ..Default::default()
+            });
             if let Some(g) = o.get(&'G') {
                 set_groups(&mut f, &name, g, true)?;
             }
@@ -187,7 +191,7 @@ fn simulate(paths: &AccountsPaths, home_root: &Path, argv: &[String]) -> std::re
             if let Some(p) = o.get(&'p') {
                 match f.shadow.iter_mut().find(|s| s.name == name) {
                     Some(s) => s.hash = p.clone(),
-                    None => f.shadow.push(ShadowEntry { name: name.clone(), hash: p.clone() }),
+                    None => f.shadow.push(ShadowEntry { name: name.clone(), hash: p.clone(), ..Default::default() }),
                 }
             }
         }

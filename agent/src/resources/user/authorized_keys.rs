@@ -20,22 +20,22 @@ use crate::resources::{Error, Result};
 
 /// The home the keys go in and who must own them, once this run is done.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct KeysTarget {
-    pub(super) user: String,
-    pub(super) home: PathBuf,
-    pub(super) uid: u32,
+pub(crate) struct KeysTarget {
+    pub(crate) user: String,
+    pub(crate) home: PathBuf,
+    pub(crate) uid: u32,
     /// None in a dry-run where the primary group does not exist yet.
-    pub(super) gid: Option<u32>,
+    pub(crate) gid: Option<u32>,
 }
 
 /// The file the recipe asks for: one key a line.
-pub(super) fn keys_content(keys: &[String]) -> String {
+pub(crate) fn keys_content(keys: &[String]) -> String {
     keys.iter().map(|k| format!("{}\n", k.trim())).collect()
 }
 
 /// What is on disk now under the home directory.
 #[derive(Debug)]
-pub(super) struct OnDisk {
+pub(crate) struct OnDisk {
     /// ~/.ssh, when it exists.
     dir: Option<FileStat>,
     /// ~/.ssh/authorized_keys, when it exists (lstat: a symlink is itself).
@@ -44,15 +44,15 @@ pub(super) struct OnDisk {
     content: Option<Vec<u8>>,
 }
 
-pub(super) fn is(st: &FileStat, kind: SFlag) -> bool {
+pub(crate) fn is(st: &FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
 }
 
-pub(super) fn nix_err(what: String) -> impl FnOnce(Errno) -> Error {
+pub(crate) fn nix_err(what: String) -> impl FnOnce(Errno) -> Error {
     move |e| Error::Io { context: what, source: std::io::Error::from(e) }
 }
 
-pub(super) fn open_home(t: &KeysTarget) -> Result<OwnedFd> {
+pub(crate) fn open_home(t: &KeysTarget) -> Result<OwnedFd> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     match nix::fcntl::open(&t.home, flags, Mode::empty()) {
         Ok(fd) => Ok(fd),
@@ -67,7 +67,7 @@ pub(super) fn open_home(t: &KeysTarget) -> Result<OwnedFd> {
 
 /// Opens ~/.ssh without following a symlink: the user controls their home,
 /// and root must not be led to write elsewhere.
-pub(super) fn open_ssh_dir(home: &OwnedFd, t: &KeysTarget) -> Result<Option<OwnedFd>> {
+pub(crate) fn open_ssh_dir(home: &OwnedFd, t: &KeysTarget) -> Result<Option<OwnedFd>> {
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match nix::fcntl::openat(home, ".ssh", flags, Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
@@ -80,7 +80,7 @@ pub(super) fn open_ssh_dir(home: &OwnedFd, t: &KeysTarget) -> Result<Option<Owne
     }
 }
 
-pub(super) fn read_keys(t: &KeysTarget) -> Result<OnDisk> {
+pub(crate) fn read_keys(t: &KeysTarget) -> Result<OnDisk> {
     let path = t.home.join(".ssh/authorized_keys");
     let home = open_home(t)?;
     let Some(dir) = open_ssh_dir(&home, t)? else {
@@ -107,8 +107,22 @@ pub(super) fn read_keys(t: &KeysTarget) -> Result<OnDisk> {
     Ok(OnDisk { dir: Some(dir_st), file: Some(file), content })
 }
 
+/// The file's content (None: missing), for edits of single keys; fails on a
+/// file that is not regular or too large to read.
+pub(crate) fn read_content(t: &KeysTarget) -> Result<Option<Vec<u8>>> {
+    let found = read_keys(t)?;
+    match (found.file, found.content) {
+        (None, _) => Ok(None),
+        (Some(_), Some(c)) => Ok(Some(c)),
+        (Some(_), None) => Err(Error::Failed(format!(
+            "{}/.ssh/authorized_keys is not a regular file of at most {KEYS_READ_LIMIT} bytes",
+            t.home.display()
+        ))),
+    }
+}
+
 /// Owner or mode problems of a file, as words for the report.
-pub(super) fn meta_problems(what: &str, st: &FileStat, t: &KeysTarget, mode: u32) -> Vec<String> {
+pub(crate) fn meta_problems(what: &str, st: &FileStat, t: &KeysTarget, mode: u32) -> Vec<String> {
     let mut out = Vec::new();
     let have = st.st_mode & 0o7777;
     if have != mode {
@@ -122,7 +136,7 @@ pub(super) fn meta_problems(what: &str, st: &FileStat, t: &KeysTarget, mode: u32
 
 /// The change to ~/.ssh/authorized_keys, if any: content, or owner and mode
 /// of the file and of ~/.ssh.
-pub(super) fn keys_change(t: &KeysTarget, keys: &[String], diffs: bool) -> Result<Option<Change>> {
+pub(crate) fn keys_change(t: &KeysTarget, keys: &[String], diffs: bool) -> Result<Option<Change>> {
     let want = keys_content(keys);
     let found = read_keys(t)?;
     let mut problems = Vec::new();
@@ -172,7 +186,7 @@ pub(super) fn keys_change(t: &KeysTarget, keys: &[String], diffs: bool) -> Resul
 /// Writes ~/.ssh/authorized_keys atomically (temporary file in ~/.ssh,
 /// fsync, rename), ~/.ssh 0700 and the file 0600, both owned by the user and
 /// its primary group. Never follows a symlink below the home directory.
-pub(super) fn write_keys(t: &KeysTarget, content: &[u8]) -> Result<()> {
+pub(crate) fn write_keys(t: &KeysTarget, content: &[u8]) -> Result<()> {
     let ssh = t.home.join(".ssh");
     let path = ssh.join("authorized_keys");
     let home = open_home(t)?;

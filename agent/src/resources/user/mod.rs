@@ -13,11 +13,11 @@ use tend_model::resources::user::UserProps;
 use tend_model::{CompiledResource, Plan, Spec};
 
 pub use super::support::accounts_db::AccountsCache;
-use super::support::accounts_db::{AccountsDb, declared_group, dedup, run_cmd, set_password, show_list};
+use super::support::accounts_db::{AccountsDb, Aging, declared_group, dedup, run_cmd, set_password, show_list};
 use super::{Applied, Ctx, Error, ResourceType, Result, mismatch};
 use crate::report::Change;
 
-mod authorized_keys;
+pub(crate) mod authorized_keys;
 use authorized_keys::{KeysTarget, keys_change, keys_content, write_keys};
 
 pub struct UserType;
@@ -55,12 +55,17 @@ impl ResourceType for UserType {
         let p = props(r)?;
         let name = &r.id.name;
         let d = diff(name, p, ctx.run.accounts.db()?, ctx.plan, ctx.index)?;
-        if d.argv.is_some() || d.password.is_some() {
+        if d.argv.is_some() || d.password.is_some() || d.chage.is_some() {
             let mut result = d.argv.as_ref().map_or(Ok(()), |argv| run_cmd(ctx.runner, argv));
             if result.is_ok()
                 && let Some(hash) = &d.password
             {
                 result = set_password(ctx.runner, name, hash);
+            }
+            if result.is_ok()
+                && let Some(chage) = &d.chage
+            {
+                result = run_cmd(ctx.runner, chage);
             }
             // Whatever happened, later resources must see the files as they are now.
             ctx.run.accounts.invalidate();
@@ -94,6 +99,8 @@ struct Diff {
     argv: Option<Vec<String>>,
     /// The hash to set after `argv` (through standard input, never an argument).
     password: Option<String>,
+    /// `chage`, for password aging, after the password.
+    chage: Option<Vec<String>>,
     keys: KeysAt,
 }
 
@@ -158,7 +165,7 @@ fn s(v: &str) -> String {
 fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -> Result<Diff> {
     let current = db.user(name);
     if p.state == Presence::Absent {
-        let mut d = Diff { changes: Vec::new(), argv: None, password: None, keys: KeysAt::Nowhere };
+        let mut d = Diff { changes: Vec::new(), argv: None, password: None, chage: None, keys: KeysAt::Nowhere };
         if current.is_some() {
             d.changes.push(ensure("present", "absent"));
             d.argv = Some(userdel_argv(name, p));
@@ -222,10 +229,13 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
         add("shell", p.shell.clone());
         add("comment", p.comment.clone());
         add("password", p.password.as_ref().map(|_| s(SENSITIVE)));
+        let (aging, chage) = aging_diff(name, p, None);
+        changes.extend(aging);
         return Ok(Diff {
             changes,
             argv: Some(useradd_argv(name, p, &groups)),
             password: p.password.clone(),
+            chage,
             keys: KeysAt::NewUser,
         });
     };
@@ -290,6 +300,12 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
             password = Some(hash.clone());
         }
     }
+    let mut chage = None;
+    if has_aging(p) {
+        let (aging, argv) = aging_diff(name, p, Some(db.aging(name)?.unwrap_or_default()));
+        changes.extend(aging);
+        chage = argv;
+    }
     let argv = (!args.is_empty()).then(|| {
         let mut argv = vec![s("usermod")];
         argv.extend(args);
@@ -313,7 +329,56 @@ fn diff(name: &str, p: &UserProps, db: &AccountsDb, plan: &Plan, index: usize) -
         uid: p.uid.unwrap_or(cur.uid),
         gid,
     });
-    Ok(Diff { changes, argv, password, keys })
+    Ok(Diff { changes, argv, password, chage, keys })
+}
+
+fn has_aging(p: &UserProps) -> bool {
+    p.password_max_age.is_some() || p.password_min_age.is_some() || p.password_warn_age.is_some() || p.expires.is_some()
+}
+
+/// The password aging changes and the `chage` that makes them. `have` is
+/// None for a user that does not exist yet: every field set is a change
+/// (useradd fills them from login.defs).
+fn aging_diff(name: &str, p: &UserProps, have: Option<Aging>) -> (Vec<Change>, Option<Vec<String>>) {
+    use tend_model::resources::user::{civil_from_days, expiry_days};
+    // (property, chage flag, wanted value (Some(None): empty field), current value)
+    type Field = (&'static str, &'static str, Option<Option<i64>>, Option<i64>);
+    let show = |flag: &str, v: Option<i64>| match (flag, v) {
+        ("-E", None) => s("never"),
+        ("-E", Some(d)) => civil_from_days(d),
+        (_, None) => s("none"),
+        (_, Some(d)) => d.to_string(),
+    };
+    let max = p.password_max_age.map(|v| (v >= 0).then_some(v));
+    let expire = p.expires.as_deref().map(|e| expiry_days(e).flatten());
+    let fields: [Field; 4] = [
+        ("password_max_age", "-M", max, have.and_then(|h| h.max)),
+        ("password_min_age", "-m", p.password_min_age.map(Some), have.and_then(|h| h.min)),
+        ("password_warn_age", "-W", p.password_warn_age.map(Some), have.and_then(|h| h.warn)),
+        ("expires", "-E", expire, have.and_then(|h| h.expire)),
+    ];
+    let mut changes = Vec::new();
+    let mut args = Vec::new();
+    for (prop, flag, want, cur) in fields {
+        let Some(want) = want else { continue };
+        if have.is_some() && want == cur {
+            continue;
+        }
+        changes.push(Change::new(prop, have.map(|_| show(flag, cur)), Some(show(flag, want))));
+        let arg = match (flag, want) {
+            (_, None) => s("-1"),
+            ("-E", Some(d)) => civil_from_days(d),
+            (_, Some(v)) => v.to_string(),
+        };
+        args.extend([s(flag), arg]);
+    }
+    if args.is_empty() {
+        return (changes, None);
+    }
+    let mut argv = vec![s("chage")];
+    argv.extend(args);
+    argv.push(name.to_string());
+    (changes, Some(argv))
 }
 
 /// `useradd` with only what the recipe sets.
