@@ -10,9 +10,9 @@ use crate::condition::When;
 use crate::resources::{
     Ownership, Presence, authorized_key::AuthorizedKeyProps, cron::CronProps, directory::DirectoryProps,
     exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps, hostname::HostnameProps,
-    link::LinkProps, ntp::NtpProps, package::PackageProps, service::ServiceProps, setting::SettingProps,
-    sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps,
-    user::UserProps,
+    kernel_module::KernelModuleProps, link::LinkProps, ntp::NtpProps, package::PackageProps, service::ServiceProps,
+    setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps,
+    timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -88,6 +88,7 @@ kinds! {
     Timezone => "timezone", TimezoneProps;
     Hostname => "hostname", HostnameProps;
     AuthorizedKey => "authorized_key", AuthorizedKeyProps;
+    KernelModule => "kernel_module", KernelModuleProps;
 }
 
 impl fmt::Display for Kind {
@@ -126,6 +127,7 @@ impl Spec {
             Spec::Link(p) => p.problems(),
             Spec::Sysctl(p) => p.problems(name),
             Spec::AuthorizedKey(p) => p.problems(),
+            Spec::KernelModule(p) => p.problems(name),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
@@ -150,6 +152,10 @@ impl Spec {
             Spec::Exec(p) => out.extend(p.user.iter().map(|u| ResourceId::new(Kind::User, u.clone()))),
             Spec::Cron(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
             Spec::AuthorizedKey(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
+            // The bridge's parameters exist only once its module is loaded.
+            Spec::Sysctl(_) if name.starts_with("net.bridge.") => {
+                out.push(ResourceId::new(Kind::KernelModule, "br_netfilter"));
+            }
             Spec::Service(p) => {
                 let unit = p.unit_name(name);
                 let base = unit.strip_suffix(".service").unwrap_or(&unit).to_string();

@@ -331,3 +331,40 @@ resources:
     assert_eq!(host.read("/home/alice/.ssh/authorized_keys"), "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 hand@made\n");
     idempotent(&host, "/root/accounts.yaml", "");
 }
+
+/// Kernel modules: a container shares this machine's kernel, so loading and
+/// unloading cannot be tested here (the resource manages only its files
+/// inside a container, and says so in the docs); persistence, options and
+/// the blacklist are checked with the files modprobe and systemd read.
+#[test]
+fn kernel_modules_are_persisted_and_blacklisted() {
+    let host = boot("modules", Network::Private);
+    let recipe = |cramfs: &str| {
+        format!(
+            "name: modules\nresources:\n  - directory: /etc/modprobe.d\n  - kernel_module: br_netfilter\n  \
+             - kernel_module: nf_conntrack\n    options: hashsize=65536\n  - kernel_module: cramfs\n    state: {cramfs}\n  \
+             - kernel_module: usb-storage\n    state: blacklisted\n"
+        )
+    };
+    host.write("/root/modules.yaml", recipe("blacklisted"));
+    let (code, r) = apply(&host, "/root/modules.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    for m in ["br_netfilter", "cramfs", "nf_conntrack", "usb-storage"] {
+        let changes = resource(&r, &format!("kernel_module:{m}"))["changes"].as_array().expect("changes").clone();
+        assert!(changes.iter().all(|c| c["property"] != "running"), "a container's kernel is not its own: {changes:?}");
+    }
+    assert_eq!(
+        host.sh_ok("grep -hv '^#' /etc/modules-load.d/br_netfilter.conf /etc/modules-load.d/nf_conntrack.conf /etc/modprobe.d/tend-nf_conntrack.conf /etc/modprobe.d/tend-cramfs.conf"),
+        "br_netfilter\nnf_conntrack\noptions nf_conntrack hashsize=65536\nblacklist cramfs\ninstall cramfs /bin/false\n"
+    );
+    assert!(!host.root().join("etc/modules-load.d/cramfs.conf").exists());
+    idempotent(&host, "/root/modules.yaml", "");
+
+    host.write("/root/modules.yaml", recipe("absent"));
+    let (code, r) = apply(&host, "/root/modules.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&r, "changed"), ["kernel_module:cramfs"]);
+    assert!(!host.root().join("etc/modprobe.d/tend-cramfs.conf").exists());
+    idempotent(&host, "/root/modules.yaml", "");
+}

@@ -10,6 +10,7 @@ pub mod file;
 pub mod file_line;
 pub mod group;
 pub mod hostname;
+pub mod kernel_module;
 pub mod link;
 pub mod ntp;
 pub mod package;
@@ -204,6 +205,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Timezone => &timezone::TimezoneType,
         Kind::Hostname => &hostname::HostnameType,
         Kind::AuthorizedKey => &authorized_key::AuthorizedKeyType,
+        Kind::KernelModule => &kernel_module::KernelModuleType,
     }
 }
 

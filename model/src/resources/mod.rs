@@ -9,6 +9,7 @@ pub mod file;
 pub mod file_line;
 pub mod group;
 pub mod hostname;
+pub mod kernel_module;
 pub mod link;
 pub mod ntp;
 pub mod package;
