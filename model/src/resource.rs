@@ -110,7 +110,7 @@ impl Spec {
             Spec::File(p) => p.problems(),
             Spec::Template(p) => p.problems(),
             Spec::Exec(p) => p.problems(),
-            Spec::Directory(_) => vec![],
+            Spec::Directory(p) => p.problems(),
             Spec::User(p) => {
                 let mut v = p.problems();
                 v.extend(crate::resources::user::check_account_name(name).map(|e| ("", e)));
@@ -211,9 +211,9 @@ impl Spec {
             mode,
         };
         match self {
-            Spec::File(p) => Some(o(&p.owner, &p.group, p.mode)),
-            Spec::Directory(p) => Some(o(&p.owner, &p.group, p.mode)),
-            Spec::Template(p) => Some(o(&p.owner, &p.group, p.mode)),
+            Spec::File(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
+            Spec::Directory(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
+            Spec::Template(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
             _ => None,
         }
     }

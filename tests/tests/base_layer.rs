@@ -368,3 +368,76 @@ fn kernel_modules_are_persisted_and_blacklisted() {
     assert!(!host.root().join("etc/modprobe.d/tend-cramfs.conf").exists());
     idempotent(&host, "/root/modules.yaml", "");
 }
+
+/// `directory` with `recurse`: owner, group and modes over a whole tree in
+/// one walk, never following a symlink; symbolic modes; `create: false`.
+#[test]
+fn a_tree_gets_owner_group_and_modes_without_following_links() {
+    let host = boot("tree", Network::Private);
+    host.sh_ok(
+        "mkdir -p /srv/data/a/b /srv/data/c && for f in /srv/data/x /srv/data/a/y /srv/data/a/b/z; do echo $f > $f; done \
+         && chmod 0777 /srv/data/a/y && chmod 0700 /srv/data/c && ln -s /etc/shadow /srv/data/link && mkfifo /srv/data/fifo \
+         && printf '#!/bin/sh\\n' > /usr/local/bin/tool && chmod 0600 /usr/local/bin/tool",
+    );
+    host.write(
+        "/root/tree.yaml",
+        r#"name: tree
+resources:
+  - group: www
+  - user: www
+    group: www
+    system: true
+    manage_home: false
+    home: /srv/data
+  - directory: /srv/data
+    owner: www
+    group: www
+    mode: "0750"
+    recurse: true
+    file_mode: "u=rw,g=r,o="
+  - file: /usr/local/bin/tool
+    mode: "a+rx,go-w"
+  - directory: /srv/not-here
+    create: false
+    mode: "0700"
+"#,
+    );
+    let state =
+        "find /srv/data -printf '%u:%g %m %y %p\\n' | sort -k4; stat -c '%U:%G %a' /etc/shadow /usr/local/bin/tool";
+    let before = host.sh_ok(state);
+    let (code, dry) = apply(&host, "/root/tree.yaml", "--dry-run");
+    no_failures(&dry);
+    assert_eq!(code, 2);
+    let dir = resource(&dry, "directory:/srv/data");
+    let recurse = dir["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["property"] == "recurse")
+        .expect("recurse change");
+    let from = recurse["from"].as_str().unwrap_or_default();
+    assert!(from.starts_with("6 of 6 entries below differ: "), "{from}");
+    assert_eq!(host.sh_ok(state), before, "dry-run changed something");
+
+    let (code, r) = apply(&host, "/root/tree.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    let after = host.sh_ok("find /srv/data \\( -type d -o -type f \\) -printf '%u:%g %m %p\\n' | sort -k3");
+    assert_eq!(
+        after,
+        "www:www 750 /srv/data\nwww:www 750 /srv/data/a\nwww:www 750 /srv/data/a/b\nwww:www 640 /srv/data/a/b/z\n\
+         www:www 640 /srv/data/a/y\nwww:www 750 /srv/data/c\nwww:www 640 /srv/data/x\n"
+    );
+    assert_eq!(
+        host.sh_ok("stat -c '%U:%G %a' /etc/shadow /usr/local/bin/tool"),
+        "root:shadow 640\nroot:root 755\n",
+        "the link was not followed"
+    );
+    assert_eq!(
+        host.sh_ok("stat -c %U /srv/data/link /srv/data/fifo"),
+        "root\nroot\n",
+        "links and special files are left alone"
+    );
+    assert!(!host.root().join("srv/not-here").exists());
+    idempotent(&host, "/root/tree.yaml", "");
+}

@@ -74,7 +74,8 @@ fn target(r: &CompiledResource, p: &AuthorizedKeyProps, ctx: &mut Ctx) -> Result
     let db = ctx.run.accounts.db()?;
     let user = db.user(&p.user);
     if let Some(path) = &p.path {
-        let own = Ownership { owner: Some(p.user.clone()), group: None, mode: Some(tend_model::mode::Mode(0o600)) };
+        let own =
+            Ownership { owner: Some(p.user.clone()), group: None, mode: Some(tend_model::mode::Mode(0o600).into()) };
         if user.is_none() && !ctx.dry_run {
             return Err(Error::Failed(format!("user {} does not exist", p.user)));
         }

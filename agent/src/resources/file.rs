@@ -44,7 +44,7 @@ impl<'a> FileWant<'a> {
             own: Ownership {
                 owner: Some("root".into()),
                 group: Some("root".into()),
-                mode: Some(tend_model::mode::Mode(0o644)),
+                mode: Some(tend_model::mode::Mode(0o644).into()),
             },
             sensitive: false,
             create: true,
@@ -243,7 +243,12 @@ pub fn apply(path: &Path, want: &FileWant, changes: &[Change], ctx: &mut Ctx) ->
     let existing = if was_absent { None } else { lstat(path)?.filter(|m| m.is_file()) };
     let uid = meta.uid.or(existing.as_ref().map(|m| m.uid())).unwrap_or_else(|| nix::unistd::geteuid().as_raw());
     let gid = meta.gid.or(existing.as_ref().map(|m| m.gid())).unwrap_or_else(|| nix::unistd::getegid().as_raw());
-    let mode = meta.mode.or(existing.as_ref().map(|m| m.mode() & 0o7777)).unwrap_or(0o644);
+    let mode = match (&meta.mode, &existing) {
+        (Some(m), Some(e)) => m.resolve(e.mode() & 0o7777, false),
+        (Some(m), None) => m.for_new(false),
+        (None, Some(e)) => e.mode() & 0o7777,
+        (None, None) => 0o644,
+    };
     let content = want.content.unwrap_or_default();
     let tmp = crate::state::temp_path(path);
     let write = || -> std::io::Result<()> {

@@ -22,7 +22,7 @@ pub struct FileProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<crate::mode::Mode>,
+    pub mode: Option<crate::mode::FileMode>,
     /// When false, an existing file's content is left alone (only created if missing).
     #[serde(default = "yes")]
     pub replace: bool,

@@ -38,7 +38,7 @@ pub enum Presence {
 pub struct Ownership {
     pub owner: Option<String>,
     pub group: Option<String>,
-    pub mode: Option<crate::mode::Mode>,
+    pub mode: Option<crate::mode::FileMode>,
 }
 
 /// Checks that a resource name is an absolute, normalised path: no `.` or

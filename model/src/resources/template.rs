@@ -24,7 +24,7 @@ pub struct TemplateProps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<crate::mode::Mode>,
+    pub mode: Option<crate::mode::FileMode>,
     /// Replace a symbolic link standing at the path (never done silently).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,

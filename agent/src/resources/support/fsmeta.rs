@@ -4,6 +4,7 @@ use std::fs::Metadata;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use tend_model::mode::FileMode;
 use tend_model::resources::Ownership;
 
 use crate::report::Change;
@@ -14,7 +15,7 @@ use crate::resources::{Accounts, Error, Result};
 pub struct Meta {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    pub mode: Option<u32>,
+    pub mode: Option<FileMode>,
     /// Dry-run only: an owner or group that does not exist yet, but that a
     /// `user` or `group` resource earlier in the plan creates.
     pub pending_owner: Option<String>,
@@ -31,7 +32,7 @@ impl Meta {
             Some(g) => Some(accounts.gid(g).ok_or_else(|| Error::Failed(format!("group `{g}` does not exist")))?),
             None => None,
         };
-        Ok(Meta { uid, gid, mode: own.mode.map(|m| m.0), ..Meta::default() })
+        Ok(Meta { uid, gid, mode: own.mode.clone(), ..Meta::default() })
     }
 
     /// Like `resolve`, but in a dry-run an owner or group that the plan
@@ -53,7 +54,7 @@ impl Meta {
                     }
             })
         };
-        let mut m = Meta { mode: own.mode.map(|m| m.0), ..Meta::default() };
+        let mut m = Meta { mode: own.mode.clone(), ..Meta::default() };
         if let Some(o) = &own.owner {
             match ctx.accounts.uid(o) {
                 Some(u) => m.uid = Some(u),
@@ -87,7 +88,7 @@ impl Meta {
             out.push(Change::new("group", Some(accounts.group_name(md.gid())), Some(accounts.group_name(gid))));
         }
         let have = md.mode() & 0o7777;
-        if let Some(mode) = self.mode.filter(|m| *m != have) {
+        if let Some(mode) = self.mode.as_ref().map(|m| m.resolve(have, md.is_dir())).filter(|m| *m != have) {
             out.push(Change::new("mode", Some(format!("{have:04o}")), Some(format!("{mode:04o}"))));
         }
         out
@@ -101,7 +102,16 @@ impl Meta {
                 .map_err(Error::io(format!("chown {}", path.display())))?;
         }
         if has("mode") || ((has("owner") || has("group")) && self.mode.is_some()) {
-            if let Some(mode) = self.mode {
+            if let Some(want) = &self.mode {
+                // Symbolic clauses apply to the bits as they are now (after a chown).
+                let mode = match want {
+                    FileMode::Octal(m) => m.0,
+                    FileMode::Symbolic(_) => {
+                        let md =
+                            std::fs::symlink_metadata(path).map_err(Error::io(format!("stat {}", path.display())))?;
+                        want.resolve(md.mode() & 0o7777, md.is_dir())
+                    }
+                };
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(Error::io(format!("chmod {}", path.display())))?;
             }

@@ -13,3 +13,4 @@ pub mod edit;
 pub mod fsmeta;
 pub mod staging;
 pub mod systemd;
+pub mod tree;
