@@ -10,6 +10,7 @@
 //! [`system`] is process and systemd plumbing.
 #![deny(unsafe_code)]
 
+pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod facts;

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::condition::When;
 use crate::resources::{
     Ownership, Presence, authorized_key::AuthorizedKeyProps, cron::CronProps, directory::DirectoryProps,
-    exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps, hostname::HostnameProps,
-    kernel_module::KernelModuleProps, link::LinkProps, ntp::NtpProps, package::PackageProps, service::ServiceProps,
-    setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps,
-    timezone::TimezoneProps, user::UserProps,
+    download::DownloadProps, exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps,
+    hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, ntp::NtpProps, package::PackageProps,
+    service::ServiceProps, setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps,
+    template::TemplateProps, timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -89,6 +89,7 @@ kinds! {
     Hostname => "hostname", HostnameProps;
     AuthorizedKey => "authorized_key", AuthorizedKeyProps;
     KernelModule => "kernel_module", KernelModuleProps;
+    Download => "download", DownloadProps;
 }
 
 impl fmt::Display for Kind {
@@ -128,6 +129,7 @@ impl Spec {
             Spec::Sysctl(p) => p.problems(name),
             Spec::AuthorizedKey(p) => p.problems(),
             Spec::KernelModule(p) => p.problems(name),
+            Spec::Download(p) => p.problems(),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
@@ -189,7 +191,7 @@ impl Spec {
 
     /// True for types whose name is a filesystem path.
     pub fn is_path(&self) -> bool {
-        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_))
+        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_) | Spec::Download(_))
     }
 
     /// Whether a path resource should exist (None for other types).
@@ -214,6 +216,7 @@ impl Spec {
             Spec::File(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
             Spec::Directory(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
             Spec::Template(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
+            Spec::Download(p) => Some(o(&p.owner, &p.group, p.mode.clone())),
             _ => None,
         }
     }

@@ -441,3 +441,195 @@ resources:
     assert!(!host.root().join("srv/not-here").exists());
     idempotent(&host, "/root/tree.yaml", "");
 }
+
+/// A tiny HTTPS server on this machine's loopback for the download test
+/// (the host shares this machine's network): fixed bodies by path, a path
+/// that stalls after its headers, and a count of requests per path.
+mod https {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    pub struct Server {
+        pub port: u16,
+        pub ca_pem: String,
+        pub bodies: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+        pub hits: Arc<Mutex<HashMap<String, usize>>>,
+    }
+
+    impl Server {
+        pub fn start() -> Server {
+            let ca_key = rcgen::KeyPair::generate().expect("key");
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca_cert = ca.self_signed(&ca_key).expect("ca");
+            let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key).expect("issuer");
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+                .expect("params")
+                .signed_by(&key, &issuer)
+                .expect("cert");
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .expect("config");
+            let config = Arc::new(config);
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let bodies: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+            let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+            let (b, h) = (bodies.clone(), hits.clone());
+            std::thread::spawn(move || {
+                for tcp in listener.incoming().flatten() {
+                    let (config, b, h) = (config.clone(), b.clone(), h.clone());
+                    std::thread::spawn(move || {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                        let mut tls = rustls::StreamOwned::new(conn, tcp);
+                        let mut reader = BufReader::new(&mut tls);
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).is_err() {
+                            return;
+                        }
+                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        *h.lock().expect("hits").entry(path.clone()).or_default() += 1;
+                        let body = b.lock().expect("bodies").get(&path).cloned();
+                        let _ = match body {
+                            _ if path == "/stall" => {
+                                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nstart");
+                                let _ = tls.flush();
+                                std::thread::sleep(std::time::Duration::from_secs(20));
+                                Ok(())
+                            }
+                            Some(body) => tls
+                                .write_all(
+                                    format!(
+                                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                        body.len()
+                                    )
+                                    .as_bytes(),
+                                )
+                                .and_then(|_| tls.write_all(&body)),
+                            None => tls
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+                        };
+                        let _ = tls.flush();
+                        tls.conn.send_close_notify();
+                        let _ = tls.flush();
+                    });
+                }
+            });
+            Server { port, ca_pem: ca_cert.pem(), bodies, hits }
+        }
+
+        pub fn put(&self, path: &str, body: &[u8]) {
+            self.bodies.lock().expect("bodies").insert(path.to_string(), body.to_vec());
+        }
+
+        pub fn hits(&self, path: &str) -> usize {
+            self.hits.lock().expect("hits").get(path).copied().unwrap_or(0)
+        }
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(data)?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// `download` over HTTPS on loopback: verified by checksum (given, or from a
+/// checksum list), never fetched again once it matches, fetched again when
+/// the checksum changes; a mismatch and a stalled server fail and leave the
+/// file as it was.
+#[test]
+fn downloads_are_verified_and_never_fetched_twice() {
+    let server = https::Server::start();
+    let v1: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let v2: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
+    server.put("/tool.bin", &v1);
+    server.put("/SHA256SUMS", format!("{}  other.bin\n{}  tool.bin\n", sha256_hex(&v2), sha256_hex(&v1)).as_bytes());
+    let host = boot("download", Network::Shared);
+    host.write("/root/ca.pem", &server.ca_pem);
+    let port = server.port;
+    let recipe = |sha: &str, extra: &str| {
+        format!(
+            "name: downloads\nresources:\n  - directory: /opt/tools\n  - download: /opt/tools/tool.bin\n    \
+             source: https://localhost:{port}/tool.bin\n    sha256: {sha}\n    ca: /root/ca.pem\n    mode: \"0755\"\n  \
+             - download: /opt/tools/listed.bin\n    source: https://localhost:{port}/tool.bin\n    \
+             sha256_url: https://localhost:{port}/SHA256SUMS\n    ca: /root/ca.pem\n{extra}"
+        )
+    };
+    host.write("/root/dl.yaml", recipe(&sha256_hex(&v1), ""));
+    let (code, r) = apply(&host, "/root/dl.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    let sums = host.sh_ok("cd /opt/tools && sha256sum tool.bin listed.bin && stat -c '%a %U' tool.bin listed.bin");
+    assert_eq!(sums, format!("{0}  tool.bin\n{0}  listed.bin\n755 root\n644 root\n", sha256_hex(&v1)));
+    assert_eq!(server.hits("/tool.bin"), 2);
+    idempotent(&host, "/root/dl.yaml", "");
+    assert_eq!(server.hits("/tool.bin"), 2, "a matching file is never fetched again");
+
+    // A new version: the changed checksum fetches it.
+    // The list now names a third version that the server does not send.
+    server.put("/tool.bin", &v2);
+    server.put("/SHA256SUMS", format!("{}  tool.bin\n", sha256_hex(b"v3")).as_bytes());
+    host.write("/root/dl.yaml", recipe(&sha256_hex(&v2), ""));
+    let (code, r) = apply(&host, "/root/dl.yaml", "");
+    assert_eq!(code, 6, "one fetched, one refused");
+    let c = &resource(&r, "download:/opt/tools/tool.bin")["changes"][0];
+    assert_eq!((c["property"].as_str(), c["to"].as_str()), (Some("sha256"), Some(sha256_hex(&v2).as_str())));
+    assert_eq!(host.sh_ok("sha256sum /opt/tools/tool.bin").split_whitespace().next(), Some(sha256_hex(&v2).as_str()));
+    // listed.bin wants v3 (from the list), the server sends v2: refused, the old file kept.
+    let err = error_of(&r, "download:/opt/tools/listed.bin");
+    assert!(err.contains("checksum mismatch") && err.contains("is unchanged"), "{err}");
+    assert_eq!(host.sh_ok("sha256sum /opt/tools/listed.bin").split_whitespace().next(), Some(sha256_hex(&v1).as_str()));
+
+    // A stalled server: the timeout fails the resource, nothing is left behind.
+    host.write(
+        "/root/stall.yaml",
+        format!(
+            "name: stall\nresources:\n  - download: /opt/tools/stalled.bin\n    source: https://localhost:{port}/stall\n    \
+             sha256: {}\n    ca: /root/ca.pem\n    timeout: 2\n  - download: /opt/tools/untrusted.bin\n    \
+             source: https://localhost:{port}/tool.bin\n    sha256: {}\n",
+            sha256_hex(&v2),
+            sha256_hex(&v2)
+        ),
+    );
+    let (code, r) = apply(&host, "/root/stall.yaml", "");
+    assert_eq!(code, 4);
+    assert!(error_of(&r, "download:/opt/tools/stalled.bin").contains("timed out after 2 s"));
+    let err = error_of(&r, "download:/opt/tools/untrusted.bin");
+    assert!(err.to_lowercase().contains("certificate"), "without `ca` the test CA is not trusted: {err}");
+    assert_eq!(host.sh_ok("ls -A /opt/tools"), "listed.bin\ntool.bin\n", "no temporary file left");
+
+    // A download without a checksum is refused before anything runs.
+    host.write(
+        "/root/nosum.yaml",
+        "name: nosum\nresources:\n  - download: /opt/x\n    source: https://example.org/x\n",
+    );
+    let out = host.sh("tend-agent apply /root/nosum.yaml --ec2 off");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosum.yaml:3:") && err.contains("needs `sha256`"), "{err}");
+}

@@ -5,6 +5,7 @@
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;
+pub mod download;
 pub mod exec;
 pub mod file;
 pub mod file_line;
@@ -206,6 +207,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Hostname => &hostname::HostnameType,
         Kind::AuthorizedKey => &authorized_key::AuthorizedKeyType,
         Kind::KernelModule => &kernel_module::KernelModuleType,
+        Kind::Download => &download::DownloadType,
     }
 }
 

@@ -7,7 +7,6 @@
 //! object, so an S3 source requires `trusted_keys`: every recipe must be signed.
 
 use anyhow::Context;
-use object_store::aws::AmazonS3Builder;
 use object_store::{GetOptions, ObjectStore};
 use tend_model::wire::AgentRecipes;
 
@@ -19,7 +18,7 @@ use crate::state::StateDir;
 /// are errors: they will not fix themselves.
 pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes, Source)> {
     let (bucket, key) = crate::config::s3_location(url)?;
-    let store = builder().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
+    let store = crate::aws::s3_builder().with_bucket_name(&bucket).build().context("configuring the S3 client")?;
     let cache = RecipeCache::new(state, "s3.etag");
     let opts = GetOptions { if_none_match: cache.etag(), ..GetOptions::default() };
     let path = object_store::path::Path::from(key.as_str());
@@ -36,39 +35,6 @@ pub async fn fetch(url: &str, state: &StateDir) -> anyhow::Result<(AgentRecipes,
         }
         Err(e) => Err(anyhow::anyhow!("s3://{bucket}/{key}: {e}")),
     }
-}
-
-/// The environment's settings, completed from the shared AWS files: keys
-/// only when the environment has none (so the instance profile is the last
-/// resort), region and endpoint only when the environment names none.
-fn builder() -> AmazonS3Builder {
-    let mut b = AmazonS3Builder::from_env();
-    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
-    let p = crate::sources::aws_profile::from_env();
-    if !set("AWS_ACCESS_KEY_ID")
-        && let (Some(id), Some(secret)) = (p.access_key_id, p.secret_access_key)
-    {
-        b = b.with_access_key_id(id).with_secret_access_key(secret);
-        if let Some(t) = p.session_token {
-            b = b.with_token(t);
-        }
-    }
-    if !set("AWS_REGION")
-        && !set("AWS_DEFAULT_REGION")
-        && let Some(r) = p.region
-    {
-        b = b.with_region(r);
-    }
-    if !set("AWS_ENDPOINT")
-        && !set("AWS_ENDPOINT_URL")
-        && let Some(e) = p.endpoint_url
-    {
-        if e.starts_with("http://") {
-            b = b.with_allow_http(true);
-        }
-        b = b.with_endpoint(e);
-    }
-    b
 }
 
 /// True for errors of reaching S3 (connection, timeout), not of S3 refusing.

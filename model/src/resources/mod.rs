@@ -4,6 +4,7 @@
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;
+pub mod download;
 pub mod exec;
 pub mod file;
 pub mod file_line;
