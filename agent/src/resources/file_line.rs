@@ -41,6 +41,11 @@ impl ResourceType for FileLineType {
     }
 }
 
+/// A line without the `\r` of a CRLF file (what regexes and `line` see).
+fn body(l: &str) -> &str {
+    l.strip_suffix('\r').unwrap_or(l)
+}
+
 /// The file's new text, or None when it already holds what `p` wants.
 /// `text` is None when the file is missing.
 pub fn edited(text: Option<&str>, p: &FileLineProps) -> std::result::Result<Option<String>, String> {
@@ -57,30 +62,31 @@ pub fn edited(text: Option<&str>, p: &FileLineProps) -> std::result::Result<Opti
     let (old, mut trailing) = lines(text);
     let mut new: Vec<String> = old.iter().map(|s| s.to_string()).collect();
     if p.state == Presence::Absent {
-        new.retain(|l| !(pattern.as_ref().is_some_and(|r| r.is_match(l)) || p.line.as_deref() == Some(l.as_str())));
+        new.retain(|l| !(pattern.as_ref().is_some_and(|r| r.is_match(body(l))) || p.line.as_deref() == Some(body(l))));
         return Ok((new.len() != old.len()).then(|| join(&new, trailing)));
     }
     let line = p.line.as_deref().ok_or("`state: present` needs `line`")?;
     let matched: Vec<usize> = match &pattern {
-        Some(r) => (0..old.len()).filter(|&i| r.is_match(old[i])).collect(),
+        Some(r) => (0..old.len()).filter(|&i| r.is_match(body(old[i]))).collect(),
         None => Vec::new(),
     };
     if !matched.is_empty() {
         let targets = if p.multiple { &matched[..] } else { &matched[matched.len() - 1..] };
         for &i in targets {
-            new[i] = line.to_string();
+            // A CRLF line stays CRLF.
+            new[i] = if old[i].ends_with('\r') { format!("{line}\r") } else { line.to_string() };
         }
-    } else if !old.contains(&line) {
+    } else if !old.iter().any(|l| body(l) == line) {
         let at = match (p.after.as_deref(), p.before.as_deref()) {
             (Some("EOF"), _) | (None, None) => None,
             (_, Some("BOF")) => Some(0),
             (Some(a), _) => {
                 let r = regex(a)?;
-                (0..old.len()).rev().find(|&i| r.is_match(old[i])).map(|i| i + 1)
+                (0..old.len()).rev().find(|&i| r.is_match(body(old[i]))).map(|i| i + 1)
             }
             (None, Some(b)) => {
                 let r = regex(b)?;
-                (0..old.len()).find(|&i| r.is_match(old[i]))
+                (0..old.len()).find(|&i| r.is_match(body(old[i])))
             }
         };
         match at {
@@ -111,6 +117,11 @@ mod tests {
 
     #[test]
     fn a_matching_line_is_replaced_in_place_and_the_rest_kept_byte_for_byte() {
+        let crlf = "a\r\nPermitRootLogin yes\r\n";
+        let out = run(Some(crlf), "line: PermitRootLogin no\nmatch: '^#?PermitRootLogin\\s'");
+        assert_eq!(out.as_deref(), Some("a\r\nPermitRootLogin no\r\n"), "CRLF kept");
+        assert_eq!(run(out.as_deref(), "line: PermitRootLogin no\nmatch: '^#?PermitRootLogin\\s'"), None);
+        assert_eq!(run(Some(crlf), "line: a"), None, "an equal CRLF line is present");
         let text = "# keep\r\nPermitRootLogin yes\n\tindented\n";
         let out = run(Some(text), "line: PermitRootLogin no\nmatch: '^#?PermitRootLogin'");
         assert_eq!(out.as_deref(), Some("# keep\r\nPermitRootLogin no\n\tindented\n"));

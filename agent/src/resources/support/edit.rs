@@ -70,6 +70,7 @@ impl Edit<'_> {
 
     /// The changes (a content diff, or the file's creation).
     pub fn check(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
+        refuse_link(self.path)?;
         if self.text.is_none() {
             return Ok(vec![]);
         }
@@ -78,10 +79,26 @@ impl Edit<'_> {
 
     /// Writes the new text atomically and durably, now.
     pub fn apply(&self, changes: &[Change], ctx: &mut Ctx) -> Result<()> {
+        refuse_link(self.path)?;
         if self.text.is_none() {
             return Ok(());
         }
         file::apply_now(self.path, &self.want(), changes, ctx)
+    }
+}
+
+/// An edit replaces the file it names: a symbolic link there would become a
+/// regular file, so it is refused (whether or not the text would change).
+fn refuse_link(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
+            Err(Error::Failed(format!(
+                "{} is a symbolic link (to {target}); edit its target instead (`path: {target}` when absolute)",
+                path.display()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
