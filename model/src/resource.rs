@@ -10,9 +10,9 @@ use crate::condition::When;
 use crate::resources::{
     Ownership, Presence, authorized_key::AuthorizedKeyProps, cron::CronProps, directory::DirectoryProps,
     download::DownloadProps, exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps,
-    hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, ntp::NtpProps, package::PackageProps,
-    service::ServiceProps, setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps,
-    template::TemplateProps, timezone::TimezoneProps, user::UserProps,
+    hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, mount::MountProps, ntp::NtpProps,
+    package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
+    systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -90,6 +90,7 @@ kinds! {
     AuthorizedKey => "authorized_key", AuthorizedKeyProps;
     KernelModule => "kernel_module", KernelModuleProps;
     Download => "download", DownloadProps;
+    Mount => "mount", MountProps;
 }
 
 impl fmt::Display for Kind {
@@ -130,6 +131,7 @@ impl Spec {
             Spec::AuthorizedKey(p) => p.problems(),
             Spec::KernelModule(p) => p.problems(name),
             Spec::Download(p) => p.problems(),
+            Spec::Mount(p) => p.problems(),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
@@ -154,6 +156,8 @@ impl Spec {
             Spec::Exec(p) => out.extend(p.user.iter().map(|u| ResourceId::new(Kind::User, u.clone()))),
             Spec::Cron(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
             Spec::AuthorizedKey(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
+            // The mount point first.
+            Spec::Mount(_) => out.push(ResourceId::new(Kind::Directory, name)),
             // The bridge's parameters exist only once its module is loaded.
             Spec::Sysctl(_) if name.starts_with("net.bridge.") => {
                 out.push(ResourceId::new(Kind::KernelModule, "br_netfilter"));
@@ -191,7 +195,10 @@ impl Spec {
 
     /// True for types whose name is a filesystem path.
     pub fn is_path(&self) -> bool {
-        matches!(self, Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_) | Spec::Download(_))
+        matches!(
+            self,
+            Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_) | Spec::Download(_) | Spec::Mount(_)
+        )
     }
 
     /// Whether a path resource should exist (None for other types).

@@ -633,3 +633,61 @@ fn downloads_are_verified_and_never_fetched_twice() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nosum.yaml:3:") && err.contains("needs `sha256`"), "{err}");
 }
+
+/// `mount`: the fstab line and the live mount (a tmpfs: the one filesystem a
+/// container can mount without a block device), remounted when its options
+/// change, unmounted, removed; a missing device fails before fstab changes.
+#[test]
+fn mounts_follow_fstab_and_remount_on_change() {
+    let host = boot("mount", Network::Private);
+    let recipe = |state: &str, size: &str| {
+        format!(
+            "name: mounts\nresources:\n  - directory: /srv/cache\n  - mount: /srv/cache\n    device: tmpfs\n    \
+             fstype: tmpfs\n    options: size={size},mode=0750\n    state: {state}\n"
+        )
+    };
+    let live =
+        "findmnt -n -o FSTYPE,OPTIONS /srv/cache | tr ',' '\\n' | grep -E '^(tmpfs|size|mode)' | tr '\\n' ' '; true";
+    host.write("/root/mount.yaml", recipe("mounted", "16m"));
+    let (code, r) = apply(&host, "/root/mount.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(host.sh_ok(live).split_whitespace().collect::<Vec<_>>(), ["tmpfs", "rw", "size=16384k", "mode=750"]);
+    assert!(host.read("/etc/fstab").ends_with("tmpfs\t/srv/cache\ttmpfs\tsize=16m,mode=0750\t0\t0\n"));
+    idempotent(&host, "/root/mount.yaml", "");
+
+    host.write("/root/mount.yaml", recipe("mounted", "32m"));
+    let (code, r) = apply(&host, "/root/mount.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    let props: Vec<&str> = resource(&r, "mount:/srv/cache")["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["property"].as_str())
+        .collect();
+    assert_eq!(props, ["/etc/fstab content", "remount"]);
+    assert!(host.sh_ok(live).contains("size=32768k"), "remounted");
+    idempotent(&host, "/root/mount.yaml", "");
+
+    host.write("/root/mount.yaml", recipe("unmounted", "32m"));
+    assert_eq!(apply(&host, "/root/mount.yaml", "").0, 2);
+    assert!(host.sh("findmnt /srv/cache").stdout.is_empty(), "unmounted");
+    assert!(host.read("/etc/fstab").contains("/srv/cache"), "the line stays");
+    idempotent(&host, "/root/mount.yaml", "");
+    host.write("/root/mount.yaml", recipe("absent", "32m"));
+    host.sh_ok("mount /srv/cache");
+    assert_eq!(apply(&host, "/root/mount.yaml", "").0, 2);
+    assert!(host.sh("findmnt /srv/cache").stdout.is_empty() && !host.read("/etc/fstab").contains("/srv/cache"));
+
+    // A device that does not exist: refused before fstab changes.
+    let fstab = host.read("/etc/fstab");
+    host.write(
+        "/root/nodev.yaml",
+        "name: nodev\nresources:\n  - mount: /mnt\n    device: /dev/disk/by-uuid/0000-none\n    fstype: ext4\n",
+    );
+    let (code, r) = apply(&host, "/root/nodev.yaml", "");
+    assert_eq!(code, 4);
+    assert!(error_of(&r, "mount:/mnt").contains("does not exist"));
+    assert_eq!(host.read("/etc/fstab"), fstab);
+}

@@ -13,6 +13,7 @@ pub mod group;
 pub mod hostname;
 pub mod kernel_module;
 pub mod link;
+pub mod mount;
 pub mod ntp;
 pub mod package;
 pub mod service;
@@ -208,6 +209,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::AuthorizedKey => &authorized_key::AuthorizedKeyType,
         Kind::KernelModule => &kernel_module::KernelModuleType,
         Kind::Download => &download::DownloadType,
+        Kind::Mount => &mount::MountType,
     }
 }
 

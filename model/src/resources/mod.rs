@@ -12,6 +12,7 @@ pub mod group;
 pub mod hostname;
 pub mod kernel_module;
 pub mod link;
+pub mod mount;
 pub mod ntp;
 pub mod package;
 pub mod service;
