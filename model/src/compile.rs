@@ -702,6 +702,15 @@ fn implicit_edges(pending: &[Pending], by_id: &HashMap<ResourceId, usize>) -> (E
                     }
                 }
             }
+            // A repository before every package: a changed one refreshes the
+            // package lists before the first install.
+            Spec::AptRepository(_) => {
+                for (j, q) in pending.iter().enumerate() {
+                    if matches!(q.res.spec, Spec::Package(_)) {
+                        add((i, j), &mut edges);
+                    }
+                }
+            }
             // A unit file (or drop-in) before the service that uses it, and a
             // change to it restarts that service.
             Spec::SystemdUnit(_) => {

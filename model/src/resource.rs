@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::When;
 use crate::resources::{
-    Ownership, Presence, authorized_key::AuthorizedKeyProps, cron::CronProps, directory::DirectoryProps,
-    download::DownloadProps, exec::ExecProps, file::FileProps, file_line::FileLineProps, group::GroupProps,
-    hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, mount::MountProps, ntp::NtpProps,
-    package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
+    Ownership, Presence, apt_repository::AptRepositoryProps, authorized_key::AuthorizedKeyProps, cron::CronProps,
+    directory::DirectoryProps, download::DownloadProps, exec::ExecProps, file::FileProps, file_line::FileLineProps,
+    group::GroupProps, hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, mount::MountProps,
+    ntp::NtpProps, package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
     systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps, user::UserProps,
 };
 
@@ -91,6 +91,7 @@ kinds! {
     KernelModule => "kernel_module", KernelModuleProps;
     Download => "download", DownloadProps;
     Mount => "mount", MountProps;
+    AptRepository => "apt_repository", AptRepositoryProps;
 }
 
 impl fmt::Display for Kind {
@@ -132,6 +133,7 @@ impl Spec {
             Spec::KernelModule(p) => p.problems(name),
             Spec::Download(p) => p.problems(),
             Spec::Mount(p) => p.problems(),
+            Spec::AptRepository(p) => p.problems(name),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()

@@ -47,6 +47,7 @@
 //! ```
 
 pub mod agent;
+pub mod apt_repo;
 mod host;
 pub mod rootfs;
 mod sys;

@@ -448,17 +448,41 @@ resources:
 mod https {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Mutex};
 
     pub struct Server {
         pub port: u16,
         pub ca_pem: String,
-        pub bodies: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-        pub hits: Arc<Mutex<HashMap<String, usize>>>,
+        bodies: Map<Vec<u8>>,
+        hits: Map<usize>,
     }
 
     impl Server {
+        /// Plain HTTP (an apt repository: its Release signature is what apt trusts).
+        pub fn start_plain() -> Server {
+            Server::listen(String::new(), |mut tcp, bodies, hits| serve(&mut tcp, bodies, hits))
+        }
+
+        /// Accepts connections on loopback, each handled on its own thread.
+        fn listen(
+            ca_pem: String,
+            handle: impl Fn(TcpStream, &Map<Vec<u8>>, &Map<usize>) + Send + Sync + 'static,
+        ) -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let bodies: Map<Vec<u8>> = Arc::default();
+            let hits: Map<usize> = Arc::default();
+            let (b, h, handle) = (bodies.clone(), hits.clone(), Arc::new(handle));
+            std::thread::spawn(move || {
+                for tcp in listener.incoming().flatten() {
+                    let (b, h, handle) = (b.clone(), h.clone(), handle.clone());
+                    std::thread::spawn(move || handle(tcp, &b, &h));
+                }
+            });
+            Server { port, ca_pem, bodies, hits }
+        }
+
         pub fn start() -> Server {
             let ca_key = rcgen::KeyPair::generate().expect("key");
             let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -481,57 +505,13 @@ mod https {
                 )
                 .expect("config");
             let config = Arc::new(config);
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let port = listener.local_addr().expect("addr").port();
-            let bodies: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
-            let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-            let (b, h) = (bodies.clone(), hits.clone());
-            std::thread::spawn(move || {
-                for tcp in listener.incoming().flatten() {
-                    let (config, b, h) = (config.clone(), b.clone(), h.clone());
-                    std::thread::spawn(move || {
-                        let Ok(conn) = rustls::ServerConnection::new(config) else { return };
-                        let mut tls = rustls::StreamOwned::new(conn, tcp);
-                        let mut reader = BufReader::new(&mut tls);
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).is_err() {
-                            return;
-                        }
-                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                        loop {
-                            let mut header = String::new();
-                            if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
-                                break;
-                            }
-                        }
-                        *h.lock().expect("hits").entry(path.clone()).or_default() += 1;
-                        let body = b.lock().expect("bodies").get(&path).cloned();
-                        let _ = match body {
-                            _ if path == "/stall" => {
-                                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nstart");
-                                let _ = tls.flush();
-                                std::thread::sleep(std::time::Duration::from_secs(20));
-                                Ok(())
-                            }
-                            Some(body) => tls
-                                .write_all(
-                                    format!(
-                                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                        body.len()
-                                    )
-                                    .as_bytes(),
-                                )
-                                .and_then(|_| tls.write_all(&body)),
-                            None => tls
-                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                        };
-                        let _ = tls.flush();
-                        tls.conn.send_close_notify();
-                        let _ = tls.flush();
-                    });
-                }
-            });
-            Server { port, ca_pem: ca_cert.pem(), bodies, hits }
+            Server::listen(ca_cert.pem(), move |tcp, bodies, hits| {
+                let Ok(conn) = rustls::ServerConnection::new(config.clone()) else { return };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                serve(&mut tls, bodies, hits);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            })
         }
 
         pub fn put(&self, path: &str, body: &[u8]) {
@@ -541,6 +521,43 @@ mod https {
         pub fn hits(&self, path: &str) -> usize {
             self.hits.lock().expect("hits").get(path).copied().unwrap_or(0)
         }
+    }
+
+    type Map<T> = Arc<Mutex<HashMap<String, T>>>;
+
+    /// One request: the body for its path, a stall for `/stall`, else 404.
+    fn serve(stream: &mut (impl std::io::Read + Write), bodies: &Map<Vec<u8>>, hits: &Map<usize>) {
+        let mut reader = BufReader::new(&mut *stream);
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        // apt asks a flat repository (`Suites: ./`) for `/./InRelease`.
+        let path = line.split_whitespace().nth(1).unwrap_or("/").replace("/./", "/");
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).map_or(true, |n| n == 0) || header.trim().is_empty() {
+                break;
+            }
+        }
+        *hits.lock().expect("hits").entry(path.clone()).or_default() += 1;
+        let body = bodies.lock().expect("bodies").get(&path).cloned();
+        let _ = match body {
+            _ if path == "/stall" => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nstart");
+                let _ = stream.flush();
+                std::thread::sleep(std::time::Duration::from_secs(20));
+                Ok(())
+            }
+            Some(body) => stream
+                .write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                        .as_bytes(),
+                )
+                .and_then(|_| stream.write_all(&body)),
+            None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        };
+        let _ = stream.flush();
     }
 }
 
@@ -632,6 +649,73 @@ fn downloads_are_verified_and_never_fetched_twice() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nosum.yaml:3:") && err.contains("needs `sha256`"), "{err}");
+}
+
+/// `apt_repository`: a signed flat repository served over HTTP on loopback
+/// (apt trusts its signed InRelease, not the transport), its deb822 file
+/// and key written, the lists refreshed once before the package from it is
+/// installed; `apt-get update` accepts it; a wrong fingerprint installs
+/// nothing; removal takes both files away.
+#[test]
+fn an_apt_repository_with_its_key_serves_packages() {
+    let repo = tend_e2e::apt_repo::build(&[("tend-hello", "1.0")]);
+    let server = https::Server::start_plain();
+    for (name, body) in &repo.files {
+        server.put(&format!("/{name}"), body);
+    }
+    let host = boot("aptrepo", Network::Shared);
+    // Only this repository: the test needs no Debian mirror.
+    host.sh_ok("rm -f /etc/apt/sources.list /etc/apt/sources.list.d/debian.sources");
+    let key: String = repo.key.lines().map(|l| format!("      {l}\n")).collect();
+    let recipe = |fingerprint: &str, state: &str| {
+        format!(
+            "name: aptrepo\nresources:\n  - apt_repository: tend-test\n    state: {state}\n    \
+             uris: [\"http://127.0.0.1:{}/\"]\n    suites: [\"./\"]\n    key_fingerprint: \"{fingerprint}\"\n    \
+             key: |\n{key}",
+            server.port
+        )
+    };
+    let with_package = |fingerprint: &str| format!("{}  - package: tend-hello\n", recipe(fingerprint, "present"));
+
+    // A wrong fingerprint: nothing written, the package is not tried.
+    host.write("/root/apt.yaml", with_package(&"0".repeat(40)));
+    let (code, r) = apply(&host, "/root/apt.yaml", "");
+    assert_eq!(code, 4, "{r}");
+    let err = error_of(&r, "apt_repository:tend-test");
+    assert!(err.contains("not the trusted") && err.contains(&repo.fingerprint), "{err}");
+    assert!(!host.root().join("etc/apt/sources.list.d/tend-test.sources").exists());
+    assert!(!host.root().join("etc/apt/keyrings/tend-test.asc").exists());
+
+    host.write("/root/apt.yaml", with_package(&repo.fingerprint));
+    let (dry, r) = apply(&host, "/root/apt.yaml", "--dry-run");
+    assert_eq!(dry, 2, "{r}");
+    assert!(!host.root().join("etc/apt/sources.list.d/tend-test.sources").exists(), "dry-run wrote nothing");
+    let (code, r) = apply(&host, "/root/apt.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&r, "changed"), ["apt_repository:tend-test", "package:tend-hello"]);
+    let sources = host.read("/etc/apt/sources.list.d/tend-test.sources");
+    assert!(sources.contains("Signed-By: /etc/apt/keyrings/tend-test.asc\n"), "{sources}");
+    assert!(host.read("/etc/apt/keyrings/tend-test.asc").starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    assert_eq!(host.sh_ok("dpkg-query -W -f '${Version}' tend-hello"), "1.0");
+    assert_eq!(host.read("/usr/share/tend-hello/version"), "1.0\n");
+    let update = host.sh("apt-get update 2>&1");
+    let text = String::from_utf8_lossy(&update.stdout);
+    assert!(update.status.success() && !text.contains("W:") && !text.contains("E:"), "{text}");
+    idempotent(&host, "/root/apt.yaml", "");
+
+    // Drift: the key edited away is put back, reported as corrective.
+    host.write("/etc/apt/keyrings/tend-test.asc", "junk\n");
+    let (code, r) = apply(&host, "/root/apt.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "apt_repository:tend-test")["corrective"], true, "{r}");
+    assert!(host.read("/etc/apt/keyrings/tend-test.asc").starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+
+    host.write("/root/apt.yaml", recipe(&repo.fingerprint, "absent"));
+    assert_eq!(apply(&host, "/root/apt.yaml", "").0, 2);
+    assert!(!host.root().join("etc/apt/sources.list.d/tend-test.sources").exists());
+    assert!(!host.root().join("etc/apt/keyrings/tend-test.asc").exists());
+    idempotent(&host, "/root/apt.yaml", "");
 }
 
 /// `mount`: the fstab line and the live mount (a tmpfs: the one filesystem a

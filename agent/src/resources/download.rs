@@ -58,9 +58,30 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Failed(format!("cannot start the download runtime: {e}")))
 }
 
-fn client(p: &DownloadProps) -> Result<reqwest::Client> {
+/// Fetches a small document over HTTPS (a checksum list, a signing key),
+/// bounded in size and time.
+pub fn fetch_small(url: &str, ca: Option<&str>, limit: usize, timeout: u64) -> Result<Vec<u8>> {
+    let client = client(ca)?;
+    let mut body = Vec::new();
+    let limit_s = Duration::from_secs(timeout);
+    runtime()?.block_on(async {
+        tokio::time::timeout(limit_s, async {
+            let resp = get(&client, url).await?;
+            stream(resp, url, limit as u64, |c| {
+                body.extend_from_slice(c);
+                Ok(())
+            })
+            .await
+        })
+        .await
+        .unwrap_or_else(|_| Err(Error::Failed(format!("{url}: timed out after {timeout} s"))))
+    })?;
+    Ok(body)
+}
+
+fn client(ca: Option<&str>) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder().https_only(true).connect_timeout(Duration::from_secs(30));
-    if let Some(ca) = &p.ca {
+    if let Some(ca) = ca {
         let pem = std::fs::read(ca).map_err(Error::io(format!("read the CA file {ca}")))?;
         for cert in reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Error::Failed(format!("{ca} holds no PEM certificate: {e}")))?
@@ -129,16 +150,7 @@ fn wanted_sha(p: &DownloadProps) -> Result<String> {
         return Ok(h.to_ascii_lowercase());
     }
     let url = p.sha256_url.as_deref().unwrap_or_default();
-    let client = client(p)?;
-    let mut body = Vec::new();
-    timed(p, url, async {
-        let resp = get(&client, url).await?;
-        stream(resp, url, SUMS_LIMIT as u64, |c| {
-            body.extend_from_slice(c);
-            Ok(())
-        })
-        .await
-    })?;
+    let body = fetch_small(url, p.ca.as_deref(), SUMS_LIMIT, p.timeout)?;
     let text = String::from_utf8_lossy(&body);
     let name = p.source.as_deref().and_then(|s| s.rsplit('/').next()).unwrap_or_default();
     let mut only = None;
@@ -295,7 +307,7 @@ fn fetch_into(p: &DownloadProps, tmp: &Path) -> Result<(File, String)> {
             Ok(())
         })?;
     } else {
-        let client = client(p)?;
+        let client = client(p.ca.as_deref())?;
         timed(p, url, async {
             let resp = get(&client, url).await?;
             stream(resp, url, p.max_size, &mut sink).await.map(|_| ())

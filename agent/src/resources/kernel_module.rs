@@ -8,11 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tend_model::resources::Presence;
 use tend_model::resources::kernel_module::{KernelModuleProps, ModuleState};
 use tend_model::{CompiledResource, Spec};
 
-use super::file::FileWant;
 use super::support::edit::Part;
 use super::{Applied, Ctx, ResourceType, Result, mismatch, run_ok};
 use crate::report::Change;
@@ -61,18 +59,9 @@ fn files(name: &str, p: &KernelModuleProps, id: &str) -> Files {
     }
 }
 
-/// A file of tend's that exists exactly when it has text.
-fn owned(text: &Option<String>) -> FileWant<'_> {
-    let presence = if text.is_some() { Presence::Present } else { Presence::Absent };
-    FileWant::system(presence, text.as_deref().map(str::as_bytes))
-}
-
 impl Files {
     fn parts(&self) -> [Part<'_>; 2] {
-        [
-            Part { path: &self.load, want: owned(&self.load_text) },
-            Part { path: &self.modprobe, want: owned(&self.modprobe_text) },
-        ]
+        [Part::owned(&self.load, &self.load_text), Part::owned(&self.modprobe, &self.modprobe_text)]
     }
 }
 

@@ -2,6 +2,7 @@
 //! the desired state, and applies exactly those changes. One file (or
 //! folder) per type; what several types share is in [`support`].
 
+pub mod apt_repository;
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;
@@ -210,6 +211,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::KernelModule => &kernel_module::KernelModuleType,
         Kind::Download => &download::DownloadType,
         Kind::Mount => &mount::MountType,
+        Kind::AptRepository => &apt_repository::AptRepositoryType,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The properties of each resource type, one file per type. The agent holds
 //! their behaviour; this crate holds their shape and their static checks.
 
+pub mod apt_repository;
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;

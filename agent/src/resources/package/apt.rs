@@ -52,6 +52,8 @@ pub struct Apt {
     updated: bool,
     /// Its failure, added to later failure messages.
     update_error: Option<String>,
+    /// A repository changed in this run: the lists are stale whatever their age.
+    sources_changed: bool,
 }
 
 impl Default for Apt {
@@ -62,7 +64,14 @@ impl Default for Apt {
 
 impl Apt {
     pub fn new(lists: impl Into<PathBuf>, pkgcache: impl Into<PathBuf>, max_age: Duration) -> Self {
-        Self { lists: lists.into(), pkgcache: pkgcache.into(), max_age, updated: false, update_error: None }
+        Self {
+            lists: lists.into(),
+            pkgcache: pkgcache.into(),
+            max_age,
+            updated: false,
+            update_error: None,
+            sources_changed: false,
+        }
     }
 
     /// The age of the package lists; None when there are none (a fresh
@@ -81,8 +90,15 @@ impl Apt {
         Some(now.duration_since(newest).unwrap_or_default())
     }
 
+    /// A repository was added, changed or removed: the next install or
+    /// `latest` check updates the lists first, once.
+    pub fn lists_changed(&mut self) {
+        self.sources_changed = true;
+    }
+
     fn update(&mut self, runner: &dyn Runner) {
         self.updated = true;
+        self.sources_changed = false;
         let argv = ["apt-get", "-q", "update"];
         match runner.run(&argv, ENV, UPDATE_TIMEOUT) {
             Ok(o) if o.exit == Exit::Code(0) => {
@@ -222,7 +238,8 @@ impl Provider for Apt {
     }
 
     fn metadata_stale(&self) -> bool {
-        !self.updated && self.lists_age(SystemTime::now()).is_none_or(|age| age > self.max_age)
+        self.sources_changed
+            || (!self.updated && self.lists_age(SystemTime::now()).is_none_or(|age| age > self.max_age))
     }
 
     fn refresh_if_stale(&mut self, runner: &dyn Runner) {

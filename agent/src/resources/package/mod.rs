@@ -373,9 +373,11 @@ pub fn decide(prov: &dyn Provider, p: &PackageProps, st: &Status, newest: Option
 
 /// Whether the plan writes apt sources (which a dry-run cannot read yet).
 fn manages_sources(plan: &Plan) -> bool {
-    plan.resources
-        .iter()
-        .any(|r| matches!(r.spec, Spec::File(_) | Spec::Template(_)) && r.id.name.contains("/etc/apt/sources.list"))
+    plan.resources.iter().any(|r| match r.spec {
+        Spec::AptRepository(_) => true,
+        Spec::File(_) | Spec::Template(_) => r.id.name.contains("/etc/apt/sources.list"),
+        _ => false,
+    })
 }
 
 /// What must change for one resource. In dry-run, a package that apt does not

@@ -131,7 +131,13 @@ pub struct Part<'a> {
     pub want: FileWant<'a>,
 }
 
-impl Part<'_> {
+impl<'a> Part<'a> {
+    /// A root-owned file of tend's that exists exactly when it has text.
+    pub fn owned(path: &'a Path, text: &'a Option<String>) -> Self {
+        let presence = if text.is_some() { Presence::Present } else { Presence::Absent };
+        Part { path, want: FileWant::system(presence, text.as_deref().map(str::as_bytes)) }
+    }
+
     pub fn check(&self, ctx: &mut Ctx) -> Result<Vec<Change>> {
         let mut changes = file::check(self.path, &self.want, ctx)?;
         for c in &mut changes {

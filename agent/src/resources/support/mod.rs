@@ -11,6 +11,7 @@ pub mod accounts_db;
 pub mod accounts_testkit;
 pub mod edit;
 pub mod fsmeta;
+pub mod openpgp;
 pub mod staging;
 pub mod systemd;
 pub mod tree;
