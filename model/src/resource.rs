@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::condition::When;
 use crate::resources::{
-    Ownership, Presence, apt_repository::AptRepositoryProps, authorized_key::AuthorizedKeyProps, cron::CronProps,
-    directory::DirectoryProps, download::DownloadProps, exec::ExecProps, file::FileProps, file_line::FileLineProps,
-    group::GroupProps, hostname::HostnameProps, kernel_module::KernelModuleProps, link::LinkProps, mount::MountProps,
-    ntp::NtpProps, package::PackageProps, service::ServiceProps, setting::SettingProps, sysctl::SysctlProps,
-    systemd_unit::SystemdUnitProps, template::TemplateProps, timezone::TimezoneProps, user::UserProps,
+    Ownership, Presence, apt_repository::AptRepositoryProps, archive::ArchiveProps, authorized_key::AuthorizedKeyProps,
+    cron::CronProps, directory::DirectoryProps, download::DownloadProps, exec::ExecProps, file::FileProps,
+    file_line::FileLineProps, group::GroupProps, hostname::HostnameProps, kernel_module::KernelModuleProps,
+    link::LinkProps, mount::MountProps, ntp::NtpProps, package::PackageProps, service::ServiceProps,
+    setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps,
+    timezone::TimezoneProps, user::UserProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -92,6 +93,7 @@ kinds! {
     Download => "download", DownloadProps;
     Mount => "mount", MountProps;
     AptRepository => "apt_repository", AptRepositoryProps;
+    Archive => "archive", ArchiveProps;
 }
 
 impl fmt::Display for Kind {
@@ -134,6 +136,7 @@ impl Spec {
             Spec::Download(p) => p.problems(),
             Spec::Mount(p) => p.problems(),
             Spec::AptRepository(p) => p.problems(name),
+            Spec::Archive(p) => p.problems(),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()
@@ -160,6 +163,13 @@ impl Spec {
             Spec::AuthorizedKey(p) => out.push(ResourceId::new(Kind::User, p.user.clone())),
             // The mount point first.
             Spec::Mount(_) => out.push(ResourceId::new(Kind::Directory, name)),
+            // The archive's directory and its download first; the owner of what it holds.
+            Spec::Archive(p) => {
+                out.push(ResourceId::new(Kind::Directory, name));
+                out.push(ResourceId::new(Kind::Download, p.source.clone()));
+                out.extend(p.owner.iter().map(|u| ResourceId::new(Kind::User, u.clone())));
+                out.extend(p.group.iter().map(|g| ResourceId::new(Kind::Group, g.clone())));
+            }
             // The bridge's parameters exist only once its module is loaded.
             Spec::Sysctl(_) if name.starts_with("net.bridge.") => {
                 out.push(ResourceId::new(Kind::KernelModule, "br_netfilter"));
@@ -199,7 +209,13 @@ impl Spec {
     pub fn is_path(&self) -> bool {
         matches!(
             self,
-            Spec::File(_) | Spec::Directory(_) | Spec::Template(_) | Spec::Link(_) | Spec::Download(_) | Spec::Mount(_)
+            Spec::File(_)
+                | Spec::Directory(_)
+                | Spec::Template(_)
+                | Spec::Link(_)
+                | Spec::Download(_)
+                | Spec::Mount(_)
+                | Spec::Archive(_)
         )
     }
 

@@ -775,3 +775,134 @@ fn mounts_follow_fstab_and_remount_on_change() {
     assert!(error_of(&r, "mount:/mnt").contains("does not exist"));
     assert_eq!(host.read("/etc/fstab"), fstab);
 }
+
+/// Builds the archives of the archive test in `dir` with Python's tarfile
+/// and zipfile (and the zstd tool): `app.tar.gz`, `.tar.xz`, `.tar.zst` and
+/// `.zip` holding the same `app-1.0/` tree (an executable, a config file, a
+/// library, a symbolic link to it, a hard link in the tars), and two hostile
+/// tarballs: one with a `../` entry, one with a symbolic link to `/etc`
+/// followed by a file written through it.
+const MAKE_ARCHIVES: &str = r##"
+import io, os, sys, tarfile, zipfile, subprocess
+d = sys.argv[1]
+files = [("app-1.0/bin/app", b"#!/bin/sh\necho app\n", 0o755),
+         ("app-1.0/etc/app.conf", b"port = 8080\n", 0o644),
+         ("app-1.0/lib/libx.so.1", bytes(range(256)) * 512, 0o644)]
+def tar(name, mode, extra=()):
+    with tarfile.open(os.path.join(d, name), mode, format=tarfile.GNU_FORMAT) as t:
+        for dn in ("app-1.0", "app-1.0/bin", "app-1.0/etc", "app-1.0/lib"):
+            i = tarfile.TarInfo(dn); i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+        for n, data, m in files:
+            i = tarfile.TarInfo(n); i.size = len(data); i.mode = m; i.mtime = 1700000000; t.addfile(i, io.BytesIO(data))
+        i = tarfile.TarInfo("app-1.0/lib/libx.so"); i.type = tarfile.SYMTYPE; i.linkname = "libx.so.1"; t.addfile(i)
+        i = tarfile.TarInfo("app-1.0/bin/app-link"); i.type = tarfile.LNKTYPE; i.linkname = "app-1.0/bin/app"; t.addfile(i)
+        for i, data in extra:
+            t.addfile(i, io.BytesIO(data) if data else None)
+tar("app.tar.gz", "w:gz"); tar("app.tar.xz", "w:xz"); tar("app.tar", "w")
+subprocess.run(["zstd", "-q", "-f", os.path.join(d, "app.tar"), "-o", os.path.join(d, "app.tar.zst")], check=True)
+with zipfile.ZipFile(os.path.join(d, "app.zip"), "w", zipfile.ZIP_DEFLATED) as z:
+    for n, data, m in files:
+        i = zipfile.ZipInfo(n); i.external_attr = (0o100000 | m) << 16; i.compress_type = zipfile.ZIP_DEFLATED; z.writestr(i, data)
+    i = zipfile.ZipInfo("app-1.0/lib/libx.so"); i.external_attr = (0o120777) << 16; z.writestr(i, "libx.so.1")
+def evil(name, entries):
+    with tarfile.open(os.path.join(d, name), "w:gz") as t:
+        for i, data in entries:
+            t.addfile(i, io.BytesIO(data) if data else None)
+ok = tarfile.TarInfo("fine.txt"); ok.size = 3
+up = tarfile.TarInfo("../escaped.txt"); up.size = 3
+evil("dotdot.tar.gz", [(ok, b"ok\n"), (up, b"no\n")])
+ln = tarfile.TarInfo("etc"); ln.type = tarfile.SYMTYPE; ln.linkname = "/etc"
+through = tarfile.TarInfo("etc/evil.conf"); through.size = 3
+evil("abslink.tar.gz", [(ok, b"ok\n"), (ln, None), (through, b"no\n")])
+"##;
+
+/// `archive`: the same tree from tar.gz, tar.xz, tar.zst and zip, stripped
+/// of its top directory, owned as asked; a second run reads the archive
+/// and changes nothing; drift below the destination is repaired as
+/// corrective; `creates` skips the archive; a checksum mismatch and two
+/// hostile tarballs (`../`, a link to `/etc`) are refused with nothing
+/// extracted.
+#[test]
+fn archives_are_extracted_safely_and_drift_is_repaired() {
+    let host = boot("archive", Network::Private);
+    let out = |script: &str| host.sh_ok(script).trim().to_string();
+    let dir = host.root().join("root/arch");
+    std::fs::create_dir_all(&dir).expect("archive dir");
+    let made = std::process::Command::new("python3").arg("-c").arg(MAKE_ARCHIVES).arg(&dir).output().expect("python3");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let gz_sha = sha256_hex(&std::fs::read(dir.join("app.tar.gz")).expect("read"));
+    let mut recipe = String::from("name: archives\nresources:\n  - group: app\n  - user: app\n    group: app\n");
+    for (ext, dest) in [("tar.gz", "gz"), ("tar.xz", "xz"), ("tar.zst", "zst"), ("zip", "zip")] {
+        let sha = if ext == "tar.gz" { format!("    sha256: {gz_sha}\n") } else { String::new() };
+        let owner = if ext == "tar.xz" { "    owner: app\n    group: app\n" } else { "" };
+        recipe.push_str(&format!(
+            "  - directory: /opt/{dest}\n  - archive: /opt/{dest}\n    source: /root/arch/app.{ext}\n    \
+             strip_components: 1\n{sha}{owner}"
+        ));
+    }
+    host.write("/root/archive.yaml", &recipe);
+    let (dry, r) = apply(&host, "/root/archive.yaml", "--dry-run");
+    assert_eq!(dry, 2, "{r}");
+    assert!(!host.root().join("opt/gz").exists(), "dry-run extracted nothing");
+    let (code, r) = apply(&host, "/root/archive.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    for dest in ["gz", "xz", "zst", "zip"] {
+        let sums = out(&format!("cd /opt/{dest} && sha256sum bin/app etc/app.conf lib/libx.so.1 | cut -c1-12"));
+        assert_eq!(sums.lines().count(), 3, "{dest}: {sums}");
+        assert_eq!(out(&format!("readlink /opt/{dest}/lib/libx.so")), "libx.so.1", "{dest}");
+        assert_eq!(out(&format!("stat -c %a /opt/{dest}/bin/app /opt/{dest}/etc/app.conf")), "755\n644", "{dest}");
+        assert_eq!(out(&format!("/opt/{dest}/bin/app")), "app", "{dest}");
+    }
+    assert_eq!(out("stat -c %i /opt/gz/bin/app /opt/gz/bin/app-link | uniq | wc -l"), "1", "a hard link");
+    assert_eq!(out("stat -c %U:%G /opt/xz/bin/app /opt/xz/lib /opt/xz/lib/libx.so"), "app:app\napp:app\napp:app");
+    assert_eq!(out("stat -c %U /opt/gz/bin/app"), "root");
+    assert!(host.sh("ls /opt/gz/app-1.0").stdout.is_empty(), "stripped");
+    idempotent(&host, "/root/archive.yaml", "");
+
+    // Drift below the destination: reported (dry-run changes nothing), then repaired.
+    let inode = out("stat -c %i /opt/gz/lib/libx.so.1");
+    out("echo 'port = 1' > /opt/zst/etc/app.conf && chmod 600 /opt/zst/bin/app && rm /opt/zip/lib/libx.so");
+    let (dry, r) = apply(&host, "/root/archive.yaml", "--dry-run");
+    assert_eq!(dry, 2);
+    let change = &resource(&r, "archive:/opt/zst")["changes"][0];
+    assert_eq!(change["from"], "2 of 8 entries differ: bin/app, etc/app.conf", "{change}");
+    assert_eq!(out("cat /opt/zst/etc/app.conf"), "port = 1", "dry-run wrote nothing");
+    let (code, r) = apply(&host, "/root/archive.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(by_status(&r, "changed"), ["archive:/opt/zip", "archive:/opt/zst"]);
+    assert_eq!(resource(&r, "archive:/opt/zst")["corrective"], true);
+    assert_eq!(out("cat /opt/zst/etc/app.conf; stat -c %a /opt/zst/bin/app"), "port = 8080\n755");
+    assert_eq!(out("readlink /opt/zip/lib/libx.so"), "libx.so.1");
+    assert_eq!(out("stat -c %i /opt/gz/lib/libx.so.1"), inode, "an unchanged file keeps its inode");
+    idempotent(&host, "/root/archive.yaml", "");
+
+    // `creates`: present, so the archive is not even read.
+    host.write(
+        "/root/creates.yaml",
+        "name: creates\nresources:\n  - directory: /opt/c\n  - archive: /opt/c\n    source: /root/arch/app.tar.gz\n    \
+         creates: /opt/c/bin/app\n    strip_components: 1\n",
+    );
+    assert_eq!(apply(&host, "/root/creates.yaml", "").0, 2);
+    out("rm /opt/c/etc/app.conf");
+    idempotent(&host, "/root/creates.yaml", "");
+    assert!(!host.root().join("opt/c/etc/app.conf").exists(), "creates: not looked at again");
+
+    // Refused, with nothing extracted: a wrong checksum, `../`, a link to /etc.
+    let bad = |source: &str, sha: &str| {
+        format!("name: bad\nresources:\n  - directory: /opt/bad\n  - archive: /opt/bad\n    source: {source}\n{sha}")
+    };
+    for (source, sha, expect) in [
+        ("/root/arch/app.tar.gz", format!("    sha256: {}\n", "0".repeat(64)), "checksum mismatch"),
+        ("/root/arch/dotdot.tar.gz", String::new(), "entry \"../escaped.txt\" leaves the destination"),
+        ("/root/arch/abslink.tar.gz", String::new(), "entry \"etc\" is a symbolic link to the absolute path \"/etc\""),
+    ] {
+        host.write("/root/bad.yaml", bad(source, &sha));
+        let (code, r) = apply(&host, "/root/bad.yaml", "");
+        assert_eq!(code & 4, 4, "{r}");
+        let err = error_of(&r, "archive:/opt/bad");
+        assert!(err.contains(expect) && err.contains("nothing was extracted"), "{err}");
+        assert_eq!(out("ls -A /opt/bad | wc -l"), "0", "{source}: nothing extracted");
+    }
+    assert!(!host.root().join("opt/escaped.txt").exists() && !host.root().join("etc/evil.conf").exists());
+}

@@ -37,7 +37,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The SHA-256 of a file on disk.
-fn hash_file(path: &Path) -> Result<String> {
+pub fn hash_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(Error::io(format!("read {}", path.display())))?;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];

@@ -3,6 +3,7 @@
 //! folder) per type; what several types share is in [`support`].
 
 pub mod apt_repository;
+pub mod archive;
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;
@@ -212,6 +213,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Download => &download::DownloadType,
         Kind::Mount => &mount::MountType,
         Kind::AptRepository => &apt_repository::AptRepositoryType,
+        Kind::Archive => &archive::ArchiveType,
     }
 }
 

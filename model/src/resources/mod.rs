@@ -2,6 +2,7 @@
 //! their behaviour; this crate holds their shape and their static checks.
 
 pub mod apt_repository;
+pub mod archive;
 pub mod authorized_key;
 pub mod cron;
 pub mod directory;

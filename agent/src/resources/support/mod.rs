@@ -15,3 +15,4 @@ pub mod openpgp;
 pub mod staging;
 pub mod systemd;
 pub mod tree;
+pub mod unpack;
