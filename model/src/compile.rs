@@ -704,7 +704,7 @@ fn implicit_edges(pending: &[Pending], by_id: &HashMap<ResourceId, usize>) -> (E
             }
             // A repository before every package: a changed one refreshes the
             // package lists before the first install.
-            Spec::AptRepository(_) => {
+            Spec::AptRepository(_) | Spec::YumRepository(_) => {
                 for (j, q) in pending.iter().enumerate() {
                     if matches!(q.res.spec, Spec::Package(_)) {
                         add((i, j), &mut edges);

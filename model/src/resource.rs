@@ -13,7 +13,7 @@ use crate::resources::{
     file_line::FileLineProps, group::GroupProps, hostname::HostnameProps, kernel_module::KernelModuleProps,
     link::LinkProps, mount::MountProps, ntp::NtpProps, package::PackageProps, service::ServiceProps,
     setting::SettingProps, sysctl::SysctlProps, systemd_unit::SystemdUnitProps, template::TemplateProps,
-    timezone::TimezoneProps, user::UserProps,
+    timezone::TimezoneProps, user::UserProps, yum_repository::YumRepositoryProps,
 };
 
 /// Generates the resource type list and the typed `Spec` from one table, so a
@@ -94,6 +94,7 @@ kinds! {
     Mount => "mount", MountProps;
     AptRepository => "apt_repository", AptRepositoryProps;
     Archive => "archive", ArchiveProps;
+    YumRepository => "yum_repository", YumRepositoryProps;
 }
 
 impl fmt::Display for Kind {
@@ -137,6 +138,7 @@ impl Spec {
             Spec::Mount(p) => p.problems(),
             Spec::AptRepository(p) => p.problems(name),
             Spec::Archive(p) => p.problems(),
+            Spec::YumRepository(p) => p.problems(name),
             Spec::Timezone(_) => crate::resources::timezone::check_zone(name).map(|e| ("", e)).into_iter().collect(),
             Spec::Hostname(_) => {
                 crate::resources::hostname::check_hostname(name).map(|e| ("", e)).into_iter().collect()

@@ -906,3 +906,43 @@ fn archives_are_extracted_safely_and_drift_is_repaired() {
     }
     assert!(!host.root().join("opt/escaped.txt").exists() && !host.root().join("etc/evil.conf").exists());
 }
+
+/// `yum_repository` on a Debian host: the `.repo` file is what can be
+/// tested here (there is no dnf host to boot; dnf's metadata refresh after
+/// a change is tested against a recorded dnf in the agent's unit tests).
+#[test]
+fn a_yum_repository_file_is_written_whole() {
+    let host = boot("yumrepo", Network::Private);
+    let recipe = |state: &str, priority: u32| {
+        format!(
+            "name: yum\nresources:\n  - directory: /etc/yum.repos.d\n  - yum_repository: example\n    state: {state}\n    \
+             description: Example packages\n    baseurl: [\"https://dl.example.org/el/$releasever/$basearch/\"]\n    \
+             gpgkey: [file:///etc/pki/rpm-gpg/RPM-GPG-KEY-example]\n    priority: {priority}\n    exclude: [\"kernel*\"]\n"
+        )
+    };
+    host.write("/root/yum.yaml", recipe("present", 10));
+    let (code, r) = apply(&host, "/root/yum.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(
+        host.read("/etc/yum.repos.d/example.repo"),
+        "# Managed by tend (yum_repository:example).\n[example]\nname=Example packages\n\
+         baseurl=https://dl.example.org/el/$releasever/$basearch/\nenabled=1\ngpgcheck=1\n\
+         gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-example\npriority=10\nexclude=kernel*\n"
+    );
+    assert_eq!(host.sh_ok("stat -c %a:%U /etc/yum.repos.d/example.repo").trim(), "644:root");
+    idempotent(&host, "/root/yum.yaml", "");
+    host.sh_ok("sed -i 's/gpgcheck=1/gpgcheck=0/' /etc/yum.repos.d/example.repo");
+    host.write("/root/yum.yaml", recipe("present", 20));
+    let (dry, r) = apply(&host, "/root/yum.yaml", "--dry-run");
+    assert_eq!(dry, 2);
+    let diff = resource(&r, "yum_repository:example")["changes"][0]["diff"].as_str().unwrap_or_default().to_string();
+    assert!(diff.contains("-gpgcheck=0\n+gpgcheck=1\n") && diff.contains("+priority=20\n"), "{diff}");
+    assert_eq!(apply(&host, "/root/yum.yaml", "").0, 2);
+    assert!(host.read("/etc/yum.repos.d/example.repo").contains("gpgcheck=1\ngpgkey="));
+    idempotent(&host, "/root/yum.yaml", "");
+    host.write("/root/yum.yaml", recipe("absent", 20));
+    assert_eq!(apply(&host, "/root/yum.yaml", "").0, 2);
+    assert!(!host.root().join("etc/yum.repos.d/example.repo").exists());
+    idempotent(&host, "/root/yum.yaml", "");
+}

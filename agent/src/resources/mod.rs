@@ -26,6 +26,7 @@ pub mod systemd_unit;
 pub mod template;
 pub mod timezone;
 pub mod user;
+pub mod yum_repository;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -214,6 +215,7 @@ pub fn handler(kind: Kind) -> &'static dyn ResourceType {
         Kind::Mount => &mount::MountType,
         Kind::AptRepository => &apt_repository::AptRepositoryType,
         Kind::Archive => &archive::ArchiveType,
+        Kind::YumRepository => &yum_repository::YumRepositoryType,
     }
 }
 

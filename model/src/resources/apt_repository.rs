@@ -28,7 +28,7 @@ pub struct AptRepositoryProps {
     /// Where to fetch the armored key (`https://`); requires `key_fingerprint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_url: Option<String>,
-    /// The key's fingerprint (40 hex digits; blanks allowed), checked before the key is installed.
+    /// The key's fingerprint (40 hex digits, 64 for a v6 key; blanks allowed), checked before the key is installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
     /// False writes `Enabled: no`.
@@ -44,10 +44,11 @@ fn yes() -> bool {
     true
 }
 
-/// A fingerprint without blanks, upper-case; None when it is not 40 hex digits.
+/// A fingerprint without blanks, upper-case; None when it is not 40 (v4
+/// key) or 64 (v6 key) hex digits.
 pub fn normal_fingerprint(f: &str) -> Option<String> {
     let s: String = f.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-    (s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+    (matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
 }
 
 /// Checks a repository name: it names files.
@@ -106,7 +107,10 @@ impl AptRepositoryProps {
             }
         }
         if self.key_fingerprint.as_deref().is_some_and(|f| normal_fingerprint(f).is_none()) {
-            out.push(("key_fingerprint", "40 hex digits (blanks allowed), as `gpg --fingerprint` prints".into()));
+            out.push((
+                "key_fingerprint",
+                "40 hex digits (64 for a v6 key; blanks allowed), as `gpg --fingerprint` prints".into(),
+            ));
         }
         out
     }

@@ -24,6 +24,7 @@ pub mod systemd_unit;
 pub mod template;
 pub mod timezone;
 pub mod user;
+pub mod yum_repository;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,7 @@ use crate::system::process::{Exit, Outcome};
 /// How old apt's package lists may be before an install updates them first.
 pub const LISTS_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 
-const UPDATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(super) const UPDATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// One line per package: name, dpkg status (want, error, state), version.
 pub const DPKG_QUERY_FORMAT: &str = "${Package}\\t${Status}\\t${Version}\\n";

@@ -29,17 +29,24 @@ pub const RPM_QUERY_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\n";
 pub struct Dnf {
     /// `dnf` or `yum`.
     pub tool: &'static str,
+    /// A repository changed in this run: `makecache` before the next install.
+    repos_changed: bool,
 }
 
 impl Default for Dnf {
     fn default() -> Self {
-        Self { tool: "dnf" }
+        Self { tool: "dnf", repos_changed: false }
     }
 }
 
 impl Dnf {
     pub fn yum() -> Self {
-        Self { tool: "yum" }
+        Self { tool: "yum", repos_changed: false }
+    }
+
+    /// A repository was added, changed or removed in this run.
+    pub fn metadata_changed(&mut self) {
+        self.repos_changed = true;
     }
 
     /// The command that lists newer versions.
@@ -272,6 +279,18 @@ impl Provider for Dnf {
 
     fn newest_is_complete(&self) -> bool {
         false
+    }
+
+    fn metadata_stale(&self) -> bool {
+        self.repos_changed
+    }
+
+    /// After a repository change: `makecache`, once. A failure shows in the
+    /// install that follows.
+    fn refresh_if_stale(&mut self, runner: &dyn Runner) {
+        if std::mem::take(&mut self.repos_changed) {
+            let _ = runner.run(&[self.tool, "-q", "makecache"], &[], super::apt::UPDATE_TIMEOUT);
+        }
     }
 
     fn satisfies(&self, installed: &str, pin: &str) -> bool {

@@ -374,7 +374,7 @@ pub fn decide(prov: &dyn Provider, p: &PackageProps, st: &Status, newest: Option
 /// Whether the plan writes apt sources (which a dry-run cannot read yet).
 fn manages_sources(plan: &Plan) -> bool {
     plan.resources.iter().any(|r| match r.spec {
-        Spec::AptRepository(_) => true,
+        Spec::AptRepository(_) | Spec::YumRepository(_) => true,
         Spec::File(_) | Spec::Template(_) => r.id.name.contains("/etc/apt/sources.list"),
         _ => false,
     })

@@ -1032,3 +1032,22 @@ fn dnf_not_found_by_spec_and_yum_skipping_unknown_names() {
     assert!(reps[0].error.as_deref().unwrap().contains("No package nosuchpkg available."), "{reps:?}");
     assert_eq!(reps[1], changed(&["ensure: absent -> installed"]));
 }
+
+#[test]
+fn a_changed_yum_repository_refreshes_dnf_metadata_once_before_installing() {
+    // dnf cannot run here: a recorded Rocky Linux 9 run (the yum_repository
+    // file itself is tested on a booted host).
+    let p = plan(vec![pkg("nginx", "{}"), pkg("htop", "{}")], vec![vec![], vec![]]);
+    let rpm = |names: &str| format!("rpm -q --qf {} {names}", dnf::RPM_QUERY_FORMAT);
+    let runner = Fake::new(vec![
+        (&rpm("nginx htop"), out(2, "package nginx is not installed\npackage htop is not installed\n", "")),
+        ("dnf -q makecache", ok()),
+        ("dnf -y install nginx htop", ok()),
+        (&rpm("nginx htop"), out(0, "nginx\t1.20.1-14.el9_2.1\nhtop\t3.3.0-1.el9\n", "")),
+    ]);
+    let mut run = RunState::default();
+    run.packages.dnf.metadata_changed();
+    let reps = converge(&p, &rocky(), &runner, &mut run, false, &[]);
+    runner.assert_done();
+    assert!(reps.iter().all(|r| r.status == "changed"), "{reps:?}");
+}

@@ -1,4 +1,4 @@
-//! In-place edits of files the recipe does not own (`line`, `setting`): read
+//! In-place edits of files the recipe does not own (`file_line`, `setting`): read
 //! the current text (bounded, text only), compute the new text, and converge
 //! it like a `file` whose owner and mode are kept, written at once so that
 //! the next edit of the same file in this run reads it.
