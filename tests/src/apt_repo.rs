@@ -27,9 +27,17 @@ fn sha256(path: &Path) -> String {
     String::from_utf8_lossy(&out).split_whitespace().next().unwrap_or_default().to_string()
 }
 
-/// Builds the repository with a package per `(name, version)`; each installs
-/// `/usr/share/NAME/version` holding its version.
+/// Builds the repository with an `Architecture: all` package per `(name,
+/// version)`; each installs `/usr/share/NAME/version` holding its version.
 pub fn build(packages: &[(&str, &str)]) -> SignedRepo {
+    let all: Vec<(&str, &str, &str)> = packages.iter().map(|(n, v)| (*n, *v, "all")).collect();
+    build_for(&all)
+}
+
+/// Builds the repository with a package per `(name, version, architecture)`;
+/// one that is not `all` is `Multi-Arch: same` and installs
+/// `/usr/share/NAME/version-ARCH`.
+pub fn build_for(packages: &[(&str, &str, &str)]) -> SignedRepo {
     let dir = tempfile::tempdir().expect("tempdir");
     let gnupg = dir.path().join("gnupg");
     let repo = dir.path().join("repo");
@@ -49,23 +57,26 @@ pub fn build(packages: &[(&str, &str)]) -> SignedRepo {
         .expect("a fingerprint");
     let key = String::from_utf8(run(gpg().args(["--armor", "--export", &fingerprint]))).expect("armored key");
 
-    for (name, version) in packages {
-        let root = dir.path().join(format!("{name}-{version}"));
+    for (name, version, arch) in packages {
+        let root = dir.path().join(format!("{name}-{version}-{arch}"));
+        let (payload, multi) = if *arch == "all" {
+            ("version".to_string(), "")
+        } else {
+            (format!("version-{arch}"), "Multi-Arch: same\n")
+        };
         std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
         std::fs::create_dir_all(root.join(format!("usr/share/{name}"))).expect("share");
-        std::fs::write(root.join(format!("usr/share/{name}/version")), format!("{version}\n")).expect("payload");
+        std::fs::write(root.join(format!("usr/share/{name}/{payload}")), format!("{version}\n")).expect("payload");
         std::fs::write(
             root.join("DEBIAN/control"),
             format!(
-                "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: tend <test@tend.invalid>\n\
-                 Description: a tend test package\n"
+                "Package: {name}\nVersion: {version}\nArchitecture: {arch}\n{multi}\
+                 Maintainer: tend <test@tend.invalid>\nDescription: a tend test package\n"
             ),
         )
         .expect("control");
-        run(Command::new("dpkg-deb")
-            .args(["--build", "--root-owner-group"])
-            .arg(&root)
-            .arg(repo.join(format!("{name}_{version}_all.deb"))));
+        let deb = format!("{name}_{}_{arch}.deb", version.replace(':', "%3a"));
+        run(Command::new("dpkg-deb").args(["--build", "--root-owner-group"]).arg(&root).arg(repo.join(deb)));
     }
     let index = run(Command::new("dpkg-scanpackages").arg("--multiversion").arg(".").current_dir(&repo));
     std::fs::write(repo.join("Packages"), &index).expect("Packages");

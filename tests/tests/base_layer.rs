@@ -718,6 +718,82 @@ fn an_apt_repository_with_its_key_serves_packages() {
     idempotent(&host, "/root/apt.yaml", "");
 }
 
+/// Package versions the way apt orders them, on a booted host against a
+/// signed repository on loopback that offers tend-hello 1.0, 1.5 and 2.0
+/// and tend-multi for amd64 and i386: a glob pin, `latest`, a candidate
+/// older than the installed version (an apt pin below a local build) that
+/// is left alone, and architecture-qualified names matched as such.
+#[test]
+fn package_versions_follow_apt_ordering_globs_and_architectures() {
+    let repo = tend_e2e::apt_repo::build_for(&[
+        ("tend-hello", "1.0", "all"),
+        ("tend-hello", "1.5", "all"),
+        ("tend-hello", "2.0", "all"),
+        ("tend-multi", "1.0", "amd64"),
+        ("tend-multi", "1.0", "i386"),
+    ]);
+    let local = tend_e2e::apt_repo::build(&[("tend-hello", "3.0")]);
+    let server = https::Server::start_plain();
+    for (name, body) in &repo.files {
+        server.put(&format!("/{name}"), body);
+    }
+    let host = boot("pkgver", Network::Shared);
+    host.sh_ok("rm -f /etc/apt/sources.list /etc/apt/sources.list.d/debian.sources && dpkg --add-architecture i386");
+    let key: String = repo.key.lines().map(|l| format!("      {l}\n")).collect();
+    let recipe = |packages: &str| {
+        format!(
+            "name: pkgver\nresources:\n  - apt_repository: tend-test\n    uris: [\"http://127.0.0.1:{}/\"]\n    \
+             suites: [\"./\"]\n    key_fingerprint: \"{}\"\n    key: |\n{key}{packages}",
+            server.port, repo.fingerprint
+        )
+    };
+    let version = |name: &str| host.sh_ok(&format!("dpkg-query -W -f '${{Version}}' {name} 2>/dev/null; true"));
+
+    // A glob pin: the newest version that matches.
+    host.write("/root/pkg.yaml", recipe("  - package: tend-hello\n    version: \"1.*\"\n"));
+    let (code, r) = apply(&host, "/root/pkg.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(version("tend-hello"), "1.5");
+    idempotent(&host, "/root/pkg.yaml", "");
+
+    // latest: 2.0.
+    host.write("/root/pkg.yaml", recipe("  - package: tend-hello\n    state: latest\n"));
+    let (code, r) = apply(&host, "/root/pkg.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "package:tend-hello")["changes"][0]["to"], "2.0");
+    assert_eq!(version("tend-hello"), "2.0");
+    idempotent(&host, "/root/pkg.yaml", "");
+
+    // A local build (3.0) above an apt pin that makes 2.0 the candidate:
+    // the candidate is older, so `latest` leaves 3.0 alone.
+    let deb = local.files.iter().find(|(n, _)| n.ends_with(".deb")).expect("the 3.0 package");
+    host.write("/root/tend-hello_3.0_all.deb", &deb.1);
+    host.sh_ok("dpkg -i /root/tend-hello_3.0_all.deb >/dev/null");
+    host.write("/etc/apt/preferences.d/tend-hello", "Package: tend-hello\nPin: version 2.0\nPin-Priority: 1001\n");
+    assert!(host.sh_ok("apt-cache policy tend-hello").contains("Candidate: 2.0"));
+    idempotent(&host, "/root/pkg.yaml", "");
+    assert_eq!(version("tend-hello"), "3.0", "not downgraded");
+    host.sh_ok("rm /etc/apt/preferences.d/tend-hello");
+
+    // Architectures: `tend-multi:i386` is that instance only; the bare name
+    // is the native one, which the i386 instance does not stand for.
+    host.write("/root/pkg.yaml", recipe("  - package: tend-multi:i386\n"));
+    let (code, r) = apply(&host, "/root/pkg.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2);
+    assert_eq!(host.sh_ok("dpkg-query -W -f '${Architecture} ' tend-multi").trim(), "i386");
+    idempotent(&host, "/root/pkg.yaml", "");
+    host.write("/root/pkg.yaml", recipe("  - package: tend-multi\n"));
+    let (code, r) = apply(&host, "/root/pkg.yaml", "");
+    no_failures(&r);
+    assert_eq!(code, 2, "the native instance is missing");
+    assert_eq!(version("tend-multi:amd64"), "1.0");
+    assert_eq!(version("tend-multi:i386"), "1.0");
+    idempotent(&host, "/root/pkg.yaml", "");
+}
+
 /// `mount`: the fstab line and the live mount (a tmpfs: the one filesystem a
 /// container can mount without a block device), remounted when its options
 /// change, unmounted, removed; a missing device fails before fstab changes.

@@ -32,7 +32,8 @@ pub enum PackageProvider {
 pub struct PackageProps {
     #[serde(default)]
     pub state: PackageState,
-    /// Pin this exact version (apt: `name=version`; dnf: `name-version`).
+    /// Pin this version (apt: `name=version`; dnf: `name-[epoch:]version[-release]`),
+    /// or a glob of it (`1.2.*`): installed when a version matching it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Force a provider; by default it is chosen from the OS family fact.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
+use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, merge_status, query_failed, statuses_for, version};
 use crate::resources::{Result, Runner};
 use crate::system::process::{Exit, Outcome};
 
@@ -23,7 +23,7 @@ pub const LISTS_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 pub(super) const UPDATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// One line per package: name, dpkg status (want, error, state), version.
-pub const DPKG_QUERY_FORMAT: &str = "${Package}\\t${Status}\\t${Version}\\n";
+pub const DPKG_QUERY_FORMAT: &str = "${Package}:${Architecture}\\t${Status}\\t${Version}\\n";
 
 const ENV: &[(&str, &str)] = &[("DEBIAN_FRONTEND", "noninteractive")];
 
@@ -117,14 +117,28 @@ impl Apt {
     }
 }
 
-/// Parses `dpkg-query -W -f '${Package}\t${Status}\t${Version}\n'` output.
-/// dpkg lists foreign-architecture instances under the same name: an
-/// installed one wins.
-pub fn parse_dpkg_query(text: &str) -> HashMap<String, Status> {
+/// dpkg's name for the architecture this agent was built for: the host's
+/// native one (an unqualified name means that instance, or an `all` one).
+pub fn native_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "i386",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// Parses `dpkg-query -W -f '${Package}:${Architecture}\t${Status}\t${Version}\n'`
+/// output. Each instance is listed as `name:arch`; the bare name is the
+/// native or `all` instance (a line without an architecture counts as one).
+pub fn parse_dpkg_query(text: &str, native: &str) -> HashMap<String, Status> {
     let mut out: HashMap<String, Status> = HashMap::new();
     for line in text.lines() {
         let mut f = line.splitn(3, '\t');
-        let (Some(name), Some(status)) = (f.next(), f.next()) else { continue };
+        let (Some(name_arch), Some(status)) = (f.next(), f.next()) else { continue };
         let version = f.next().unwrap_or_default().trim().to_string();
         let st = match status.split_whitespace().nth(2).unwrap_or_default() {
             "installed" | "triggers-awaited" | "triggers-pending" => Status::Installed(vec![version]),
@@ -132,16 +146,12 @@ pub fn parse_dpkg_query(text: &str) -> HashMap<String, Status> {
             "not-installed" | "" => Status::Absent,
             other => Status::Partial(other.to_string(), version),
         };
-        match (out.get_mut(name), st) {
-            (Some(Status::Installed(have)), Status::Installed(v)) => {
-                if !have.contains(&v[0]) {
-                    have.extend(v);
-                }
-            }
-            (Some(Status::Installed(_)), _) => {}
-            (_, st) => {
-                out.insert(name.to_string(), st);
-            }
+        let (name, arch) = name_arch.split_once(':').unwrap_or((name_arch, ""));
+        if !arch.is_empty() {
+            merge_status(&mut out, name_arch, st.clone());
+        }
+        if arch.is_empty() || arch == native || arch == "all" {
+            merge_status(&mut out, name, st);
         }
     }
     out
@@ -188,12 +198,6 @@ pub fn parse_not_found(text: &str) -> Vec<String> {
     out
 }
 
-/// The name without an architecture qualifier (`libc6:i386` → `libc6`):
-/// `${Package}` prints it bare.
-fn bare(name: &str) -> &str {
-    name.split(':').next().unwrap_or(name)
-}
-
 impl Provider for Apt {
     fn tool(&self) -> &'static str {
         "apt-get"
@@ -211,8 +215,8 @@ impl Provider for Apt {
         if !out.success_in(&[0, 1]) {
             return Err(query_failed(&argv, &out));
         }
-        let found = parse_dpkg_query(&String::from_utf8_lossy(&out.stdout));
-        Ok(statuses_for(names, &found, bare))
+        let found = parse_dpkg_query(&String::from_utf8_lossy(&out.stdout), native_arch());
+        Ok(statuses_for(names, &found))
     }
 
     fn newest(&self, runner: &dyn Runner, names: &[&str]) -> Result<HashMap<String, String>> {
@@ -234,7 +238,11 @@ impl Provider for Apt {
     }
 
     fn satisfies(&self, installed: &str, pin: &str) -> bool {
-        installed == pin
+        installed == pin || (version::is_glob(pin) && version::glob_match(pin, installed))
+    }
+
+    fn compare(&self, a: &str, b: &str) -> std::cmp::Ordering {
+        version::deb_cmp(a, b)
     }
 
     fn metadata_stale(&self) -> bool {

@@ -19,12 +19,13 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, query_failed, statuses_for};
+use super::{Action, Op, Provider, QUERY_TIMEOUT, Status, merge_status, query_failed, statuses_for, version};
 use crate::resources::{Result, Runner};
 use crate::system::process::{Exit, Outcome};
 
-/// One line per installed package instance: name, version-release.
-pub const RPM_QUERY_FORMAT: &str = "%{NAME}\\t%{VERSION}-%{RELEASE}\\n";
+/// One line per installed package instance: name.arch, then
+/// [epoch:]version-release (the epoch only when it is set).
+pub const RPM_QUERY_FORMAT: &str = "%{NAME}.%{ARCH}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\n";
 
 pub struct Dnf {
     /// `dnf` or `yum`.
@@ -67,18 +68,20 @@ impl Dnf {
     }
 }
 
-/// Parses `rpm -q --qf '%{NAME}\t%{VERSION}-%{RELEASE}\n' names...` output:
-/// one line per installed instance (several for multilib packages and
-/// kernels), `package X is not installed` for the others.
+/// Parses `rpm -q --qf '%{NAME}.%{ARCH}\t…' names...` output: one line per
+/// installed instance (several for multilib packages and kernels), listed
+/// as `name.arch` and under the bare name (every architecture);
+/// `package X is not installed` for the others.
 pub fn parse_rpm_query(text: &str) -> HashMap<String, Status> {
     let mut out: HashMap<String, Status> = HashMap::new();
     for line in text.lines() {
-        if let Some((name, version)) = line.split_once('\t') {
-            let version = version.trim().to_string();
-            match out.entry(name.to_string()).or_insert_with(|| Status::Installed(Vec::new())) {
-                Status::Installed(have) if !have.contains(&version) => have.push(version),
-                _ => {}
+        if let Some((name_arch, version)) = line.split_once('\t') {
+            let st = Status::Installed(vec![version.trim().to_string()]);
+            let name = bare(name_arch);
+            if name != name_arch {
+                merge_status(&mut out, name_arch, st.clone());
             }
+            merge_status(&mut out, name, st);
         } else if let Some(name) = line.strip_prefix("package ").and_then(|l| l.strip_suffix(" is not installed")) {
             out.entry(name.to_string()).or_insert(Status::Absent);
         }
@@ -109,6 +112,7 @@ pub fn parse_list_upgrades(text: &str) -> HashMap<String, String> {
         // The header ("Available Upgrades", "Updated Packages") has no arch.
         let Some((name, _arch)) = na.rsplit_once('.') else { continue };
         out.insert(name.to_string(), version.to_string());
+        out.insert(na, version.to_string());
     }
     out
 }
@@ -130,21 +134,35 @@ pub fn parse_not_found(text: &str) -> Vec<String> {
     out
 }
 
-fn strip_epoch(v: &str) -> &str {
+/// The epoch (None when not written) and the rest.
+fn split_epoch(v: &str) -> (Option<u64>, &str) {
     match v.split_once(':') {
-        Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => rest,
-        _ => v,
+        Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => (e.parse().ok(), rest),
+        _ => (None, v),
     }
 }
 
 /// Compares a pin (`version`, `version-release`, with or without epoch)
-/// with an installed `version-release`; without a release in the pin, only
-/// the versions are compared.
+/// with an installed `[epoch:]version-release`; without a release in the
+/// pin only the versions are compared, and without an epoch any epoch
+/// matches (as dnf matches `name-version`).
 pub fn evr_cmp(pin: &str, installed: &str) -> Ordering {
-    let pin = strip_epoch(pin);
+    let (pe, pin) = split_epoch(pin);
+    let (ie, installed) = split_epoch(installed);
+    let epoch = pe.map_or(Ordering::Equal, |p| p.cmp(&ie.unwrap_or(0)));
     let (pv, pr) = pin.split_once('-').map_or((pin, None), |(v, r)| (v, Some(r)));
     let (iv, ir) = installed.split_once('-').unwrap_or((installed, ""));
-    rpmvercmp(pv, iv).then_with(|| pr.map_or(Ordering::Equal, |pr| rpmvercmp(pr, ir)))
+    epoch.then_with(|| rpmvercmp(pv, iv)).then_with(|| pr.map_or(Ordering::Equal, |pr| rpmvercmp(pr, ir)))
+}
+
+/// rpm's ordering of two full `[epoch:]version-release` strings (a missing
+/// epoch is 0).
+pub fn evr_order(a: &str, b: &str) -> Ordering {
+    let (ea, a) = split_epoch(a);
+    let (eb, b) = split_epoch(b);
+    let (av, ar) = a.split_once('-').unwrap_or((a, ""));
+    let (bv, br) = b.split_once('-').unwrap_or((b, ""));
+    ea.unwrap_or(0).cmp(&eb.unwrap_or(0)).then_with(|| rpmvercmp(av, bv)).then_with(|| rpmvercmp(ar, br))
 }
 
 /// rpm's version comparison (`rpmvercmp`): alternating numeric and
@@ -254,7 +272,7 @@ impl Provider for Dnf {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let found = parse_rpm_query(&text);
-        Ok(statuses_for(names, &found, bare))
+        Ok(statuses_for(names, &found))
     }
 
     fn newest(&self, runner: &dyn Runner, names: &[&str]) -> Result<HashMap<String, String>> {
@@ -274,7 +292,7 @@ impl Provider for Dnf {
             _ => return Err(query_failed(&argv, &out)),
         }
         let found = parse_list_upgrades(&text);
-        Ok(names.iter().filter_map(|n| Some((n.to_string(), found.get(bare(n))?.clone()))).collect())
+        Ok(names.iter().filter_map(|n| Some((n.to_string(), found.get(*n)?.clone()))).collect())
     }
 
     fn newest_is_complete(&self) -> bool {
@@ -293,9 +311,23 @@ impl Provider for Dnf {
         }
     }
 
+    /// `version`, `version-release` or a glob of either; an epoch in the
+    /// pin must be the installed one's.
     fn satisfies(&self, installed: &str, pin: &str) -> bool {
-        let pin = strip_epoch(pin);
-        installed == pin || installed.split_once('-').is_some_and(|(v, _)| v == pin)
+        let (pe, pin) = split_epoch(pin);
+        let (ie, installed) = split_epoch(installed);
+        if pe.is_some_and(|p| p != ie.unwrap_or(0)) {
+            return false;
+        }
+        let v = installed.split_once('-').map_or(installed, |(v, _)| v);
+        if version::is_glob(pin) {
+            return version::glob_match(pin, installed) || version::glob_match(pin, v);
+        }
+        installed == pin || v == pin
+    }
+
+    fn compare(&self, a: &str, b: &str) -> Ordering {
+        evr_order(a, b)
     }
 
     /// `install`, `downgrade`, `upgrade`, `remove`: one command each.
@@ -314,9 +346,14 @@ impl Provider for Dnf {
         argv
     }
 
+    /// `name-[epoch:]version[-release]`, with an architecture after it
+    /// (`glibc-2.34-100.el9.i686`) when the name has one.
     fn arg(&self, op: &Op) -> String {
         match &op.action {
-            Action::Install(Some(v)) => format!("{}-{v}", op.name),
+            Action::Install(Some(v)) => match op.name.strip_prefix(bare(&op.name)) {
+                Some(arch) if !arch.is_empty() => format!("{}-{v}{arch}", bare(&op.name)),
+                _ => format!("{}-{v}", op.name),
+            },
             _ => op.name.clone(),
         }
     }

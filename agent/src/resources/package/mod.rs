@@ -32,6 +32,7 @@ pub mod apt;
 pub mod dnf;
 #[cfg(test)]
 mod tests;
+pub mod version;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -141,8 +142,11 @@ pub trait Provider {
     /// package missing from it is not available.
     fn newest_is_complete(&self) -> bool;
 
-    /// Whether an installed version is the pinned one.
+    /// Whether an installed version is the pinned one (or matches a glob pin).
     fn satisfies(&self, installed: &str, pin: &str) -> bool;
+
+    /// The package manager's own ordering of two versions.
+    fn compare(&self, a: &str, b: &str) -> std::cmp::Ordering;
 
     /// Whether the package metadata is missing or older than allowed.
     fn metadata_stale(&self) -> bool {
@@ -353,7 +357,8 @@ pub fn decide(prov: &dyn Provider, p: &PackageProps, st: &Status, newest: Option
         PackageState::Latest => match st {
             Status::Installed(have) => {
                 let n = newest?;
-                if have.iter().any(|h| h == n) {
+                // Installed at (or above) the candidate: nothing to upgrade.
+                if have.iter().any(|h| prov.compare(h, n).is_ge()) {
                     return None;
                 }
                 Some((Action::Upgrade, Change::new("version", Some(have.join(", ")), Some(n.to_string()))))
@@ -502,11 +507,28 @@ fn run_step(
 
 /// The status of each asked-for name in what the database query found
 /// (looked up as asked, then without its architecture), absent otherwise.
-fn statuses_for(names: &[&str], found: &HashMap<String, Status>, bare: fn(&str) -> &str) -> HashMap<String, Status> {
-    names
-        .iter()
-        .map(|n| (n.to_string(), found.get(*n).or_else(|| found.get(bare(n))).cloned().unwrap_or(Status::Absent)))
-        .collect()
+/// Each name's status; an architecture-qualified name (`libc6:i386`,
+/// `glibc.i686`) is that instance only, never another architecture's.
+fn statuses_for(names: &[&str], found: &HashMap<String, Status>) -> HashMap<String, Status> {
+    names.iter().map(|n| (n.to_string(), found.get(*n).cloned().unwrap_or(Status::Absent))).collect()
+}
+
+/// Adds one instance's status under `key`: an installed instance wins, and
+/// several installed versions (multilib, kernels) are all kept.
+fn merge_status(out: &mut HashMap<String, Status>, key: &str, st: Status) {
+    match (out.get_mut(key), st) {
+        (Some(Status::Installed(have)), Status::Installed(v)) => {
+            for x in v {
+                if !have.contains(&x) {
+                    have.push(x);
+                }
+            }
+        }
+        (Some(Status::Installed(_)), _) => {}
+        (_, st) => {
+            out.insert(key.to_string(), st);
+        }
+    }
 }
 
 /// A failed read of the package database.

@@ -11,7 +11,7 @@ use tend_model::resource::Kind;
 use tend_model::{CompiledResource, Plan, ResourceId, Spec};
 
 use super::apt::{Apt, DPKG_QUERY_FORMAT, parse_dpkg_query, parse_not_found, parse_policy};
-use super::dnf::{self, Dnf, evr_cmp, parse_list_upgrades, parse_rpm_query, rpmvercmp};
+use super::dnf::{self, Dnf, evr_cmp, evr_order, parse_list_upgrades, parse_rpm_query, rpmvercmp};
 use super::*;
 use crate::resources::support::staging::Staging;
 use crate::resources::{Accounts, Ctx, RunState, Runner, handler};
@@ -304,7 +304,7 @@ fn parses_dpkg_query_output() {
          libc6\tdeinstall ok config-files\t2.36-9+deb12u13\n\
          vim\thold ok installed\t2:9.0.1378-2\n"
     );
-    let s = parse_dpkg_query(&text);
+    let s = parse_dpkg_query(&text, "amd64");
     assert_eq!(s["bash"], Status::Installed(vec!["5.2.15-2+b8".into()]));
     assert_eq!(s["chrony"], Status::Absent);
     assert_eq!(s["curl"], Status::Installed(vec!["7.88.1-10+deb12u15".into()]));
@@ -316,6 +316,21 @@ fn parses_dpkg_query_output() {
     assert_eq!(s["libc6"], Status::Installed(vec!["2.36-9+deb12u14".into()]));
     assert_eq!(s["vim"], Status::Installed(vec!["2:9.0.1378-2".into()]));
     assert!(!s.contains_key("nosuchpkg"));
+
+    // With architectures: each instance by `name:arch`; the bare name is
+    // the native (or `all`) instance, never a foreign one alone.
+    let s = parse_dpkg_query(
+        "libc6:amd64\tinstall ok installed\t2.36-9+deb12u14\n\
+         libc6:i386\tinstall ok installed\t2.36-9+deb12u13\n\
+         zlib1g:i386\tinstall ok installed\t1:1.2.13.dfsg-1\n\
+         tzdata:all\tinstall ok installed\t2024a-0+deb12u1\n",
+        "amd64",
+    );
+    assert_eq!(s["libc6"], Status::Installed(vec!["2.36-9+deb12u14".into()]));
+    assert_eq!(s["libc6:i386"], Status::Installed(vec!["2.36-9+deb12u13".into()]));
+    assert_eq!(s["zlib1g:i386"], Status::Installed(vec!["1:1.2.13.dfsg-1".into()]));
+    assert!(!s.contains_key("zlib1g"), "only the foreign instance is installed");
+    assert_eq!(s["tzdata"], Status::Installed(vec!["2024a-0+deb12u1".into()]));
 }
 
 #[test]
@@ -329,7 +344,7 @@ fn dpkg_query_exit_1_is_not_an_error_but_2_is() {
     assert_eq!(s.len(), 6);
     assert_eq!(s["nosuchpkg"], Status::Absent);
     assert_eq!(s["coreutils"], Status::Installed(vec!["9.1-1".into()]));
-    // Not in this output: absent (the arch qualifier is looked up bare).
+    // Not in this output: absent (a qualified name is that instance only).
     assert_eq!(s["libc6:amd64"], Status::Absent);
     let e = apt.query(&runner, &["bash"]).unwrap_err().to_string();
     assert!(e.contains("exit code 2") && e.contains("parsing file '/var/lib/dpkg/status'"), "{e}");
@@ -377,7 +392,11 @@ fn rpm_query_exit_codes() {
     let argv = |names: &str| format!("rpm -q --qf {} {names}", dnf::RPM_QUERY_FORMAT);
     let runner = Fake::new(vec![
         (&argv("bash nginx glibc kernel-core chrony"), out(1, &fixture("rpm-q.stdout"), "")),
-        (&argv("glibc.i686"), out(0, "glibc\t2.34-100.el9_4.2\n", "")),
+        (&argv("glibc.i686"), out(0, "glibc.i686\t2.34-100.el9_4.2\n", "")),
+        (
+            &argv("glibc.i686 vim-enhanced"),
+            out(1, "package glibc.i686 is not installed\nvim-enhanced.x86_64\t2:8.2.2637-20.el9_1\n", ""),
+        ),
         (
             &argv("bash"),
             out(
@@ -390,9 +409,12 @@ fn rpm_query_exit_codes() {
     let s = d.query(&runner, &["bash", "nginx", "glibc", "kernel-core", "chrony"]).unwrap();
     assert_eq!(s["nginx"], Status::Absent);
     assert_eq!(s["chrony"], Status::Installed(vec!["4.5-1.el9".into()]));
-    // `name.arch` is found under its name.
+    // `name.arch` is that instance; the epoch is kept.
     let s = d.query(&runner, &["glibc.i686"]).unwrap();
     assert_eq!(s["glibc.i686"], Status::Installed(vec!["2.34-100.el9_4.2".into()]));
+    let s = d.query(&runner, &["glibc.i686", "vim-enhanced"]).unwrap();
+    assert_eq!(s["glibc.i686"], Status::Absent);
+    assert_eq!(s["vim-enhanced"], Status::Installed(vec!["2:8.2.2637-20.el9_1".into()]));
     let e = d.query(&runner, &["bash"]).unwrap_err().to_string();
     assert!(e.contains("cannot open Packages index"), "{e}");
     runner.assert_done();
@@ -401,13 +423,14 @@ fn rpm_query_exit_codes() {
 #[test]
 fn parses_dnf_and_yum_upgrade_lists() {
     let u = parse_list_upgrades(&fixture("dnf-list-upgrades.stdout"));
-    assert_eq!(u.len(), 3, "{u:?}");
+    assert_eq!(u.len(), 6, "each by name and by name.arch: {u:?}");
     assert_eq!(u["bash"], "5.1.8-9.el9_4");
+    assert_eq!(u["bash.x86_64"], "5.1.8-9.el9_4");
     assert_eq!(u["chrony"], "4.5-3.el9");
     assert_eq!(u["python3-dnf-plugin-post-transaction-actions"], "4.3.0-13.el9");
     let y = parse_list_upgrades(&fixture("yum-list-updates.stdout"));
     assert_eq!(y["chrony"], "4.2-5.amzn2.0.6");
-    assert_eq!(y.len(), 2);
+    assert_eq!(y.len(), 4);
 
     // Nothing to upgrade: exit 1 with "No matching Packages to list".
     let d = Dnf::default();
@@ -457,11 +480,19 @@ fn compares_rpm_versions() {
     assert_eq!(evr_cmp("4.5", "4.5-1.el9"), Equal);
     assert_eq!(evr_cmp("4.4-1.el9", "4.5-1.el9"), Less);
     assert_eq!(evr_cmp("1:4.5-2.el9", "4.5-1.el9"), Greater);
+    assert_eq!(evr_cmp("4.5", "2:4.4-1.el9"), Greater, "a pin without epoch ignores it");
+    assert_eq!(evr_cmp("1:4.5", "2:4.4-1.el9"), Less);
+    assert_eq!(evr_order("2:1.0-1", "3.0-1"), Greater, "epochs first");
+    assert_eq!(evr_order("3.0-1.el9", "3.0-1.el9_4"), Less);
     let d = Dnf::default();
-    assert!(
-        d.satisfies("4.5-1.el9", "4.5") && d.satisfies("4.5-1.el9", "4.5-1.el9") && d.satisfies("4.5-1.el9", "2:4.5")
-    );
+    assert!(d.satisfies("4.5-1.el9", "4.5") && d.satisfies("4.5-1.el9", "4.5-1.el9"));
+    assert!(d.satisfies("2:4.5-1.el9", "2:4.5") && d.satisfies("2:4.5-1.el9", "4.5"));
+    assert!(!d.satisfies("4.5-1.el9", "2:4.5"), "the epoch is honoured");
     assert!(!d.satisfies("4.5-1.el9", "4.5-2.el9") && !d.satisfies("4.51-1", "4.5"));
+    assert!(d.satisfies("4.5.2-1.el9", "4.5.*") && d.satisfies("2:4.5.2-1.el9", "4.5.*-1.el9"));
+    assert!(!d.satisfies("4.50-1.el9", "4.5.*"));
+    let a = Apt::default();
+    assert!(a.satisfies("1.2.3-1", "1.2.*") && !a.satisfies("1.20-1", "1.2.*") && a.satisfies("1.2-1", "1.2-1"));
 }
 
 // ---------------------------------------------------------------- decisions
@@ -504,6 +535,14 @@ fn decides_the_changes() {
         ("{state: latest}", inst("1.0"), Some("1.1"), Some((Upgrade, "version: 1.0 -> 1.1"))),
         ("{state: latest}", inst("1.1"), Some("1.1"), None),
         ("{state: latest}", inst("1.0"), None, None),
+        // A candidate older than what is installed (a local build, a pinned
+        // repository) is not an upgrade; apt's ordering: 1.10 > 1.9, ~ first.
+        ("{state: latest}", inst("2.0-1"), Some("1.9-3"), None),
+        ("{state: latest}", inst("1.10-1"), Some("1.9-1"), None),
+        ("{state: latest}", inst("1.0~rc1-1"), Some("1.0-1"), Some((Upgrade, "version: 1.0~rc1-1 -> 1.0-1"))),
+        ("{state: latest}", inst("1:0.9-1"), Some("2.0-1"), None),
+        ("{version: '1.2.*'}", inst("1.2.7-1"), None, None),
+        ("{version: '1.2.*'}", inst("1.3.0-1"), None, Some((i(Some("1.2.*")), "version: 1.3.0-1 -> 1.2.*"))),
         ("{state: latest}", Status::Absent, Some("1.1"), Some((i(None), "ensure: absent -> 1.1"))),
         ("{state: latest}", Status::Absent, None, Some((i(None), "ensure: absent -> latest"))),
         ("{state: absent}", inst("1.0"), None, Some((Remove, "ensure: 1.0 -> absent"))),
@@ -528,6 +567,13 @@ fn decides_the_changes() {
             "version: 5.14.0-427.13.1.el9_4, 5.14.0-427.16.1.el9_4 -> 5.14.0-503.el9".into()
         ))
     );
+    // rpm's epochs: 1:1.0 is newer than 2.0.
+    assert_eq!(case(&d, "{state: latest}", &inst("1:1.0-1.el9"), Some("2.0-1.el9")), None);
+    // An arch-qualified pin goes after the version (dnf's NEVRA).
+    let op = Op::new("glibc.i686", Action::Install(Some("2.34-100.el9".into())), &[]);
+    assert_eq!(d.arg(&op), "glibc-2.34-100.el9.i686");
+    let op = Op::new("libc6:i386", Action::Install(Some("2.36-9".into())), &[]);
+    assert_eq!(apt.arg(&op), "libc6:i386=2.36-9");
 }
 
 // ---------------------------------------------------------------- commands
