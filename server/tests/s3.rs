@@ -243,3 +243,75 @@ fn an_s3_source_without_trusted_keys_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("needs trusted_keys"), "{}", stderr(&out));
 }
+
+/// `download` from `s3://` (the S3 source's credentials and endpoint, here
+/// moto's), verified by its checksum and then extracted by an `archive`
+/// declared before it (ordered after its download implicitly): a dry-run
+/// says so and changes nothing, a second run fetches nothing, a wrong
+/// checksum fails without touching the file. Paths under a temporary
+/// directory: nothing on this machine changes.
+#[test]
+fn an_s3_download_is_verified_then_extracted() {
+    let moto = Moto::start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    std::fs::create_dir_all(w.join("src/app/bin")).expect("mkdir");
+    std::fs::write(w.join("src/app/bin/tool"), "#!/bin/sh\necho tool\n").expect("write");
+    let tarball = w.join("app.tar.gz");
+    let out =
+        Command::new("tar").arg("-czf").arg(&tarball).arg("-C").arg(w.join("src")).arg("app").output().expect("tar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    moto.put("tend-artifacts", "releases/app.tar.gz", &tarball);
+    let sums = Command::new("sha256sum").arg(&tarball).output().expect("sha256sum");
+    let sha = String::from_utf8_lossy(&sums.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    let (root, state) = (w.join("root"), w.join("state"));
+    std::fs::create_dir_all(root.join("var")).and_then(|_| std::fs::create_dir_all(root.join("opt"))).expect("mkdir");
+    let recipe = |sha: &str| {
+        format!(
+            "name: s3get\nresources:\n  - archive: {r}/opt/app\n    source: {r}/var/app.tar.gz\n    \
+             strip_components: 1\n  - directory: {r}/opt/app\n  - download: {r}/var/app.tar.gz\n    \
+             source: s3://tend-artifacts/releases/app.tar.gz\n    sha256: {sha}\n",
+            r = root.display()
+        )
+    };
+    let file = w.join("s3get.yaml");
+    let apply = |extra: &[&str]| {
+        Command::new(agent_bin())
+            .arg("apply")
+            .arg(&file)
+            .args(["--ec2", "off", "--output", "json", "--state-dir", state.to_str().expect("path")])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", &moto.key)
+            .env("AWS_SECRET_ACCESS_KEY", &moto.secret)
+            .env("AWS_ENDPOINT", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .expect("agent")
+    };
+    std::fs::write(&file, recipe(&sha)).expect("write");
+    let out = apply(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(downloaded in this run)"));
+    assert!(!root.join("var/app.tar.gz").exists() && !root.join("opt/app").exists(), "dry-run changed nothing");
+    let out = apply(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(std::fs::read_to_string(root.join("opt/app/bin/tool")).expect("extracted"), "#!/bin/sh\necho tool\n");
+    let fetched = std::fs::metadata(root.join("var/app.tar.gz")).expect("downloaded");
+    let out = apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let again = std::fs::metadata(root.join("var/app.tar.gz")).expect("kept");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&fetched),
+        std::os::unix::fs::MetadataExt::ino(&again),
+        "a matching file is never fetched again"
+    );
+
+    std::fs::write(&file, recipe(&"0".repeat(64))).expect("write");
+    let out = apply(&[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("checksum mismatch"), "{report}");
+    let kept = std::fs::metadata(root.join("var/app.tar.gz")).expect("kept");
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&kept), std::os::unix::fs::MetadataExt::ino(&fetched));
+}

@@ -3,10 +3,12 @@
 //! no link out of the destination; size and entry count bounded) and
 //! compares each entry with the disk (type, size and content, mode, link
 //! target, owner when one is given), so drift below the destination is
-//! repaired; with `creates`, an existing path skips all of it. Apply writes
-//! each differing file to a temporary file beside it and renames it into
-//! place; an unchanged file keeps its inode. Nothing is written through a
-//! symbolic link found on disk.
+//! repaired; with `creates`, an existing path skips all of it. Apply streams
+//! each file entry to a temporary file beside its target and renames it into
+//! place only when the bytes differ (an unchanged file keeps its inode, and
+//! is only given its mode and owner). Nothing is written through a symbolic
+//! link found on disk below the destination, nor through one of the
+//! archive's own links; the destination itself may be a link the admin made.
 
 use std::collections::HashSet;
 use std::fs::{File, Metadata, OpenOptions};
@@ -20,7 +22,7 @@ use tend_model::resources::Ownership;
 use tend_model::resources::archive::ArchiveProps;
 use tend_model::{CompiledResource, Spec};
 
-use super::support::fsmeta::{Meta, kind_of, lstat, require_parent};
+use super::support::fsmeta::{Meta, kind_of, lstat};
 use super::support::staging::Staging;
 use super::support::unpack::{Entry, EntryKind, Limits, for_each};
 use super::{Applied, Ctx, Error, ResourceType, Result, download, mismatch};
@@ -53,6 +55,19 @@ fn format(p: &ArchiveProps) -> Result<tend_model::resources::archive::ArchiveFor
 /// Whether the plan downloads the source in this run (dry-run: not there yet).
 fn downloaded(ctx: &Ctx, source: &str) -> bool {
     ctx.plan.resources.iter().any(|r| r.enabled && r.id.kind == Kind::Download && r.id.name == source)
+}
+
+/// Whether a `download` of the source in this plan expects other content
+/// than the file has now (so a real run would extract the new one).
+fn replaced_by_download(ctx: &Ctx, p: &ArchiveProps) -> Result<bool> {
+    let want = ctx.plan.resources.iter().find_map(|r| match &r.spec {
+        Spec::Download(d) if r.enabled && r.id.name == p.source => Some(d.sha256.clone()),
+        _ => None,
+    });
+    match want {
+        Some(Some(sha)) => Ok(!download::hash_file(Path::new(&p.source))?.eq_ignore_ascii_case(&sha)),
+        _ => Ok(false),
+    }
 }
 
 /// Checks the archive's checksum, if one is given.
@@ -296,6 +311,10 @@ fn extract(dest: &Path, e: &Entry, content: &mut dyn Read, meta: &Meta, known: &
         EntryKind::Hardlink(to) => {
             refuse_dir(&path, &md, "a hard link")?;
             let from = dest.join(to);
+            let other = lstat(&from)?;
+            if matches!((&md, &other), (Some(a), Some(b)) if a.ino() == b.ino() && a.dev() == b.dev()) {
+                return Ok(());
+            }
             replace(&path, |tmp| {
                 std::fs::hard_link(&from, tmp).map_err(Error::io(format!(
                     "link {} to {}",
@@ -329,11 +348,23 @@ impl ResourceType for ArchiveType {
             }
             return Err(Error::Failed(format!("the archive {} does not exist", p.source)));
         }
+        // Dry-run: a download in this run that replaces the archive.
+        if ctx.dry_run && replaced_by_download(ctx, p)? {
+            return Ok(vec![Change::new(
+                "entries",
+                Some(format!("{} as it is", p.source)),
+                Some(format!("{to} (downloaded in this run)")),
+            )]);
+        }
         verify_source(p)?;
         // The destination itself: present, or (dry-run) created earlier in this run.
-        require_parent(&dest.join("."), ctx.dirs).map_err(|_| {
-            Error::Failed(format!("{} does not exist (declare it with a directory resource)", dest.display()))
-        })?;
+        let is_dir = lstat(dest)?.is_some_and(|m| m.is_dir()) || (ctx.dry_run && ctx.dirs.contains(dest));
+        if !is_dir {
+            return Err(Error::Failed(format!(
+                "{} does not exist (declare it with a directory resource)",
+                dest.display()
+            )));
+        }
         let meta = Meta::resolve_in(&ownership(p), ctx)?;
         let (mut differ, mut shown, mut known) = (0usize, Vec::new(), HashSet::new());
         let total = for_each(source, format(p)?, &limits(p), |e, content| {

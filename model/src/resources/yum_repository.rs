@@ -67,11 +67,14 @@ impl YumRepositoryProps {
                 out.push((field, format!("{bad:?} is not an http(s)://, ftp:// or file:/// URL")));
             }
         }
-        if self.gpgcheck && self.gpgkey.is_empty() {
+        if (self.gpgcheck || self.repo_gpgcheck) && self.gpgkey.is_empty() {
             out.push((
                 "gpgkey",
-                "`gpgcheck: true` needs `gpgkey` (or say `gpgcheck: false` for an unsigned repository)".into(),
+                "checking signatures needs `gpgkey` (or say `gpgcheck: false` for an unsigned repository)".into(),
             ));
+        }
+        if self.mirrorlist.is_some() && self.metalink.is_some() {
+            out.push(("metalink", "give `mirrorlist` or `metalink`, not both".into()));
         }
         if self.description.as_deref().is_some_and(|d| d.contains('\n')) {
             out.push(("description", "one line".into()));

@@ -6,11 +6,13 @@
 //! `purged` is a plain remove: RPM has no state where only configuration
 //! files are left (a removal keeps changed configuration files as
 //! `.rpmsave`, and nothing tracks them). dnf refreshes its own metadata when
-//! it expires, and reads repositories added by this run on its next call, so
-//! there is no separate update step.
+//! it expires; after a `yum_repository` changed in this run, `makecache`
+//! runs once before the next install.
 //!
-//! Versions are compared without the epoch: `%{VERSION}-%{RELEASE}` is read,
-//! and an epoch in a pin (`1:2.3-4`) is ignored when comparing.
+//! Versions are `[epoch:]version-release` (the epoch only when set) and
+//! ordered as rpm orders them; an epoch in a pin (`1:2.3-4`) must match, a
+//! pin without one matches any epoch (as dnf's `name-version` does).
+//! Instances are read as `name.arch`: `glibc.i686` is that instance only.
 //!
 //! This provider cannot run on the development machine (no RPM host boots
 //! there): it is tested only through a fake runner, against outputs recorded

@@ -376,11 +376,16 @@ pub fn decide(prov: &dyn Provider, p: &PackageProps, st: &Status, newest: Option
     }
 }
 
-/// Whether the plan writes apt sources (which a dry-run cannot read yet).
-fn manages_sources(plan: &Plan) -> bool {
+/// Whether the plan writes this provider's sources (which a dry-run cannot
+/// read yet).
+fn manages_sources(prov: &dyn Provider, plan: &Plan) -> bool {
+    let apt = prov.tool() == "apt-get";
     plan.resources.iter().any(|r| match r.spec {
-        Spec::AptRepository(_) | Spec::YumRepository(_) => true,
-        Spec::File(_) | Spec::Template(_) => r.id.name.contains("/etc/apt/sources.list"),
+        Spec::AptRepository(_) => apt,
+        Spec::YumRepository(_) => !apt,
+        Spec::File(_) | Spec::Template(_) => {
+            r.id.name.contains(if apt { "/etc/apt/sources.list" } else { "/etc/yum.repos.d/" })
+        }
         _ => false,
     })
 }
@@ -394,7 +399,7 @@ fn need(prov: &dyn Provider, db: &Db, e: &Entry, plan: &Plan, dry_run: bool) -> 
     let Some((action, mut change)) = decide(prov, e.props, &st, newest) else { return Ok(None) };
     let unknown = prov.newest_is_complete() && db.asked.contains(e.name) && newest.is_none();
     if dry_run && unknown && matches!(action, Action::Install(_)) && !st.is_installed() {
-        if prov.metadata_stale() || manages_sources(plan) {
+        if prov.metadata_stale() || manages_sources(prov, plan) {
             change.to = change.to.map(|t| format!("{t} (not in the package lists yet)"));
         } else {
             return Err(Error::Failed(format!(

@@ -1081,8 +1081,8 @@ fn dnf_not_found_by_spec_and_yum_skipping_unknown_names() {
 
 #[test]
 fn a_changed_yum_repository_refreshes_dnf_metadata_once_before_installing() {
-    // dnf cannot run here: a recorded Rocky Linux 9 run (the yum_repository
-    // file itself is tested on a booted host).
+    // dnf cannot run here: its outputs as the other dnf tests give them
+    // (the yum_repository file itself is tested on a booted host).
     let p = plan(vec![pkg("nginx", "{}"), pkg("htop", "{}")], vec![vec![], vec![]]);
     let rpm = |names: &str| format!("rpm -q --qf {} {names}", dnf::RPM_QUERY_FORMAT);
     let runner = Fake::new(vec![

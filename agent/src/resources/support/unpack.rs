@@ -121,7 +121,7 @@ pub fn for_each(
 ) -> Result<usize> {
     let open_err = Error::io(format!("read {}", archive.display()));
     let file = BufReader::new(File::open(archive).map_err(open_err)?);
-    let mut seen = Seen { archive, limits, count: 0, kept: 0, bytes: 0 };
+    let mut seen = Seen { archive, limits, count: 0, kept: 0, bytes: 0, links: Default::default() };
     match format {
         ArchiveFormat::Tar => tar_entries(file, &mut seen, &mut each),
         ArchiveFormat::TarGz => tar_entries(flate2::read::MultiGzDecoder::new(file), &mut seen, &mut each),
@@ -146,6 +146,8 @@ struct Seen<'a> {
     /// Entries left after stripping.
     kept: usize,
     bytes: u64,
+    /// The archive's own symbolic links: nothing is extracted through one.
+    links: std::collections::HashSet<PathBuf>,
 }
 
 impl Seen<'_> {
@@ -170,6 +172,10 @@ impl Seen<'_> {
             return Ok(None);
         };
         self.kept += 1;
+        if let Some(link) = path.ancestors().skip(1).find(|a| self.links.contains(*a)) {
+            let why = format!("goes through the archive's own symbolic link {}", link.display());
+            return Err(self.refuse(raw, &why));
+        }
         let kind = match kind {
             RawKind::Dir => EntryKind::Dir,
             RawKind::File => {
@@ -183,10 +189,20 @@ impl Seen<'_> {
                 }
                 EntryKind::File
             }
-            RawKind::Symlink(t) => EntryKind::Symlink(link_inside(&path, &t).map_err(|e| self.refuse(raw, &e))?),
+            RawKind::Symlink(t) => {
+                let target = link_inside(&path, &t).map_err(|e| self.refuse(raw, &e))?;
+                self.links.insert(path.clone());
+                EntryKind::Symlink(target)
+            }
             RawKind::Hardlink(t) => match inside(&t, self.limits.strip) {
                 Ok(Some(to)) => EntryKind::Hardlink(to),
-                _ => return Err(self.refuse(raw, &format!("is a hard link to {}, outside the destination", show(&t)))),
+                _ => {
+                    let why = format!(
+                        "is a hard link to {}, outside the destination (or removed by strip_components)",
+                        show(&t)
+                    );
+                    return Err(self.refuse(raw, &why));
+                }
             },
         };
         Ok(Some(Entry { path, kind, mode: mode & 0o1777, size, mtime }))
@@ -269,6 +285,33 @@ mod tests {
         assert!(inside(b"/etc/passwd", 0).unwrap_err().contains("absolute"));
         assert!(inside(b"a/../../etc/passwd", 0).unwrap_err().contains(".."));
         assert!(inside(b"top/../x", 1).is_err(), "`..` is refused even where it would be stripped");
+    }
+
+    /// A tar with a link `lib -> sub` (inside) and then a file through it.
+    #[test]
+    fn nothing_is_extracted_through_the_archives_own_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.tar");
+        let mut b = tar::Builder::new(File::create(&path).expect("create"));
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "lib", "sub").expect("link");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "lib/x", &b"x\n"[..]).expect("file");
+        b.into_inner().expect("finish");
+        let limits = Limits { strip: 0, max_bytes: 1 << 20 };
+        let mut seen = Vec::new();
+        let e = for_each(&path, ArchiveFormat::Tar, &limits, |e, _| {
+            seen.push(e.path.clone());
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("entry \"lib/x\" goes through the archive's own symbolic link lib"), "{e}");
+        assert_eq!(seen, [PathBuf::from("lib")]);
     }
 
     #[test]
