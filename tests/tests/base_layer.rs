@@ -216,6 +216,16 @@ resources:
     host.sh_ok("visudo -c");
     idempotent(&host, "/root/edits.yaml", "");
 
+    // Drift: the link pointed elsewhere by hand; dry-run reports it and changes nothing.
+    host.sh_ok("ln -sfn releases/2.0 /opt/app/current");
+    let (code, dry) = apply(&host, "/root/edits.yaml", "--dry-run");
+    assert_eq!((code, by_status(&dry, "changed")), (2, vec!["link:/opt/app/current"]));
+    assert_eq!(host.sh_ok("readlink /opt/app/current").trim(), "releases/2.0", "dry-run changed nothing");
+    let (code, r) = apply(&host, "/root/edits.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "link:/opt/app/current")["corrective"], true);
+    assert_eq!(host.sh_ok("readlink /opt/app/current").trim(), "releases/1.0");
+
     // A new release switches the link atomically; a sudoers line visudo refuses is not written.
     host.write("/root/edits.yaml", recipe("2.0", "%sudo ALL=(ALL:ALL) NOPASSWD /usr/bin/systemctl"));
     let (code, r) = apply(&host, "/root/edits.yaml", "");
@@ -316,9 +326,16 @@ resources:
 
     // A key added by hand stays; drift in aging is repaired; removing ours leaves theirs.
     host.sh_ok("echo 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 hand@made' >> /home/alice/.ssh/authorized_keys && chage -M 99999 alice");
+    host.sh_ok("sed -i '/alice@ci/d' /etc/ssh/authorized_keys/alice");
+    let (code, dry) = apply(&host, "/root/accounts.yaml", "--dry-run");
+    assert_eq!((code, by_status(&dry, "changed")), (2, vec!["authorized_key:alice ci", "user:alice"]));
+    assert_eq!(host.sh_ok("getent shadow alice | cut -d: -f5").trim(), "99999", "dry-run changed nothing");
     let (code, r) = apply(&host, "/root/accounts.yaml", "");
     assert_eq!(code, 2);
-    assert_eq!(by_status(&r, "changed"), ["user:alice"]);
+    assert_eq!(by_status(&r, "changed"), ["authorized_key:alice ci", "user:alice"]);
+    assert_eq!(resource(&r, "authorized_key:alice ci")["corrective"], true);
+    assert_eq!(resource(&r, "user:alice")["corrective"], true);
+    assert_eq!(host.read("/etc/ssh/authorized_keys/alice"), format!("{ci}\n"));
     let change = &resource(&r, "user:alice")["changes"][0];
     assert_eq!(
         (change["property"].as_str(), change["from"].as_str(), change["to"].as_str()),
@@ -360,6 +377,16 @@ fn kernel_modules_are_persisted_and_blacklisted() {
     );
     assert!(!host.root().join("etc/modules-load.d/cramfs.conf").exists());
     idempotent(&host, "/root/modules.yaml", "");
+
+    // Drift: the blacklist removed by hand; dry-run reports it, the run puts it back.
+    host.sh_ok("rm /etc/modprobe.d/tend-usb-storage.conf");
+    let (code, dry) = apply(&host, "/root/modules.yaml", "--dry-run");
+    assert_eq!((code, by_status(&dry, "changed")), (2, vec!["kernel_module:usb-storage"]));
+    assert!(!host.root().join("etc/modprobe.d/tend-usb-storage.conf").exists(), "dry-run changed nothing");
+    let (code, r) = apply(&host, "/root/modules.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "kernel_module:usb-storage")["corrective"], true);
+    assert!(host.read("/etc/modprobe.d/tend-usb-storage.conf").contains("blacklist usb-storage\n"));
 
     host.write("/root/modules.yaml", recipe("absent"));
     let (code, r) = apply(&host, "/root/modules.yaml", "");
@@ -607,6 +634,16 @@ fn downloads_are_verified_and_never_fetched_twice() {
     idempotent(&host, "/root/dl.yaml", "");
     assert_eq!(server.hits("/tool.bin"), 2, "a matching file is never fetched again");
 
+    // Drift: the file edited by hand; dry-run fetches nothing, the run fetches it again.
+    host.sh_ok("echo tampered >> /opt/tools/tool.bin");
+    let (code, dry) = apply(&host, "/root/dl.yaml", "--dry-run");
+    assert_eq!((code, by_status(&dry, "changed")), (2, vec!["download:/opt/tools/tool.bin"]));
+    assert_eq!(server.hits("/tool.bin"), 2, "dry-run fetched nothing");
+    let (code, r) = apply(&host, "/root/dl.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "download:/opt/tools/tool.bin")["corrective"], true);
+    assert_eq!(host.sh_ok("sha256sum /opt/tools/tool.bin").split_whitespace().next(), Some(sha256_hex(&v1).as_str()));
+
     // A new version: the changed checksum fetches it.
     // The list now names a third version that the server does not send.
     server.put("/tool.bin", &v2);
@@ -815,6 +852,16 @@ fn mounts_follow_fstab_and_remount_on_change() {
     assert_eq!(host.sh_ok(live).split_whitespace().collect::<Vec<_>>(), ["tmpfs", "rw", "size=16384k", "mode=750"]);
     assert!(host.read("/etc/fstab").ends_with("tmpfs\t/srv/cache\ttmpfs\tsize=16m,mode=0750\t0\t0\n"));
     idempotent(&host, "/root/mount.yaml", "");
+
+    // Drift: unmounted by hand; dry-run reports it, the run mounts it again.
+    host.sh_ok("umount /srv/cache");
+    let (code, dry) = apply(&host, "/root/mount.yaml", "--dry-run");
+    assert_eq!((code, by_status(&dry, "changed")), (2, vec!["mount:/srv/cache"]));
+    assert!(host.sh("findmnt /srv/cache").stdout.is_empty(), "dry-run changed nothing");
+    let (code, r) = apply(&host, "/root/mount.yaml", "");
+    assert_eq!(code, 2);
+    assert_eq!(resource(&r, "mount:/srv/cache")["corrective"], true);
+    assert!(host.sh_ok(live).contains("size=16384k"), "mounted again");
 
     host.write("/root/mount.yaml", recipe("mounted", "32m"));
     let (code, r) = apply(&host, "/root/mount.yaml", "");
