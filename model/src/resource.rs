@@ -197,11 +197,13 @@ impl Spec {
     }
 
     /// The file or directory the resource writes, if any: its name for path
-    /// types, the edited file for `line` and `setting`.
+    /// types, the edited file for `file_line`, `setting` and an
+    /// `authorized_key` with a `path`.
     pub fn edited_path<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         match self {
             Spec::FileLine(p) => Some(&p.path),
             Spec::Setting(p) => Some(&p.path),
+            Spec::AuthorizedKey(p) => p.path.as_deref(),
             s if s.is_path() => Some(name),
             _ => None,
         }

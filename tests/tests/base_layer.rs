@@ -347,6 +347,13 @@ resources:
     assert_eq!(by_status(&r, "changed"), ["authorized_key:alice laptop"]);
     assert_eq!(host.read("/home/alice/.ssh/authorized_keys"), "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 hand@made\n");
     idempotent(&host, "/root/accounts.yaml", "");
+
+    // A key to remove from a user who does not exist: nothing to do.
+    host.write(
+        "/root/ghost.yaml",
+        format!("name: ghost\nresources:\n  - authorized_key: ghost laptop\n    user: ghost\n    key: {laptop}\n    state: absent\n"),
+    );
+    idempotent(&host, "/root/ghost.yaml", "");
 }
 
 /// Kernel modules: a container shares this machine's kernel, so loading and

@@ -76,10 +76,14 @@ fn target(r: &CompiledResource, p: &AuthorizedKeyProps, ctx: &mut Ctx) -> Result
     if let Some(path) = &p.path {
         let own =
             Ownership { owner: Some(p.user.clone()), group: None, mode: Some(tend_model::mode::Mode(0o600).into()) };
-        if user.is_none() && !ctx.dry_run {
-            return Err(Error::Failed(format!("user {} does not exist", p.user)));
-        }
-        return Ok(if user.is_none() { Target::NewUser } else { Target::Path(PathBuf::from(path), own) });
+        // Removing a key needs no user; adding one, outside a dry-run, does.
+        return match user {
+            None if p.state == Presence::Present && !ctx.dry_run => {
+                Err(Error::Failed(format!("user {} does not exist", p.user)))
+            }
+            None if p.state == Presence::Present => Ok(Target::NewUser),
+            _ => Ok(Target::Path(PathBuf::from(path), own)),
+        };
     }
     // The user resource's exclusive list of the same file would fight this.
     let exclusive = ctx.plan.resources.iter().any(|o| {
@@ -98,7 +102,8 @@ fn target(r: &CompiledResource, p: &AuthorizedKeyProps, ctx: &mut Ctx) -> Result
             uid: u.uid,
             gid: Some(u.gid),
         })),
-        None if ctx.dry_run => Ok(Target::NewUser),
+        // No user, no keys to remove; in a dry-run, one the plan creates.
+        None if ctx.dry_run || p.state == Presence::Absent => Ok(Target::NewUser),
         None => Err(Error::Failed(format!("user {} does not exist", p.user))),
     }
 }
@@ -153,6 +158,7 @@ impl ResourceType for AuthorizedKeyType {
     fn apply(&self, r: &CompiledResource, _changes: &[Change], ctx: &mut Ctx) -> Result<Applied> {
         let p = props(r)?;
         match target(r, p, ctx)? {
+            Target::NewUser if p.state == Presence::Absent => Ok(Applied::Done),
             Target::NewUser => Err(Error::Failed(format!("user {} does not exist", p.user))),
             Target::Home(t) => {
                 if let Some(new) = edited(home_text(&t)?.as_deref(), p) {

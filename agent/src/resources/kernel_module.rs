@@ -12,7 +12,7 @@ use tend_model::resources::kernel_module::{KernelModuleProps, ModuleState};
 use tend_model::{CompiledResource, Spec};
 
 use super::support::edit::Part;
-use super::{Applied, Ctx, ResourceType, Result, mismatch, run_ok};
+use super::{Applied, Ctx, Error, ResourceType, Result, mismatch, run_ok};
 use crate::report::Change;
 
 pub struct KernelModuleType;
@@ -27,6 +27,14 @@ fn props(r: &CompiledResource) -> Result<&KernelModuleProps> {
 /// Whether the module is in the running kernel (loaded, or built in).
 fn loaded(name: &str) -> bool {
     Path::new("/sys/module").join(name.replace('-', "_")).exists()
+}
+
+/// Built into the kernel: in /sys/module without the `initstate` a loaded
+/// module has. It cannot be unloaded; a blacklist only matters at the next
+/// boot of a kernel that has it as a module.
+fn built_in(name: &str) -> bool {
+    let dir = Path::new("/sys/module").join(name.replace('-', "_"));
+    dir.exists() && !dir.join("initstate").exists()
 }
 
 /// A container shares the host's kernel: its modules are not this host's to change.
@@ -73,7 +81,13 @@ impl ResourceType for KernelModuleType {
         if !in_container(ctx) {
             let is = loaded(name);
             let want = p.state == ModuleState::Loaded;
-            if is != want {
+            if is && !want && built_in(name) {
+                if p.state == ModuleState::Absent {
+                    return Err(Error::Failed(format!(
+                        "{name} is built into the running kernel: it cannot be unloaded (blacklist it for kernels that have it as a module)"
+                    )));
+                }
+            } else if is != want {
                 let show = |b: bool| if b { "loaded" } else { "not loaded" }.to_string();
                 changes.push(Change::new("running", Some(show(is)), Some(show(want))));
             }

@@ -95,6 +95,30 @@ fn device_path(device: &str) -> Option<String> {
     device.starts_with("/dev/").then(|| device.to_string())
 }
 
+/// The kernel reports NFS version 4 mounts as `nfs4`.
+fn same_type(live: &str, wanted: Option<&str>) -> bool {
+    fn norm(t: &str) -> &str {
+        if t == "nfs4" { "nfs" } else { t }
+    }
+    wanted.is_some_and(|w| norm(live) == norm(w))
+}
+
+/// Whether what is mounted comes from the wanted device. Only a block
+/// device (`/dev/…`, `UUID=`, `LABEL=`… that resolves to one) is compared,
+/// both sides resolved through their links (`/dev/mapper/vg-lv` and
+/// `/dev/dm-0` are the same); a bind or loop mount, tmpfs or network
+/// source is taken as it is.
+fn same_source(live: &str, p: &MountProps) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let Some(dev) = p.device.as_deref().and_then(device_path) else { return true };
+    let Ok(real) = std::fs::canonicalize(&dev) else { return true };
+    if !std::fs::metadata(&real).is_ok_and(|m| m.file_type().is_block_device()) {
+        return true;
+    }
+    // A source that names no path here (`/dev/root`) cannot be told apart.
+    std::fs::canonicalize(live).map_or(true, |l| l == real)
+}
+
 struct Plan {
     fstab: Option<String>,
     /// Mount, unmount, remount, or replace what is mounted.
@@ -115,10 +139,10 @@ fn plan(mount_point: &str, p: &MountProps, ctx: &mut Ctx) -> Result<Plan> {
             now.as_ref().map(|_| Change::new("mounted", Some(show(&now)), Some("not mounted".into())))
         }
         MountState::Mounted => {
-            let same_type = now.as_ref().is_some_and(|(t, _)| Some(t.as_str()) == p.fstype.as_deref());
+            let same = now.as_ref().is_some_and(|(t, src)| same_type(t, p.fstype.as_deref()) && same_source(src, p));
             match &now {
-                Some(_) if same_type && fstab.is_some() => Some(Change::new("remount", None, Some(p.options.clone()))),
-                Some(_) if same_type => None,
+                Some(_) if same && fstab.is_some() => Some(Change::new("remount", None, Some(p.options.clone()))),
+                Some(_) if same => None,
                 _ => Some(Change::new("mounted", Some(show(&now)), Some(wanted()))),
             }
         }
@@ -218,5 +242,14 @@ mod tests {
             Some("# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n")
         );
         assert_eq!(fstab_text(fstab, "/nothing", &gone), None);
+    }
+
+    #[test]
+    fn what_is_mounted_is_compared_by_type_and_block_device() {
+        assert!(same_type("nfs4", Some("nfs")) && same_type("ext4", Some("ext4")) && !same_type("xfs", Some("ext4")));
+        // Not block devices: taken as they are (a loop mount's image, tmpfs, a share).
+        assert!(same_source("/dev/loop0", &props("device: /dev/null\nfstype: ext4")));
+        assert!(same_source("whatever", &props("device: tmpfs\nfstype: tmpfs")));
+        assert!(same_source("nas:/export", &props("device: \"nas:/export\"\nfstype: nfs")));
     }
 }
