@@ -29,6 +29,7 @@ pub mod params;
 pub mod render;
 pub mod resource;
 pub mod resources;
+pub mod rollout;
 pub mod schema;
 pub mod suggest;
 pub mod typing;
