@@ -64,13 +64,22 @@ fn check_key(text: &str, p: &AptRepositoryProps, source: &str) -> Result<()> {
     let Some(want) = p.key_fingerprint.as_deref().and_then(normal_fingerprint) else {
         return Ok(());
     };
-    let have = fingerprints(text).map_err(|e| Error::Failed(format!("the key from {source} is not usable: {e}")))?;
-    if have.contains(&want) {
+    let keys = fingerprints(text).map_err(|e| Error::Failed(format!("the key from {source} is not usable: {e}")))?;
+    // Signed-By trusts every key in the file: exactly the one trusted key
+    // (found by its own fingerprint or one of its subkeys').
+    if keys.primary.len() > 1 {
+        return Err(Error::Failed(format!(
+            "the key file from {source} holds {} keys ({}); only the trusted {want} may be in it; nothing was installed",
+            keys.primary.len(),
+            keys.primary.join(", ")
+        )));
+    }
+    if keys.primary.contains(&want) || keys.subkeys.contains(&want) {
         return Ok(());
     }
     Err(Error::Failed(format!(
         "the key from {source} has fingerprint {}, not the trusted {want}; nothing was installed",
-        have.join(", ")
+        keys.primary.join(", ")
     )))
 }
 

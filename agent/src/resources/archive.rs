@@ -239,8 +239,8 @@ fn write_file(tmp: &Path, e: &Entry, content: &mut dyn Read, meta: &Meta) -> Res
         std::os::unix::fs::fchown(&f, meta.uid, meta.gid).map_err(Error::io(what()))?;
     }
     f.set_permissions(std::fs::Permissions::from_mode(e.mode)).map_err(Error::io(what()))?;
-    if let Some(t) = e.mtime {
-        let _ = f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(t));
+    if let Some(t) = e.mtime.and_then(|t| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(t))) {
+        let _ = f.set_modified(t);
     }
     f.sync_all().map_err(Error::io(what()))?;
     Ok(f)

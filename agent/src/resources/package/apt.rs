@@ -120,12 +120,16 @@ impl Apt {
 /// dpkg's name for the architecture this agent was built for: the host's
 /// native one (an unqualified name means that instance, or an `all` one).
 pub fn native_arch() -> &'static str {
+    let little = cfg!(target_endian = "little");
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "i386",
-        "arm" => "armhf",
-        "powerpc64" => "ppc64el",
+        "arm" if cfg!(target_abi = "eabihf") => "armhf",
+        "arm" => "armel",
+        "powerpc64" if little => "ppc64el",
+        "mips" if little => "mipsel",
+        "mips64" if little => "mips64el",
         "loongarch64" => "loong64",
         other => other,
     }
@@ -242,7 +246,7 @@ impl Provider for Apt {
     }
 
     fn compare(&self, a: &str, b: &str) -> std::cmp::Ordering {
-        version::deb_cmp(a, b)
+        tend_model::version::compare(a, b, tend_model::version::Scheme::Debian)
     }
 
     fn metadata_stale(&self) -> bool {

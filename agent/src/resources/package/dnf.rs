@@ -79,11 +79,13 @@ pub fn parse_rpm_query(text: &str) -> HashMap<String, Status> {
     for line in text.lines() {
         if let Some((name_arch, version)) = line.split_once('\t') {
             let st = Status::Installed(vec![version.trim().to_string()]);
-            let name = bare(name_arch);
-            if name != name_arch {
+            // The query always appends `.%{ARCH}`, whatever the architecture.
+            if let Some((name, _arch)) = name_arch.rsplit_once('.') {
                 merge_status(&mut out, name_arch, st.clone());
+                merge_status(&mut out, name, st);
+            } else {
+                merge_status(&mut out, name_arch, st);
             }
-            merge_status(&mut out, name, st);
         } else if let Some(name) = line.strip_prefix("package ").and_then(|l| l.strip_suffix(" is not installed")) {
             out.entry(name.to_string()).or_insert(Status::Absent);
         }
@@ -155,16 +157,6 @@ pub fn evr_cmp(pin: &str, installed: &str) -> Ordering {
     let (pv, pr) = pin.split_once('-').map_or((pin, None), |(v, r)| (v, Some(r)));
     let (iv, ir) = installed.split_once('-').unwrap_or((installed, ""));
     epoch.then_with(|| rpmvercmp(pv, iv)).then_with(|| pr.map_or(Ordering::Equal, |pr| rpmvercmp(pr, ir)))
-}
-
-/// rpm's ordering of two full `[epoch:]version-release` strings (a missing
-/// epoch is 0).
-pub fn evr_order(a: &str, b: &str) -> Ordering {
-    let (ea, a) = split_epoch(a);
-    let (eb, b) = split_epoch(b);
-    let (av, ar) = a.split_once('-').unwrap_or((a, ""));
-    let (bv, br) = b.split_once('-').unwrap_or((b, ""));
-    ea.unwrap_or(0).cmp(&eb.unwrap_or(0)).then_with(|| rpmvercmp(av, bv)).then_with(|| rpmvercmp(ar, br))
 }
 
 /// rpm's version comparison (`rpmvercmp`): alternating numeric and
@@ -329,7 +321,7 @@ impl Provider for Dnf {
     }
 
     fn compare(&self, a: &str, b: &str) -> Ordering {
-        evr_order(a, b)
+        tend_model::version::compare(a, b, tend_model::version::Scheme::Rpm)
     }
 
     /// `install`, `downgrade`, `upgrade`, `remove`: one command each.

@@ -510,9 +510,8 @@ fn run_step(
     }
 }
 
-/// The status of each asked-for name in what the database query found
-/// (looked up as asked, then without its architecture), absent otherwise.
-/// Each name's status; an architecture-qualified name (`libc6:i386`,
+/// Each name's status in what the database query found (absent when not
+/// there); an architecture-qualified name (`libc6:i386`,
 /// `glibc.i686`) is that instance only, never another architecture's.
 fn statuses_for(names: &[&str], found: &HashMap<String, Status>) -> HashMap<String, Status> {
     names.iter().map(|n| (n.to_string(), found.get(*n).cloned().unwrap_or(Status::Absent))).collect()

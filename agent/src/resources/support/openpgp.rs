@@ -15,9 +15,14 @@ fn dearmor(text: &str) -> Result<Vec<u8>, String> {
     // Armor headers (`Comment: …`) end at the first blank line.
     let mut body = String::new();
     let mut in_headers = true;
-    for l in lines {
-        if l.starts_with("-----END") || l.starts_with('=') {
+    let mut ended = false;
+    for l in lines.by_ref() {
+        if l.starts_with("-----END") {
+            ended = true;
             break;
+        }
+        if l.starts_with('=') {
+            continue;
         }
         if in_headers {
             if l.is_empty() {
@@ -31,15 +36,26 @@ fn dearmor(text: &str) -> Result<Vec<u8>, String> {
         }
         body.push_str(l.trim());
     }
+    // Anything after the block would be installed unchecked: one block only.
+    if !ended || lines.any(|l| !l.trim().is_empty()) {
+        return Err("one armored public key block is expected, ending with `-----END PGP PUBLIC KEY BLOCK-----` and nothing after it".into());
+    }
     base64::engine::general_purpose::STANDARD
         .decode(body.as_bytes())
         .map_err(|e| format!("the armor is not base64: {e}"))
 }
 
-/// Upper-case hex fingerprints of the primary keys and subkeys.
-pub fn fingerprints(armored: &str) -> Result<Vec<String>, String> {
+/// The keys of a block: upper-case hex fingerprints.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub primary: Vec<String>,
+    pub subkeys: Vec<String>,
+}
+
+/// The fingerprints of the primary keys and subkeys.
+pub fn fingerprints(armored: &str) -> Result<Keys, String> {
     let data = dearmor(armored)?;
-    let mut out = Vec::new();
+    let mut out = Keys::default();
     let mut i = 0;
     while i < data.len() {
         let b = data[i];
@@ -76,7 +92,8 @@ pub fn fingerprints(armored: &str) -> Result<Vec<String>, String> {
                 _ => return Err("indeterminate-length packets are not keys".into()),
             }
         };
-        let body = data.get(i + head..i + head + len).ok_or("truncated packet")?;
+        let end = i.checked_add(head).and_then(|x| x.checked_add(len)).ok_or("truncated packet")?;
+        let body = data.get(i + head..end).ok_or("truncated packet")?;
         // 6: public key, 14: public subkey.
         if tag == 6 || tag == 14 {
             let fp = match body.first() {
@@ -95,15 +112,16 @@ pub fn fingerprints(armored: &str) -> Result<Vec<String>, String> {
                     c.finish()
                 }
                 _ => {
-                    i += head + len;
+                    i = end;
                     continue;
                 }
             };
-            out.push(fp.as_ref().iter().map(|b| format!("{b:02X}")).collect());
+            let hex = fp.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+            if tag == 6 { out.primary.push(hex) } else { out.subkeys.push(hex) }
         }
-        i += head + len;
+        i = end;
     }
-    if out.is_empty() {
+    if out.primary.is_empty() {
         return Err("the block holds no public key".into());
     }
     Ok(out)
@@ -130,10 +148,11 @@ FXbkS0fJeny6OeBKS9mn0gkFRqgO\n\
     #[test]
     fn primary_key_and_subkey_fingerprints() {
         let armored = KEY.replacen("Comment", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment", 1);
-        assert_eq!(
-            fingerprints(&armored).expect("fingerprints"),
-            ["EEA90FA155D40764B52BDD5EC9EC27F500D0CC00", "3F1A8A51986A908B3FDE9CCE145331D89E881CFF"]
-        );
+        let keys = fingerprints(&armored).expect("fingerprints");
+        assert_eq!(keys.primary, ["EEA90FA155D40764B52BDD5EC9EC27F500D0CC00"]);
+        assert_eq!(keys.subkeys, ["3F1A8A51986A908B3FDE9CCE145331D89E881CFF"]);
+        // A second block after the first would be installed unchecked.
+        assert!(fingerprints(&format!("{armored}\n{armored}")).unwrap_err().contains("nothing after it"));
     }
 
     #[test]
