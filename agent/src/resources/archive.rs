@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -70,18 +70,23 @@ fn replaced_by_download(ctx: &Ctx, p: &ArchiveProps) -> Result<bool> {
     }
 }
 
-/// Checks the archive's checksum, if one is given.
-fn verify_source(p: &ArchiveProps) -> Result<()> {
-    let Some(want) = &p.sha256 else { return Ok(()) };
-    let have = download::hash_file(Path::new(&p.source))?;
-    if have.eq_ignore_ascii_case(want) {
-        return Ok(());
+/// The archive, opened once: the checksum (if given) is of the very file
+/// whose entries are then read, so swapping the path after the check
+/// changes nothing. Check and apply each verify it.
+fn open_verified(p: &ArchiveProps) -> Result<File> {
+    let path = Path::new(&p.source);
+    let mut f = File::open(path).map_err(Error::io(format!("read {}", p.source)))?;
+    let Some(want) = &p.sha256 else { return Ok(f) };
+    let have = download::hash_reader(&mut f, path)?;
+    if !have.eq_ignore_ascii_case(want) {
+        return Err(Error::Failed(format!(
+            "checksum mismatch for {}: expected {}, got {have}; nothing was extracted",
+            p.source,
+            want.to_ascii_lowercase()
+        )));
     }
-    Err(Error::Failed(format!(
-        "checksum mismatch for {}: expected {}, got {have}; nothing was extracted",
-        p.source,
-        want.to_ascii_lowercase()
-    )))
+    f.seek(SeekFrom::Start(0)).map_err(Error::io(format!("read {}", p.source)))?;
+    Ok(f)
 }
 
 /// The directories from `dest` down to the entry's parent: false when one is
@@ -356,7 +361,7 @@ impl ResourceType for ArchiveType {
                 Some(format!("{to} (downloaded in this run)")),
             )]);
         }
-        verify_source(p)?;
+        let file = open_verified(p)?;
         // The destination itself: present, or (dry-run) created earlier in this run.
         let is_dir = lstat(dest)?.is_some_and(|m| m.is_dir()) || (ctx.dry_run && ctx.dirs.contains(dest));
         if !is_dir {
@@ -367,7 +372,7 @@ impl ResourceType for ArchiveType {
         }
         let meta = Meta::resolve_in(&ownership(p), ctx)?;
         let (mut differ, mut shown, mut known) = (0usize, Vec::new(), HashSet::new());
-        let total = for_each(source, format(p)?, &limits(p), |e, content| {
+        let total = for_each(source, file, format(p)?, &limits(p), |e, content| {
             if differs(dest, e, content, &meta, &mut known)? {
                 differ += 1;
                 if shown.len() < SHOWN {
@@ -394,7 +399,8 @@ impl ResourceType for ArchiveType {
         let staging: &mut Staging = ctx.staging;
         let mut known = HashSet::new();
         let mut dirs = HashSet::new();
-        for_each(Path::new(&p.source), format(p)?, &limits(p), |e, content| {
+        let file = open_verified(p)?;
+        for_each(Path::new(&p.source), file, format(p)?, &limits(p), |e, content| {
             extract(dest, e, content, &meta, &mut known)?;
             if let Some(parent) = dest.join(&e.path).parent() {
                 dirs.insert(parent.to_path_buf());

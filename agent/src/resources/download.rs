@@ -39,10 +39,15 @@ fn hex(bytes: &[u8]) -> String {
 /// The SHA-256 of a file on disk.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(Error::io(format!("read {}", path.display())))?;
+    hash_reader(&mut f, path)
+}
+
+/// The SHA-256 of what `r` holds to its end (`path` names it in errors).
+pub fn hash_reader(r: &mut impl Read, path: &Path) -> Result<String> {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(Error::io(format!("read {}", path.display())))?;
+        let n = r.read(&mut buf).map_err(Error::io(format!("read {}", path.display())))?;
         if n == 0 {
             break;
         }

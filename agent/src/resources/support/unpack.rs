@@ -19,6 +19,8 @@ use crate::resources::{Error, Result};
 const MAX_ENTRIES: usize = 1_000_000;
 /// The longest entry path or link target.
 const MAX_PATH: usize = 4096;
+/// Decompressed tar bytes allowed beyond the files' own (headers, names).
+const METADATA_SLACK: u64 = 64 << 20;
 /// The most memory the xz decoder may use (the largest preset needs 64 MiB).
 const XZ_MEM_KB: u32 = 256 * 1024;
 
@@ -115,23 +117,27 @@ pub fn link_inside(entry: &Path, target: &[u8]) -> std::result::Result<PathBuf, 
 /// after stripping.
 pub fn for_each(
     archive: &Path,
+    file: File,
     format: ArchiveFormat,
     limits: &Limits,
     mut each: impl FnMut(&Entry, &mut dyn Read) -> Result<()>,
 ) -> Result<usize> {
-    let open_err = Error::io(format!("read {}", archive.display()));
-    let file = BufReader::new(File::open(archive).map_err(open_err)?);
+    let file = BufReader::new(file);
     let mut seen = Seen { archive, limits, count: 0, kept: 0, bytes: 0, links: Default::default() };
+    // The whole decompressed tar stream is bounded too: headers and the
+    // long names and PAX records the tar reader reads into memory.
+    let bound = limits.max_bytes.saturating_add(METADATA_SLACK);
     match format {
-        ArchiveFormat::Tar => tar_entries(file, &mut seen, &mut each),
-        ArchiveFormat::TarGz => tar_entries(flate2::read::MultiGzDecoder::new(file), &mut seen, &mut each),
+        ArchiveFormat::Tar => tar_entries(file.take(bound), &mut seen, &mut each),
+        ArchiveFormat::TarGz => tar_entries(flate2::read::MultiGzDecoder::new(file).take(bound), &mut seen, &mut each),
         ArchiveFormat::TarXz => {
-            tar_entries(lzma_rust2::XzReader::new_mem_limit(file, true, XZ_MEM_KB), &mut seen, &mut each)
+            let dec = lzma_rust2::XzReader::new_mem_limit(file, true, XZ_MEM_KB);
+            tar_entries(dec.take(bound), &mut seen, &mut each)
         }
         ArchiveFormat::TarZst => {
             let dec = ruzstd::decoding::StreamingDecoder::new(file)
                 .map_err(|e| Error::Failed(format!("{} is not a zstd stream: {e}", archive.display())))?;
-            tar_entries(dec, &mut seen, &mut each)
+            tar_entries(dec.take(bound), &mut seen, &mut each)
         }
         ArchiveFormat::Zip => zip_entries(file.into_inner(), &mut seen, &mut each),
     }?;
@@ -304,7 +310,8 @@ mod tests {
         b.into_inner().expect("finish");
         let limits = Limits { strip: 0, max_bytes: 1 << 20 };
         let mut seen = Vec::new();
-        let e = for_each(&path, ArchiveFormat::Tar, &limits, |e, _| {
+        let file = File::open(&path).expect("open");
+        let e = for_each(&path, file, ArchiveFormat::Tar, &limits, |e, _| {
             seen.push(e.path.clone());
             Ok(())
         })
