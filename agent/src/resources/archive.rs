@@ -315,6 +315,14 @@ fn extract(dest: &Path, e: &Entry, content: &mut dyn Read, meta: &Meta, known: &
         }
         EntryKind::Hardlink(to) => {
             refuse_dir(&path, &md, "a hard link")?;
+            // Its target is reached through real directories only, as an entry is.
+            if !parents_ok(dest, to, known)? {
+                return Err(Error::Failed(format!(
+                    "{}: the target of hard link {} is missing",
+                    dest.display(),
+                    e.path.display()
+                )));
+            }
             let from = dest.join(to);
             let other = lstat(&from)?;
             if matches!((&md, &other), (Some(a), Some(b)) if a.ino() == b.ino() && a.dev() == b.dev()) {

@@ -201,6 +201,9 @@ impl Seen<'_> {
                 EntryKind::Symlink(target)
             }
             RawKind::Hardlink(t) => match inside(&t, self.limits.strip) {
+                Ok(Some(to)) if to.ancestors().skip(1).any(|a| self.links.contains(a)) => {
+                    return Err(self.refuse(raw, "is a hard link through the archive's own symbolic link"));
+                }
                 Ok(Some(to)) => EntryKind::Hardlink(to),
                 _ => {
                     let why = format!(
