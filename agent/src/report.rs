@@ -82,6 +82,9 @@ pub struct Report {
     /// True when the recipes came from the on-disk cache (server unreachable).
     pub cached: bool,
     pub recipes: Vec<String>,
+    /// The version of each recipe the server assigned (name → version).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub versions: std::collections::BTreeMap<String, String>,
     /// Recipes that could not be compiled (each with its diagnostics); their
     /// resources did not run. Each counts as a failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

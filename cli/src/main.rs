@@ -8,6 +8,7 @@ mod documents;
 mod files;
 mod output;
 mod recipes;
+mod rollouts;
 mod run;
 
 use std::collections::BTreeMap;
@@ -104,6 +105,13 @@ enum Command {
     Commands {
         #[command(subcommand)]
         cmd: commands::CommandCmd,
+    },
+    /// What a recipe version would change on each target host (a change set), changing nothing.
+    Plan(rollouts::PlanArgs),
+    /// Progressive rollouts of recipe versions: canary, batches, health gates, automatic rollback.
+    Rollout {
+        #[command(subcommand)]
+        cmd: rollouts::RolloutCmd,
     },
     /// Assign a recipe to nodes (by tag:key=value or node id).
     Assign {
@@ -204,6 +212,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let done = match cli.command {
         Command::Run(args) => return run::run(&c, out, args).await,
         Command::Automation { cmd } => return automation::run(&c, out, cmd).await,
+        Command::Plan(args) => return rollouts::plan(&c, out, args).await,
+        Command::Rollout { cmd } => return rollouts::rollout(&c, out, cmd).await,
         Command::Document { cmd } => documents::run(&c, out, cmd).await,
         Command::Commands { cmd } => commands::run(&c, out, cmd).await,
         Command::Recipe { cmd } => recipes::run(&c, out, cmd).await,
@@ -296,6 +306,8 @@ async fn fleet(c: &Client, out: Output, command: Command) -> anyhow::Result<()> 
             show(out, &a, &["at", "actor", "action", "detail"])
         }
         Command::Run(_)
+        | Command::Plan(_)
+        | Command::Rollout { .. }
         | Command::Automation { .. }
         | Command::Document { .. }
         | Command::Commands { .. }

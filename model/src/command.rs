@@ -176,10 +176,23 @@ pub struct DeliveredStep {
     pub run: Option<String>,
     /// applyRecipe: the recipe's bundle, version and parameters.
     pub recipe: Option<DeliveredRecipe>,
+    /// converge: how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converge: Option<ConvergeSpec>,
     pub run_as: Option<String>,
     pub working_directory: Option<String>,
     pub env: BTreeMap<String, String>,
     pub on_failure: OnFailure,
+}
+
+/// A converge step as delivered: a real run of the node's assigned set, or
+/// a dry-run of it with one recipe's version replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ConvergeSpec {
+    pub dry_run: bool,
+    /// `RECIPE@VERSION` (dry-run only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -231,6 +244,9 @@ pub struct InvocationResult {
     pub reason: Option<String>,
     #[serde(default)]
     pub reboot: bool,
+    /// A converge step's run report (the last one, when there are several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
 }
 
 /// A stored document version, as listings show it.

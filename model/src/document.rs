@@ -31,6 +31,9 @@ pub enum Action {
     RunShellScript,
     /// `recipe` (a recipe on the server) converged through the engine.
     ApplyRecipe,
+    /// The node's own assigned recipe set, now, as its next run would do it
+    /// (fetch, converge, report); with `dryRun`, checked only.
+    Converge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -70,6 +73,13 @@ pub struct Step {
     /// the document parameter's value.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, Value>,
+    /// converge: `true`, `false` or `{{params.NAME}}` (a boolean parameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<Value>,
+    /// converge, dry-run only: `RECIPE@VERSION` (or `{{params.NAME}}`), the
+    /// version of one assigned recipe to check instead of the assigned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
     /// A local user to run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
@@ -190,6 +200,13 @@ impl Document {
             }
             let refs = |s: &str| param_ref(s).map(str::to_string);
             let mut used: Vec<(YamlPath, String)> = Vec::new();
+            if step.action != Action::Converge {
+                for (key, set) in [("dryRun", step.dry_run.is_some()), ("replace", step.replace.is_some())] {
+                    if set {
+                        diag(&p.key(key), format!("step `{}`: `{key}` belongs to converge steps", step.name), None);
+                    }
+                }
+            }
             match step.action {
                 Action::RunShellScript => {
                     if step.run.as_deref().is_none_or(|r| r.trim().is_empty()) {
@@ -201,6 +218,36 @@ impl Document {
                             format!("step `{}`: `recipe` and `params` belong to applyRecipe steps", step.name),
                             None,
                         );
+                    }
+                }
+                Action::Converge => {
+                    for (key, set) in [
+                        ("run", step.run.is_some()),
+                        ("recipe", step.recipe.is_some()),
+                        ("params", !step.params.is_empty()),
+                        ("runAs", step.run_as.is_some()),
+                    ] {
+                        if set {
+                            diag(
+                                &p.key(key),
+                                format!("step `{}`: a converge step takes no `{key}`", step.name),
+                                None,
+                            );
+                        }
+                    }
+                    match &step.dry_run {
+                        None | Some(Value::Bool(_)) => {}
+                        Some(Value::String(r)) if refs(r).is_some() => {
+                            used.push((p.key("dryRun"), refs(r).unwrap_or_default()));
+                        }
+                        Some(_) => diag(
+                            &p.key("dryRun"),
+                            format!("step `{}`: dryRun is true, false or {{{{params.NAME}}}}", step.name),
+                            None,
+                        ),
+                    }
+                    if let Some(n) = step.replace.as_deref().and_then(refs) {
+                        used.push((p.key("replace"), n));
                     }
                 }
                 Action::ApplyRecipe => {
@@ -325,17 +372,39 @@ steps:
     recipe: "{{params.recipe}}"
 "#;
 
+/// `Converge`: the node's assigned recipes, now (what rollouts wake nodes
+/// with); `dryRun` checks only, and `replace` previews another version of
+/// one assigned recipe (what plans ask).
+pub const CONVERGE: &str = r#"name: Converge
+kind: Command
+description: Runs the node's assigned recipes now, as its next run would (fetch, converge, report). With dryRun it only checks and changes nothing; replace (RECIPE@VERSION, with dryRun only) checks another version of one assigned recipe.
+parameters:
+  dryRun: { type: boolean, default: false }
+  replace: { type: string, default: "", pattern: "^([A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+)?$" }
+steps:
+  - name: converge
+    action: converge
+    dryRun: "{{params.dryRun}}"
+    replace: "{{params.replace}}"
+"#;
+
+/// The text of a built-in document.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    match name {
+        "RunShellScript" => Some(RUN_SHELL_SCRIPT),
+        "ApplyRecipe" => Some(APPLY_RECIPE),
+        "Converge" => Some(CONVERGE),
+        _ => None,
+    }
+}
+
 /// The built-in documents, by name.
 pub fn builtin(name: &str) -> Option<Document> {
-    let text = match name {
-        "RunShellScript" => RUN_SHELL_SCRIPT,
-        "ApplyRecipe" => APPLY_RECIPE,
-        _ => return None,
-    };
+    let text = builtin_text(name)?;
     Document::parse(name, text).ok()
 }
 
-pub const BUILTINS: &[&str] = &["RunShellScript", "ApplyRecipe"];
+pub const BUILTINS: &[&str] = &["RunShellScript", "ApplyRecipe", "Converge"];
 
 #[cfg(test)]
 mod tests {

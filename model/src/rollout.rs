@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::command::Limit;
 
 /// How the target set is cut into batches.
@@ -168,6 +170,188 @@ pub fn may_start(total: usize, healthy: usize, batch: usize, min_healthy: Limit)
     Err(format!(
         "a batch of {batch} would leave {left} of {total} nodes healthy, below --min-healthy {min}; it was not started"
     ))
+}
+
+// --- the API's JSON ---
+
+/// `POST /v1/plans`: what `RECIPE@VERSION` would do on the targets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanCreate {
+    /// `RECIPE@VERSION` (a version pushed already).
+    pub recipe: String,
+    pub targets: Vec<String>,
+    /// Seconds each node has to answer (default 120).
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// How a resource would change on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Fail,
+    Add,
+    Modify,
+    Remove,
+    Skip,
+    Unchanged,
+}
+
+/// Hosts on which a resource would change in exactly the same way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeGroup {
+    pub effect: Effect,
+    pub hosts: Vec<String>,
+    /// The changes (property, from, to, diff) or the error, as the agents reported them.
+    pub changes: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One resource id across the hosts that answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub counts: std::collections::BTreeMap<Effect, usize>,
+    /// Changing groups, the smallest (the outliers) first.
+    pub groups: Vec<ChangeGroup>,
+}
+
+/// A host that did not answer in time, or answered without a report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Silent {
+    pub node: String,
+    pub hostname: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A stored change set (`cs-…`), aggregated from the hosts' dry-runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeSet {
+    pub id: String,
+    pub recipe: String,
+    pub version: String,
+    pub targets: Vec<String>,
+    /// `InProgress` while hosts may still answer, then `Complete`.
+    pub status: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub command_id: String,
+    pub hosts: usize,
+    pub answered: usize,
+    /// Hosts whose check failed (a compile error, a failed resource).
+    pub failed_hosts: Vec<String>,
+    pub silent: Vec<Silent>,
+    /// Target nodes without an assignment of the recipe (left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_assigned: Vec<String>,
+    /// Resources with a change or a failure somewhere, failures first.
+    pub resources: Vec<ResourceChange>,
+    /// Resources unchanged on every host that answered.
+    pub unchanged: usize,
+}
+
+/// `POST /v1/rollouts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RolloutCreate {
+    /// `RECIPE@VERSION`.
+    pub recipe: String,
+    pub targets: Vec<String>,
+    pub strategy: String,
+    /// The batch size after a canary (default 25%).
+    #[serde(default)]
+    pub batch: Option<String>,
+    #[serde(default)]
+    pub by_fact: Option<String>,
+    /// `N` or `N%` (default 0).
+    #[serde(default)]
+    pub min_healthy: Option<String>,
+    /// Bake after the last batch (`10m`).
+    #[serde(default)]
+    pub bake: Option<String>,
+    /// How long a batch has to converge and report (default 10m).
+    #[serde(default)]
+    pub batch_timeout: Option<String>,
+    #[serde(default)]
+    pub health_document: Option<String>,
+    #[serde(default)]
+    pub health_params: serde_json::Map<String, serde_json::Value>,
+    /// `--health-param k=v` as typed (converted by the document's declared types).
+    #[serde(default)]
+    pub health_raw_params: Vec<(String, String)>,
+    #[serde(default)]
+    pub no_rollback: bool,
+    /// The change set this rollout was planned with (checked: same recipe and version).
+    #[serde(default)]
+    pub from_plan: Option<String>,
+}
+
+/// One gate's verdict on a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub gate: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutNode {
+    pub node: String,
+    pub hostname: String,
+    /// The version it had before, pinned back on rollback.
+    pub before: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchView {
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub status: String,
+    pub nodes: Vec<RolloutNode>,
+    pub gates: Vec<GateResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub id: String,
+    pub recipe: String,
+    pub version: String,
+    pub targets: Vec<String>,
+    pub strategy: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub batches: Vec<BatchView>,
+}
+
+impl RolloutView {
+    /// Nodes that have converged the new version and passed, of all nodes.
+    pub fn progress(&self) -> (usize, usize) {
+        let all = self.batches.iter().map(|b| b.nodes.len()).sum();
+        let done = self.batches.iter().flat_map(|b| &b.nodes).filter(|n| n.state == "Healthy").count();
+        (done, all)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.finished_at.is_some()
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::pki::Pki;
 use crate::secrets::Secrets;
 use crate::store::Store;
-use crate::{associations, automation, commands, fleet, install};
+use crate::{associations, automation, commands, fleet, install, rollouts};
 
 /// The shared parts every service is made from.
 pub struct Parts {
@@ -40,6 +40,7 @@ pub struct Services {
     pub commands: commands::Service,
     pub automation: automation::Service,
     pub associations: associations::Service,
+    pub rollouts: rollouts::Service,
     pub install: install::Service,
     pub gate: Gate,
 }
@@ -62,6 +63,7 @@ impl Services {
             },
             automation: automation::Service::new(commands.clone(), p.leader.clone()),
             associations: associations::Service::new(commands.clone(), p.leader.clone(), p.min_rate),
+            rollouts: rollouts::Service::new(commands.clone(), p.leader.clone()),
             commands,
             install: install::Service { pki: p.pki.clone(), packages_dir: p.packages_dir },
             gate: Gate { intake: p.intake, metrics: p.metrics, store: p.store },
@@ -80,6 +82,7 @@ impl Services {
             .merge(install::routes().with_state(self.install.clone()))
             .merge(automation::routes::routes(g).with_state(self.automation.clone()))
             .merge(associations::routes::routes(g).with_state(self.associations.clone()))
+            .merge(rollouts::routes::routes(g).with_state(self.rollouts.clone()))
             // A backstop: every route with a body has its own, smaller limit.
             .layer(axum::extract::DefaultBodyLimit::max(16 * MIB))
             .layer(axum::middleware::from_fn(crate::intake::json_errors))

@@ -13,8 +13,9 @@
 //!   [`fleet`] (tokens, activations, registration, nodes, recipes,
 //!   assignments, reports), [`commands`] (documents, run command and its
 //!   dispatcher), [`automation`] (executions and their engine),
-//!   [`associations`] (schedules, runs, compliance), [`install`]
-//!   (install.sh and the agent packages). `automation` and `associations`
+//!   [`associations`] (schedules, runs, compliance), [`rollouts`] (change
+//!   sets, progressive rollouts and their driver), [`install`] (install.sh
+//!   and the agent packages). `automation`, `associations` and `rollouts`
 //!   start commands through [`commands::Service`], never through HTTP.
 //! - Shared plumbing, which knows no capability: [`error`], [`auth`] (who
 //!   is asking), [`intake`] (what a request must be before its body is
@@ -36,6 +37,7 @@ pub mod intake;
 pub mod leader;
 pub mod metrics;
 pub mod pki;
+pub mod rollouts;
 pub mod secrets;
 pub mod serve;
 pub mod store;

@@ -97,6 +97,7 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(crate::health::run(store, metrics.clone(), replica));
     tokio::spawn(crate::automation::engine::run(services.automation.clone()));
     tokio::spawn(crate::associations::engine::run(services.associations.clone()));
+    tokio::spawn(crate::rollouts::engine::run(services.rollouts.clone()));
     let app = services.router();
     let limits = crate::tls::ConnLimits { max_connections: opts.max_connections, metrics };
     crate::tls::serve(listener, tls, app, limits, shutdown_signal()).await;

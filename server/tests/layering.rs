@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// nothing else imports either.
 const ROOTS: &[&str] = &["app", "serve"];
 /// One folder (or file) per capability.
-const CAPABILITIES: &[&str] = &["fleet", "commands", "automation", "associations", "install"];
+const CAPABILITIES: &[&str] = &["fleet", "commands", "automation", "associations", "rollouts", "install"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read src") {

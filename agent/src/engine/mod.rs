@@ -144,6 +144,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, host: &Host) -> Report {
         dry_run: opts.dry_run,
         cached: false,
         recipes: plan.recipes.clone(),
+        versions: Default::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
         summary: Default::default(),

@@ -37,12 +37,14 @@ enum StepEnd {
 struct Out {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// The last converge step's report.
+    report: Option<serde_json::Value>,
 }
 
 pub fn execute(d: &Delivery, ctx: &Ctx) -> InvocationResult {
     let started_at = crate::report::now_rfc3339();
     let t0 = Instant::now();
-    let mut out = Out { stdout: Vec::new(), stderr: Vec::new() };
+    let mut out = Out { stdout: Vec::new(), stderr: Vec::new(), report: None };
     let facts = d.steps.iter().any(|s| s.precondition.is_some()).then(|| match ctx.cfg.fact_options() {
         Ok(o) => crate::facts::gather(&o),
         Err(_) => serde_json::Value::Null,
@@ -71,6 +73,7 @@ pub fn execute(d: &Delivery, ctx: &Ctx) -> InvocationResult {
         let end = match step.action {
             Action::RunShellScript => run_script(d, step, ctx, &mut out),
             Action::ApplyRecipe => apply_recipe(d, step, ctx, &mut out),
+            Action::Converge => converge_now(step, ctx, &mut out),
         };
         match end {
             StepEnd::Ok(code) => {
@@ -121,6 +124,7 @@ pub fn execute(d: &Delivery, ctx: &Ctx) -> InvocationResult {
         duration_ms: Some(t0.elapsed().as_millis() as u64),
         reason: (!notes.is_empty()).then(|| redact(notes.join("; ").as_bytes())),
         reboot,
+        report: out.report.map(|r| redact_value(r, &d.sensitive)),
     }
 }
 
@@ -165,23 +169,78 @@ fn run_script(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> S
     }
 }
 
+/// Every string in a JSON value with the sensitive values replaced.
+fn redact_value(v: serde_json::Value, sensitive: &[String]) -> serde_json::Value {
+    use serde_json::Value;
+    if sensitive.is_empty() {
+        return v;
+    }
+    match v {
+        Value::String(s) => {
+            Value::String(sensitive.iter().fold(s, |t, x| if x.is_empty() { t } else { t.replace(x.as_str(), "(sensitive)") }))
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| redact_value(x, sensitive)).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, x)| (k, redact_value(x, sensitive))).collect()),
+        other => other,
+    }
+}
+
+/// The run lock, waiting for a converge in progress within the step's
+/// timeout; `Err` says how the step ends instead.
+fn wait_for_lock(state: &StateDir, step: &DeliveredStep, ctx: &Ctx) -> Result<crate::state::RunLock, StepEnd> {
+    let deadline = Instant::now() + Duration::from_secs(step.timeout);
+    let lock = loop {
+        match state.lock() {
+            Ok(l) => break l,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(StepEnd::TimedOut(format!("waiting for the run lock: {e}")));
+            }
+            Err(_) if ctx.cancel.load(Ordering::SeqCst) => return Err(StepEnd::Cancelled),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    if crate::state::refused_while_disabled(state) {
+        return Err(StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name)));
+    }
+    Ok(lock)
+}
+
+/// Runs the node's own assigned set now (a rollout's wake-up), or a
+/// dry-run of it with one recipe replaced (a plan's question).
+fn converge_now(step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
+    let spec = step.converge.clone().unwrap_or_default();
+    let state = StateDir::new(&ctx.cfg.state_dir);
+    let _lock = match wait_for_lock(&state, step, ctx) {
+        Ok(l) => l,
+        Err(end) => return end,
+    };
+    let fopts = match ctx.cfg.fact_options() {
+        Ok(o) => o,
+        Err(e) => return StepEnd::Failed(1, e.to_string()),
+    };
+    let preview = if spec.dry_run { Some(spec.replace.as_deref().unwrap_or("")) } else { None };
+    let (report, code) = match crate::sources::server::run_locked(ctx.cfg, &fopts, &state, preview) {
+        Ok(r) => r,
+        Err(e) => {
+            out.stderr.extend_from_slice(format!("tend-agent: {e:#}\n").as_bytes());
+            return StepEnd::Failed(1, format!("{e:#}"));
+        }
+    };
+    let style = crate::output::Style { color: false, diffs: spec.dry_run };
+    let _ = crate::output::print(&report, style, &mut out.stdout);
+    out.report = serde_json::to_value(&report).ok();
+    if code & 4 == 0 { StepEnd::Ok(code) } else { StepEnd::Failed(code, crate::output::summary_line(&report)) }
+}
+
 /// Converges the step's recipe now, under the run lock (waiting for a
 /// converge in progress, within the step's timeout).
 fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
     let Some(r) = &step.recipe else { return StepEnd::Failed(1, "no recipe".into()) };
     let state = StateDir::new(&ctx.cfg.state_dir);
-    let deadline = Instant::now() + Duration::from_secs(step.timeout);
-    let _lock = loop {
-        match state.lock() {
-            Ok(l) => break l,
-            Err(e) if Instant::now() >= deadline => return StepEnd::TimedOut(format!("waiting for the run lock: {e}")),
-            Err(_) if ctx.cancel.load(Ordering::SeqCst) => return StepEnd::Cancelled,
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
+    let _lock = match wait_for_lock(&state, step, ctx) {
+        Ok(l) => l,
+        Err(end) => return end,
     };
-    if crate::state::refused_while_disabled(&state) {
-        return StepEnd::Skipped(format!("step `{}` skipped: the agent is disabled", step.name));
-    }
     let gathered = match ctx.cfg.fact_options() {
         Ok(o) => crate::facts::gather_with_warnings(&o),
         Err(e) => return StepEnd::Failed(1, e.to_string()),
@@ -199,6 +258,7 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
         gathered.warnings,
         &[assigned],
         false,
+        crate::sources::server::Mode::Apply,
     );
     let _ = crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut out.stdout);
     for e in &report.errors {

@@ -108,6 +108,7 @@ impl Channel {
                         duration_ms: None,
                         reason: Some(why),
                         reboot: false,
+                        report: None,
                     });
                     r.phase = Phase::Finished;
                     r.result_acked = false;

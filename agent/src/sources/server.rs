@@ -213,25 +213,47 @@ pub fn run_once(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<i32> {
 /// anywhere: no registration, reports stay on the host.
 pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<Outcome> {
     let state = &StateDir::new(&cfg.state_dir);
-    let trusted = &cfg.trusted_keys;
-    let s3 = cfg.source.as_deref();
     if crate::state::refused_while_disabled(state) {
         return Ok(Outcome { code: crate::report::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
+    let (report, code) = run_locked(cfg, fopts, state, None)?;
+    let stdout = std::io::stdout();
+    crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
+    Ok(Outcome { code, reachable: !report.cached })
+}
+
+/// One run under the caller's run lock: fetch, converge, report. With
+/// `preview` (`RECIPE@VERSION`, what a plan asks), a dry-run of the set the
+/// server resolves with that version in place of the assigned one: nothing
+/// is cached, changed, saved or reported, and an unreachable server is an
+/// error (the cached set would answer another question).
+pub fn run_locked(
+    cfg: &AgentConfig,
+    fopts: &FactOptions,
+    state: &StateDir,
+    preview: Option<&str>,
+) -> anyhow::Result<(Report, i32)> {
+    let trusted = &cfg.trusted_keys;
+    let s3 = cfg.source.as_deref();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let id = Identity::at(&state.root);
     let node = match s3 {
         Some(_) => None,
         None => Some(id.node().context("this host is not registered (run `tend-agent register`)")?),
     };
-    let (set, source, server) = match (s3, &node) {
-        (Some(url), _) => {
+    let (set, source, server) = match (s3, &node, preview) {
+        (Some(_), _, Some(_)) => anyhow::bail!("a preview of another version needs the server as the recipe source"),
+        (Some(url), _, None) => {
             let (set, source) = rt.block_on(crate::sources::s3::fetch(url, state))?;
             (set, source, None)
         }
-        (None, Some(n)) => rt.block_on(fetch(&id, &cfg.server_urls(&n.server), state))?,
-        (None, None) => anyhow::bail!("no recipe source"),
+        (None, Some(n), Some(spec)) => {
+            let (set, server) = rt.block_on(fetch_preview(&id, &cfg.server_urls(&n.server), spec))?;
+            (set, Source::Fresh, Some(server))
+        }
+        (None, Some(n), None) => rt.block_on(fetch(&id, &cfg.server_urls(&n.server), state))?,
+        (None, None, _) => anyhow::bail!("no recipe source"),
     };
     match &source {
         Source::Fresh => tracing::info!(recipes = set.recipes.len(), "fetched the recipe set"),
@@ -241,13 +263,18 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
         }
     }
     let facts::Gathered { facts, warnings } = facts::gather_with_warnings(fopts);
-    if let Some(server) = &server {
+    if let (Some(server), None) = (&server, preview) {
         match rt.block_on(upload_facts(&id, server, state, &facts)) {
             Ok(sent) => tracing::info!(sent, "inventory"),
             Err(e) => eprintln!("warning: facts not uploaded: {e:#}"),
         }
     }
-    let (report, code) = converge(state, trusted, &facts, warnings, &set.recipes, matches!(source, Source::Cached(_)));
+    let cached = matches!(source, Source::Cached(_));
+    let mode = if preview.is_some() { Mode::DryRun } else { Mode::Apply };
+    let (report, code) = converge(state, trusted, &facts, warnings, &set.recipes, cached, mode);
+    if preview.is_some() {
+        return Ok((report, code));
+    }
     let report_to = server.or_else(|| node.as_ref().map(|n| n.server.clone()));
     if let Some(server) = &report_to {
         match rt.block_on(send_reports(&id, server, state, &report)) {
@@ -256,9 +283,44 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
             Err(e) => eprintln!("warning: reports not sent: {e:#}"),
         }
     }
-    let stdout = std::io::stdout();
-    crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
-    Ok(Outcome { code, reachable: !report.cached })
+    Ok((report, code))
+}
+
+/// The set with one recipe's version replaced (`RECIPE@VERSION`), from the
+/// first server that answers; never cached.
+async fn fetch_preview(id: &Identity, servers: &[String], spec: &str) -> anyhow::Result<(AgentRecipes, String)> {
+    anyhow::ensure!(
+        spec.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c)),
+        "{spec:?} is not RECIPE@VERSION"
+    );
+    let client = id.client()?;
+    let mut unreachable = Vec::new();
+    for server in servers {
+        let req =
+            client.get(format!("{server}/v1/agent/recipes?replace={spec}")).timeout(std::time::Duration::from_secs(60));
+        match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                let body = r.bytes().await?;
+                let set = serde_json::from_slice(body.as_ref()).context("reading the recipe set")?;
+                return Ok((set, server.clone()));
+            }
+            Ok(r) if r.status().is_server_error() => unreachable.push(format!("{server} answered {}", r.status())),
+            Ok(r) => {
+                let status = r.status();
+                anyhow::bail!("the server refused the preview of {spec} ({status}): {}", r.text().await.unwrap_or_default())
+            }
+            Err(e) => unreachable.push(format!("{server}: {e}")),
+        }
+    }
+    anyhow::bail!("no server answered the preview of {spec}: {}", unreachable.join("; "))
+}
+
+/// Whether a converge changes the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    /// Checks and diffs only: nothing is changed and no state is saved.
+    DryRun,
 }
 
 /// Converges a set of recipes (trust checked, compiled, run) and saves the
@@ -272,7 +334,9 @@ pub fn converge(
     warnings: Vec<String>,
     recipes: &[AssignedRecipe],
     cached: bool,
+    mode: Mode,
 ) -> (Report, i32) {
+    let dry_run = mode == Mode::DryRun;
     let skeleton = facts::skeleton();
     let previous = state.desired_hashes();
     let host = facts["fqdn"].as_str().unwrap_or_default().to_string();
@@ -297,16 +361,17 @@ pub fn converge(
         }
     }
     let runner = crate::resources::SystemRunner;
-    let opts = RunOptions { dry_run: false, diffs: false, previous: previous.clone(), host: host.clone() };
+    let opts = RunOptions { dry_run, diffs: dry_run, previous: previous.clone(), host: host.clone() };
     let reports: Vec<Report> =
         plans.iter().map(|p| engine::run(p, &opts, &engine::Host { facts, runner: &runner })).collect();
     let mut report = Report {
         version: 1,
         host,
         started_at: started,
-        dry_run: false,
+        dry_run,
         cached,
         recipes: plans.iter().flat_map(|p| p.recipes.clone()).collect(),
+        versions: recipes.iter().map(|a| (a.bundle.name.clone(), a.version.clone())).collect(),
         errors,
         warnings,
         summary: Default::default(),
@@ -317,6 +382,9 @@ pub fn converge(
         eprintln!("error: {e}");
     }
     let mut code = report.exit_code();
+    if dry_run {
+        return (report, code);
+    }
     let pairs = plans.iter().zip(&reports).flat_map(|(p, r)| p.resources.iter().zip(&r.resources));
     if let Err(e) = crate::state::save_run(pairs, &report, previous, state) {
         eprintln!("error: the run finished but its state was not saved: {e:#}");

@@ -64,12 +64,7 @@ pub async fn find_document(
     version: Option<&str>,
 ) -> Result<(String, String, String, String)> {
     if version.is_none_or(|v| v == "builtin") {
-        let text = match name {
-            "RunShellScript" => Some(document::RUN_SHELL_SCRIPT),
-            "ApplyRecipe" => Some(document::APPLY_RECIPE),
-            _ => None,
-        };
-        if let Some(t) = text {
+        if let Some(t) = document::builtin_text(name) {
             return Ok(("builtin".into(), "Command".into(), t.to_string(), String::new()));
         }
     }
@@ -197,8 +192,41 @@ async fn deliver_steps(
 ) -> Result<Vec<DeliveredStep>> {
     let mut out = Vec::new();
     for st in &doc.steps {
+        let mut converge = None;
         let recipe = match st.action {
             Action::RunShellScript => None,
+            Action::Converge => {
+                let dry_run = match &st.dry_run {
+                    Some(serde_json::Value::Bool(b)) => *b,
+                    Some(serde_json::Value::String(r)) => param_ref(r)
+                        .and_then(|p| values.get(p))
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false),
+                    _ => false,
+                };
+                let replace = st
+                    .replace
+                    .as_deref()
+                    .map(|r| match param_ref(r) {
+                        Some(p) => values.get(p).and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                        None => r.to_string(),
+                    })
+                    .filter(|r| !r.is_empty());
+                if let Some(r) = &replace {
+                    if !dry_run {
+                        return Err(Error::bad_request(format!(
+                            "step `{}`: replace ({r}) previews a version; it needs dryRun",
+                            st.name
+                        )));
+                    }
+                    let (rname, rversion) = split_spec(r);
+                    if s.store.recipe(rname, rversion).await?.is_none() {
+                        return Err(Error::not_found(format!("step `{}`: no recipe {r}", st.name)));
+                    }
+                }
+                converge = Some(tend_model::command::ConvergeSpec { dry_run, replace });
+                None
+            }
             Action::ApplyRecipe => {
                 let raw = st.recipe.clone().unwrap_or_default();
                 let spec = match param_ref(&raw) {
@@ -238,6 +266,7 @@ async fn deliver_steps(
             timeout: timeout.unwrap_or(st.timeout_secs()),
             run: st.run.clone(),
             recipe,
+            converge,
             run_as: st.run_as.clone(),
             working_directory: st.working_directory.clone(),
             env: st.env.clone(),

@@ -325,6 +325,7 @@ impl Store {
                         duration_ms: r.try_get::<Option<i64>, _>("duration_ms")?.map(|d| d.max(0) as u64),
                         reason: r.try_get("reason")?,
                         reboot: r.try_get::<i64, _>("reboot")? != 0,
+                        report: None,
                     },
                 })
             })
@@ -433,8 +434,8 @@ impl Store {
         let r = sqlx::query(&format!(
             "UPDATE invocations SET status = $1, exit_code = $2, stdout = $3, stderr = $4, full_stdout = $5, \
              full_stderr = $6, started_at = COALESCE($7, started_at), ended_at = $8, duration_ms = $9, \
-             reason = $10, reboot = $11, acked_ms = COALESCE(acked_ms, $12) \
-             WHERE command_id = $13 AND node_id = $14 AND status NOT IN {TERMINAL}"
+             reason = $10, reboot = $11, acked_ms = COALESCE(acked_ms, $12), report = $13 \
+             WHERE command_id = $14 AND node_id = $15 AND status NOT IN {TERMINAL}"
         ))
         .bind(res.status.as_str())
         .bind(res.exit_code.map(i64::from))
@@ -448,10 +449,43 @@ impl Store {
         .bind(&res.reason)
         .bind(i64::from(res.reboot))
         .bind(now_ms())
+        .bind(res.report.as_ref().map(|r| r.to_string()))
         .bind(id)
         .bind(node)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() > 0)
     }
+
+    /// Each invocation of a command with its converge report, if any:
+    /// (node, hostname, status, reason, report JSON).
+    pub async fn invocation_reports(&self, id: &str) -> Result<Vec<InvocationReport>> {
+        let rows = sqlx::query(
+            "SELECT node_id, hostname, status, reason, report FROM invocations WHERE command_id = $1 ORDER BY ord",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InvocationReport {
+                    node: r.try_get("node_id")?,
+                    hostname: r.try_get("hostname")?,
+                    status: status_of(&r.try_get::<String, _>("status")?)?,
+                    reason: r.try_get("reason")?,
+                    report: r.try_get("report")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One invocation's outcome and report, as plans and rollouts read them.
+#[derive(Debug, Clone)]
+pub struct InvocationReport {
+    pub node: String,
+    pub hostname: String,
+    pub status: InvocationStatus,
+    pub reason: Option<String>,
+    pub report: Option<String>,
 }

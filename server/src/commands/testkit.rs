@@ -73,6 +73,7 @@ impl Kit {
             duration_ms: Some(1),
             reason: None,
             reboot: false,
+            report: None,
         };
         assert!(self.store().finish_invocation(command, node, &res, 1 << 20).await.expect("result"), "stored");
         self.commands.dispatcher.advance(command).await.expect("advance");

@@ -75,6 +75,12 @@ pub async fn assign(s: &Service, op: &Operator, req: AssignmentCreate) -> Result
     let Some((_, bundle, _)) = s.store.recipe(name, version).await? else {
         return Err(Error::not_found(format!("no recipe {} (push it first)", req.recipe)));
     };
+    // A rollout decides which version each of its nodes runs until it ends.
+    if let Some(active) = s.store.active_rollout_of(name).await? {
+        return Err(Error::conflict(format!(
+            "rollout {active} is rolling out {name}; wait for it to end, or `tend rollout stop {active}`"
+        )));
+    }
     // Refuse bad parameter values now, before anything reaches a node.
     let bundle: Bundle = serde_json::from_str(&bundle)?;
     let overrides = tend_model::params::Overrides { raw: Vec::new(), typed: req.params.clone(), placeholders: false };
@@ -98,6 +104,16 @@ pub async fn assign(s: &Service, op: &Operator, req: AssignmentCreate) -> Result
         created_at: crate::store::now(),
     };
     s.store.create_assignment(&a, &op.actor()).await?;
+    // The new assignment decides the version on its nodes: earlier rollouts' pins of this recipe go.
+    let targeted: Vec<String> = s
+        .store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| matches_targets(&a.targets, &n.id, &n.tags))
+        .map(|n| n.id)
+        .collect();
+    s.store.unpin(&a.recipe, &targeted).await?;
     let a = Assignment { params: crate::secrets::redact_params(&a.params), ..a };
     let detail = serde_json::json!({ "id": a.id, "recipe": req.recipe, "targets": a.targets });
     s.store.audit(&op.actor(), "assignment.create", &detail).await?;
@@ -181,20 +197,40 @@ async fn assignment_in_scope(s: &Service, op: &Operator, a: &Assignment) -> Resu
 }
 
 /// The recipes this node is to converge: every assignment that targets it,
-/// with its parameters (sensitive ones opened, for this agent only).
-pub async fn recipes_for(s: &Service, node: &Node) -> Result<AgentRecipes> {
+/// with its parameters (sensitive ones opened, for this agent only), at the
+/// version a rollout pinned on this node, else the assignment's. With
+/// `replace` (`RECIPE@VERSION`, a plan's question), that recipe is at that
+/// version instead; a node without an assignment of it is refused.
+pub async fn recipes_for(s: &Service, node: &Node, replace: Option<&str>) -> Result<AgentRecipes> {
     s.store.touch_node(&node.id).await?;
+    let replace = match replace.filter(|r| !r.is_empty()).map(split_spec) {
+        Some((name, Some(version))) => Some((name, version)),
+        Some((name, None)) => return Err(Error::bad_request(format!("replace={name}: RECIPE@VERSION"))),
+        None => None,
+    };
+    let pins = s.store.pins_of(&node.id).await?;
     let mut set = AgentRecipes::default();
+    let mut replaced = false;
     for a in s.store.list_assignments().await? {
         if !matches_targets(&a.targets, &node.id, &node.tags) {
             continue;
         }
-        let Some((version, bundle, _)) = s.store.recipe(&a.recipe, a.version.as_deref()).await? else {
+        let wanted = match replace {
+            Some((name, version)) if name == a.recipe => {
+                replaced = true;
+                Some(version.to_string())
+            }
+            _ => pins.get(&a.recipe).cloned().or(a.version.clone()),
+        };
+        let Some((version, bundle, _)) = s.store.recipe(&a.recipe, wanted.as_deref()).await? else {
             continue;
         };
         let bundle: Bundle = decode("recipe bundle", &bundle)?;
         let params = s.secrets.open_params(&a.params)?;
         set.recipes.push(AssignedRecipe { assignment: a.id, version, params, bundle });
+    }
+    if let (Some((name, _)), false) = (replace, replaced) {
+        return Err(Error::not_found(format!("this node has no assignment of {name}")));
     }
     Ok(set)
 }

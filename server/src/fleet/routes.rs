@@ -155,8 +155,19 @@ async fn push_recipe(State(s): State<Service>, op: Operator, Json(bundle): Json<
 }
 
 /// The node's resolved recipe set, with an ETag: an unchanged set costs a 304.
-async fn agent_recipes(State(s): State<Service>, Agent(node): Agent, headers: HeaderMap) -> Result<Response> {
-    let set = recipes::recipes_for(&s, &node).await?;
+#[derive(Deserialize)]
+struct RecipesQuery {
+    /// `RECIPE@VERSION`: a plan's dry-run of that version.
+    replace: Option<String>,
+}
+
+async fn agent_recipes(
+    State(s): State<Service>,
+    Agent(node): Agent,
+    headers: HeaderMap,
+    Query(q): Query<RecipesQuery>,
+) -> Result<Response> {
+    let set = recipes::recipes_for(&s, &node, q.replace.as_deref()).await?;
     let body = serde_json::to_vec(&set)?;
     let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {

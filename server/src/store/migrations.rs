@@ -26,6 +26,7 @@ pub const SQLITE: &[Step] = &[
     (3, "automation", include_str!("../../migrations/0003_automation.sql")),
     (4, "associations", include_str!("../../migrations/0004_associations.sql")),
     (5, "health", include_str!("../../migrations/0005_health.sql")),
+    (6, "rollouts", include_str!("../../migrations/0006_rollouts.sql")),
 ];
 
 pub const POSTGRES: &[Step] = &[
@@ -34,6 +35,7 @@ pub const POSTGRES: &[Step] = &[
     (3, "automation", include_str!("../../migrations/0003_automation.sql")),
     (4, "associations", include_str!("../../migrations/0004_associations.sql")),
     (5, "health", include_str!("../../migrations/0005_health.sql")),
+    (6, "rollouts", include_str!("../../migrations/0006_rollouts.sql")),
 ];
 
 /// The migrations compiled into this binary.

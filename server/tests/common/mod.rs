@@ -255,7 +255,11 @@ impl Daemon {
         let (state, facts) = (dir.join("state"), dir.join("facts.d"));
         std::fs::create_dir_all(&facts).expect("mkdir");
         std::fs::create_dir_all(dir.join("root")).expect("mkdir");
-        std::fs::write(facts.join("t.yaml"), format!("root: {}\n", dir.join("root").display())).expect("facts");
+        // `rel`: the root without its leading `/`, for properties that must
+        // be an absolute path before facts are known (`path: "/{{facts.custom.rel}}/x"`).
+        let root = dir.join("root").display().to_string();
+        let rel = root.trim_start_matches('/');
+        std::fs::write(facts.join("t.yaml"), format!("root: {root}\nrel: {rel}\n")).expect("facts");
         let cfg = dir.join("agent.yaml");
         std::fs::write(
             &cfg,
@@ -285,8 +289,10 @@ impl Daemon {
 
     pub fn start(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
+        // In its root: a script run without a working directory runs there.
         let child = Command::new(agent_bin())
             .args(["run", "--config", self.cfg.to_str().expect("p")])
+            .current_dir(&self.root)
             .env("TEND_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -304,6 +310,13 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its last run's report (`STATE/last_report.json`), if it ran.
+    pub fn last_report(&self) -> Option<serde_json::Value> {
+        let dir = self.cfg.parent().expect("the daemon's directory");
+        let text = std::fs::read_to_string(dir.join("state").join("last_report.json")).ok()?;
+        serde_json::from_str(&text).ok()
     }
 }
 
