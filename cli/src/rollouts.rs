@@ -241,12 +241,20 @@ pub enum RolloutCmd {
         wait: bool,
     },
     /// No further batch starts (the one running finishes) until `resume`.
-    Pause { id: String },
-    Resume { id: String },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
     /// End the rollout now: no further batch; nodes keep what they have.
-    Stop { id: String },
+    Stop {
+        id: String,
+    },
     /// Pin every node that took the new version back to the version it had, and wake them.
-    Rollback { id: String },
+    Rollback {
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -414,14 +422,7 @@ fn print_rollout(out: Output, v: &RolloutView) -> anyhow::Result<()> {
     let (done, total) = v.progress();
     let mut text = format!(
         "rollout {}: {}@{} on {} nodes, {} ({done} healthy)\n  strategy {}; started {} by {}\n",
-        v.id,
-        v.recipe,
-        v.version,
-        total,
-        v.status,
-        v.strategy,
-        v.created_at,
-        v.created_by
+        v.id, v.recipe, v.version, total, v.status, v.strategy, v.created_at, v.created_by
     );
     if let Some(r) = &v.reason {
         text.push_str(&format!("  reason: {}\n", cell_text(r, 400)));

@@ -228,11 +228,7 @@ impl Document {
                         ("runAs", step.run_as.is_some()),
                     ] {
                         if set {
-                            diag(
-                                &p.key(key),
-                                format!("step `{}`: a converge step takes no `{key}`", step.name),
-                                None,
-                            );
+                            diag(&p.key(key), format!("step `{}`: a converge step takes no `{key}`", step.name), None);
                         }
                     }
                     match &step.dry_run {

@@ -17,6 +17,8 @@ use crate::system::process::{Exit, Job};
 pub const REBOOT_EXIT: i32 = 194;
 /// Bytes of each output stream kept per step.
 pub const CAPTURE: usize = 1024 * 1024;
+/// How soon a converge step asks again for a server that did not answer.
+const RETRY: Duration = Duration::from_secs(2);
 
 pub struct Ctx<'a> {
     pub cfg: &'a AgentConfig,
@@ -176,9 +178,9 @@ fn redact_value(v: serde_json::Value, sensitive: &[String]) -> serde_json::Value
         return v;
     }
     match v {
-        Value::String(s) => {
-            Value::String(sensitive.iter().fold(s, |t, x| if x.is_empty() { t } else { t.replace(x.as_str(), "(sensitive)") }))
-        }
+        Value::String(s) => Value::String(
+            sensitive.iter().fold(s, |t, x| if x.is_empty() { t } else { t.replace(x.as_str(), "(sensitive)") }),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(|x| redact_value(x, sensitive)).collect()),
         Value::Object(m) => Value::Object(m.into_iter().map(|(k, x)| (k, redact_value(x, sensitive))).collect()),
         other => other,
@@ -219,11 +221,24 @@ fn converge_now(step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
         Err(e) => return StepEnd::Failed(1, e.to_string()),
     };
     let preview = if spec.dry_run { Some(spec.replace.as_deref().unwrap_or("")) } else { None };
-    let (report, code) = match crate::sources::server::run_locked(ctx.cfg, &fopts, &state, preview) {
-        Ok(r) => r,
-        Err(e) => {
-            out.stderr.extend_from_slice(format!("tend-agent: {e:#}\n").as_bytes());
-            return StepEnd::Failed(1, format!("{e:#}"));
+    // The server's set of now, never the cached one: while the server
+    // cannot be reached (a restart), try again within the step's timeout.
+    let deadline = Instant::now() + Duration::from_secs(step.timeout);
+    let (report, code) = loop {
+        match crate::sources::server::run_locked(ctx.cfg, &fopts, &state, preview, true) {
+            Ok(r) => break r,
+            Err(e)
+                if e.downcast_ref::<crate::sources::server::Unreachable>().is_some()
+                    && Instant::now() + RETRY < deadline
+                    && !ctx.cancel.load(Ordering::SeqCst) =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), "converge step: retrying");
+                std::thread::sleep(RETRY);
+            }
+            Err(e) => {
+                out.stderr.extend_from_slice(format!("tend-agent: {e:#}\n").as_bytes());
+                return StepEnd::Failed(1, format!("{e:#}"));
+            }
         }
     };
     let style = crate::output::Style { color: false, diffs: spec.dry_run };

@@ -37,6 +37,10 @@ struct Channel {
     inbox: Arc<Inbox>,
     running: Running,
     results: mpsc::UnboundedSender<String>,
+    /// Deliveries persisted but not acknowledged (the server went away in
+    /// between): acknowledged again before the next long-poll, so that an
+    /// answer lost with a dying server never leaves one unrun.
+    unacked: Vec<Delivery>,
 }
 
 /// Runs the channel until `stop` is set. Blocks (its own runtime).
@@ -49,7 +53,8 @@ pub fn run(cfg: AgentConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let servers = cfg.server_urls(&node.server);
-    let mut ch = Channel { cfg, client, servers, current: 0, inbox, running: Arc::default(), results: tx };
+    let mut ch =
+        Channel { cfg, client, servers, current: 0, inbox, running: Arc::default(), results: tx, unacked: Vec::new() };
     rt.block_on(async move {
         tokio::spawn(send_results(ch.client.clone(), ch.servers.clone(), ch.inbox.clone(), rx, ch.cfg.reboot));
         ch.recover().await;
@@ -132,6 +137,9 @@ impl Channel {
     }
 
     async fn poll_once(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
+        for d in std::mem::take(&mut self.unacked) {
+            self.take_or_keep(d).await;
+        }
         let url = format!("{}/v1/agent/commands?wait={WAIT}", self.server());
         let req = self.client.get(&url).timeout(Duration::from_secs(WAIT + 15));
         // A stop request ends the wait early.
@@ -149,12 +157,22 @@ impl Channel {
             }
         }
         for d in poll.deliveries {
-            let id = d.command_id.clone();
-            if let Err(e) = self.take(d).await {
-                tracing::warn!(command = id, error = %format!("{e:#}"), "taking a command");
-            }
+            self.take_or_keep(d).await;
         }
         Ok(())
+    }
+
+    /// Takes a delivery; one that could not be taken is tried again later.
+    async fn take_or_keep(&mut self, d: Delivery) {
+        let id = d.command_id.clone();
+        if let Err(e) = self.take(d.clone()).await {
+            // Only a request that never got its answer is worth repeating.
+            let lost = e.downcast_ref::<reqwest::Error>().is_some();
+            tracing::warn!(command = id, error = %format!("{e:#}"), retry = lost, "taking a command");
+            if lost && self.unacked.len() < 1024 && !self.unacked.iter().any(|x| x.command_id == id) {
+                self.unacked.push(d);
+            }
+        }
     }
 
     /// Persist, acknowledge, and start (unless it has a record that says

@@ -217,7 +217,7 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
         return Ok(Outcome { code: crate::report::EXIT_INVALID, reachable: true });
     }
     let _lock = state.lock()?;
-    let (report, code) = run_locked(cfg, fopts, state, None)?;
+    let (report, code) = run_locked(cfg, fopts, state, None, false)?;
     let stdout = std::io::stdout();
     crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut stdout.lock())?;
     Ok(Outcome { code, reachable: !report.cached })
@@ -227,12 +227,15 @@ pub fn run_once_with(cfg: &AgentConfig, fopts: &FactOptions) -> anyhow::Result<O
 /// `preview` (`RECIPE@VERSION`, what a plan asks), a dry-run of the set the
 /// server resolves with that version in place of the assigned one: nothing
 /// is cached, changed, saved or reported, and an unreachable server is an
-/// error (the cached set would answer another question).
+/// error (the cached set would answer another question). With `fresh`, so
+/// is an unreachable server for a real run ([`Unreachable`]): a wake-up
+/// asks for the server's set of now, not the last one cached.
 pub fn run_locked(
     cfg: &AgentConfig,
     fopts: &FactOptions,
     state: &StateDir,
     preview: Option<&str>,
+    fresh: bool,
 ) -> anyhow::Result<(Report, i32)> {
     let trusted = &cfg.trusted_keys;
     let s3 = cfg.source.as_deref();
@@ -258,6 +261,7 @@ pub fn run_locked(
     match &source {
         Source::Fresh => tracing::info!(recipes = set.recipes.len(), "fetched the recipe set"),
         Source::NotModified => tracing::info!("recipe set unchanged (304)"),
+        Source::Cached(why) if fresh => return Err(Unreachable(why.clone()).into()),
         Source::Cached(why) => {
             eprintln!("warning: recipe source unreachable ({why}); converging from the cached recipe set")
         }
@@ -307,13 +311,21 @@ async fn fetch_preview(id: &Identity, servers: &[String], spec: &str) -> anyhow:
             Ok(r) if r.status().is_server_error() => unreachable.push(format!("{server} answered {}", r.status())),
             Ok(r) => {
                 let status = r.status();
-                anyhow::bail!("the server refused the preview of {spec} ({status}): {}", r.text().await.unwrap_or_default())
+                anyhow::bail!(
+                    "the server refused the preview of {spec} ({status}): {}",
+                    r.text().await.unwrap_or_default()
+                )
             }
             Err(e) => unreachable.push(format!("{server}: {e}")),
         }
     }
     anyhow::bail!("no server answered the preview of {spec}: {}", unreachable.join("; "))
 }
+
+/// The recipe source could not be reached, and the run needed it.
+#[derive(Debug, thiserror::Error)]
+#[error("the recipe source could not be reached: {0}")]
+pub struct Unreachable(pub String);
 
 /// Whether a converge changes the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

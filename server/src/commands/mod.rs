@@ -198,10 +198,9 @@ async fn deliver_steps(
             Action::Converge => {
                 let dry_run = match &st.dry_run {
                     Some(serde_json::Value::Bool(b)) => *b,
-                    Some(serde_json::Value::String(r)) => param_ref(r)
-                        .and_then(|p| values.get(p))
-                        .and_then(|v| v.as_bool())
-                        .unwrap_or(false),
+                    Some(serde_json::Value::String(r)) => {
+                        param_ref(r).and_then(|p| values.get(p)).and_then(|v| v.as_bool()).unwrap_or(false)
+                    }
                     _ => false,
                 };
                 let replace = st

@@ -174,8 +174,7 @@ async fn judge(
 }
 
 fn summary(verdicts: &[(String, std::result::Result<(), String>)], what: &str) -> (bool, String) {
-    let bad: Vec<String> =
-        verdicts.iter().filter_map(|(h, v)| v.as_ref().err().map(|e| format!("{h}: {e}"))).collect();
+    let bad: Vec<String> = verdicts.iter().filter_map(|(h, v)| v.as_ref().err().map(|e| format!("{h}: {e}"))).collect();
     if bad.is_empty() {
         (true, format!("{} of {} {what}", verdicts.len(), verdicts.len()))
     } else {
@@ -239,8 +238,13 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
                 return Ok(true);
             }
             let hosts: Vec<&str> = members.iter().map(|n| n.hostname.as_str()).collect();
-            audit(s, r, "rollout.batch.start", serde_json::json!({ "id": r.id, "batch": b.idx, "nodes": ids, "hosts": hosts }))
-                .await?;
+            audit(
+                s,
+                r,
+                "rollout.batch.start",
+                serde_json::json!({ "id": r.id, "batch": b.idx, "nodes": ids, "hosts": hosts }),
+            )
+            .await?;
             let comment = format!("rollout {} batch {}", r.id, b.idx + 1);
             command(s, r, &converge_id(r, b.idx), wake(ids, opts.batch_timeout, comment)).await?;
             Ok(true)
@@ -340,7 +344,8 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
                 return Ok(false);
             }
             s.store.set_batch(&r.id, b.idx, BatchStatus::Done, None, &gates).await?;
-            audit(s, r, "rollout.batch.done", serde_json::json!({ "id": r.id, "batch": b.idx, "gates": gates })).await?;
+            audit(s, r, "rollout.batch.done", serde_json::json!({ "id": r.id, "batch": b.idx, "gates": gates }))
+                .await?;
             Ok(true)
         }
         // A restart between marking the batch failed and acting on it.
@@ -353,7 +358,14 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
     }
 }
 
-fn health(doc: &str, req: &RolloutCreate, nodes: Vec<String>, timeout: Duration, r: &RolloutRow, b: &BatchRow) -> CommandCreate {
+fn health(
+    doc: &str,
+    req: &RolloutCreate,
+    nodes: Vec<String>,
+    timeout: Duration,
+    r: &RolloutRow,
+    b: &BatchRow,
+) -> CommandCreate {
     CommandCreate {
         document: doc.to_string(),
         params: req.health_params.clone(),
@@ -406,7 +418,8 @@ async fn roll_back_locked(s: &Service, r: &RolloutRow, why: &str) -> Result<()> 
         }
     }
     s.store.skip_pending_batches(&r.id).await?;
-    let took: Vec<NodeRow> = s.store.rollout_nodes(&r.id).await?.into_iter().filter(|n| n.state.took_new_version()).collect();
+    let took: Vec<NodeRow> =
+        s.store.rollout_nodes(&r.id).await?.into_iter().filter(|n| n.state.took_new_version()).collect();
     if took.is_empty() {
         s.store.set_rollout_status(&r.id, RolloutStatus::RolledBack, Some(why)).await?;
         return audit(s, r, "rollout.rolled_back", serde_json::json!({ "id": r.id, "nodes": 0, "reason": why })).await;
@@ -455,7 +468,8 @@ async fn check_rollback(s: &Service, r: &RolloutRow) -> Result<bool> {
     } else {
         let why = format!("{original}; the rollback failed on {}", failed.join(", "));
         s.store.set_rollout_status(&r.id, RolloutStatus::RollbackFailed, Some(&why)).await?;
-        audit(s, r, "rollout.rollback_failed", serde_json::json!({ "id": r.id, "nodes": failed, "reason": why })).await?;
+        audit(s, r, "rollout.rollback_failed", serde_json::json!({ "id": r.id, "nodes": failed, "reason": why }))
+            .await?;
     }
     Ok(true)
 }

@@ -25,7 +25,10 @@ pub async fn create(s: &Service, op: &Operator, req: PlanCreate) -> Result<Chang
     let r = super::service::resolve(s, op, &req.recipe, &req.targets).await?;
     let timeout = req.timeout.unwrap_or(DEFAULT_TIMEOUT);
     if !(1..=tend_model::document::MAX_TIMEOUT).contains(&timeout) {
-        return Err(Error::bad_request(format!("timeout {timeout} is outside 1..={} s", tend_model::document::MAX_TIMEOUT)));
+        return Err(Error::bad_request(format!(
+            "timeout {timeout} is outside 1..={} s",
+            tend_model::document::MAX_TIMEOUT
+        )));
     }
     let hex = random_hex(6)?;
     let id = format!("cs-{hex}");
@@ -145,10 +148,8 @@ fn group_key(changes: &Value) -> String {
         if let Some(d) = ch.get_mut("diff")
             && let Some(text) = d.as_str()
         {
-            let body: String = text
-                .split_inclusive('\n')
-                .filter(|l| !(l.starts_with("--- ") || l.starts_with("+++ ")))
-                .collect();
+            let body: String =
+                text.split_inclusive('\n').filter(|l| !(l.starts_with("--- ") || l.starts_with("+++ "))).collect();
             *d = Value::String(body);
         }
     }
@@ -229,7 +230,9 @@ pub fn aggregate(answers: &[InvocationReport]) -> Result<Sums> {
                 ChangeGroup { effect, hosts, changes, error }
             })
             .collect();
-        groups.sort_by(|x, y| x.hosts.len().cmp(&y.hosts.len()).then(x.effect.cmp(&y.effect)).then(x.hosts.cmp(&y.hosts)));
+        groups.sort_by(|x, y| {
+            x.hosts.len().cmp(&y.hosts.len()).then(x.effect.cmp(&y.effect)).then(x.hosts.cmp(&y.hosts))
+        });
         resources.push((a.first_seen, ResourceChange { id, kind: a.kind, counts: a.counts, groups }));
     }
     // Failures first, then in the order the resources first appeared.

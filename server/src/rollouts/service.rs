@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use tend_model::command::Limit;
-use tend_model::rollout::{
-    BatchView, Cutting, RolloutCreate, RolloutNode, RolloutView, Strategy, batches,
-};
+use tend_model::rollout::{BatchView, Cutting, RolloutCreate, RolloutNode, RolloutView, Strategy, batches};
 use tend_model::wire::{Assignment, Node, Role, matches_targets};
 
 use super::Service;
@@ -84,7 +82,9 @@ async fn current_version(s: &Service, r: &Resolved, node: &Node) -> Result<Optio
 fn duration(what: &str, v: Option<&str>, default: Duration) -> Result<Duration> {
     match v {
         None => Ok(default),
-        Some(t) => humantime::parse_duration(t).map_err(|_| Error::bad_request(format!("{what} {t:?} is not a duration"))),
+        Some(t) => {
+            humantime::parse_duration(t).map_err(|_| Error::bad_request(format!("{what} {t:?} is not a duration")))
+        }
     }
 }
 
@@ -115,7 +115,12 @@ pub fn options(req: &RolloutCreate) -> Result<Options> {
     if batch_timeout.is_zero() || batch_timeout.as_secs() > tend_model::document::MAX_TIMEOUT {
         return Err(Error::bad_request("--batch-timeout must be between 1 s and 48 h"));
     }
-    Ok(Options { strategy, cutting, min_healthy: limit("--min-healthy", req.min_healthy.as_deref(), "0")?, batch_timeout })
+    Ok(Options {
+        strategy,
+        cutting,
+        min_healthy: limit("--min-healthy", req.min_healthy.as_deref(), "0")?,
+        batch_timeout,
+    })
 }
 
 /// A dotted fact path's value as text (`ec2.availability_zone`).

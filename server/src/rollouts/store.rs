@@ -167,7 +167,8 @@ impl Store {
 
     /// recipe → version pinned on this node.
     pub async fn pins_of(&self, node: &str) -> Result<HashMap<String, String>> {
-        let rows = sqlx::query("SELECT recipe, version FROM pins WHERE node_id = $1").bind(node).fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT recipe, version FROM pins WHERE node_id = $1").bind(node).fetch_all(&self.pool).await?;
         rows.iter().map(|r| Ok((r.try_get("recipe")?, r.try_get("version")?))).collect()
     }
 
@@ -424,7 +425,11 @@ impl Store {
     }
 
     pub async fn set_rollout_request(&self, id: &str, request: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE rollouts SET request = $1 WHERE id = $2").bind(request).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE rollouts SET request = $1 WHERE id = $2")
+            .bind(request)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
