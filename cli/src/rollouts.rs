@@ -230,7 +230,7 @@ fn print_plan(out: Output, cs: &ChangeSet, diff: bool) -> anyhow::Result<()> {
 pub enum RolloutCmd {
     /// Roll a recipe version out batch by batch: pin, wake, check the
     /// gates, bake; roll back what took it when a gate fails.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Rollouts, newest first.
     List,
     /// A rollout: its batches, each node's state and the gates' results.
@@ -321,6 +321,7 @@ pub async fn rollout(c: &Client, out: Output, cmd: RolloutCmd) -> anyhow::Result
     };
     let v = match cmd {
         RolloutCmd::Start(a) => {
+            let a = *a;
             let req = RolloutCreate {
                 recipe: a.recipe,
                 targets: a.targets,

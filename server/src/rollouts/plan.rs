@@ -156,11 +156,14 @@ fn group_key(changes: &Value) -> String {
     c.to_string()
 }
 
+/// What makes a group: the effect, the changes (as [`group_key`]) and the error.
+type GroupKey = (Effect, String, Option<String>);
+
 struct Acc {
     kind: String,
     counts: BTreeMap<Effect, usize>,
     /// (effect, changes without diff headers, error) → (the first host's changes, hosts).
-    groups: HashMap<(Effect, String, Option<String>), (Value, Vec<String>)>,
+    groups: HashMap<GroupKey, (Value, Vec<String>)>,
     first_seen: usize,
 }
 
