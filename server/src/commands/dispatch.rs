@@ -37,6 +37,8 @@ pub struct Dispatcher {
     /// Commands with news (a result, a cancel), advanced by the background loop.
     dirty: Mutex<HashSet<String>>,
     kick: Notify,
+    /// Woken whenever a command finishes (engines waiting on commands).
+    pub finished: Notify,
     /// Finished commands are deleted this long after they finished.
     retention: Duration,
 }
@@ -92,6 +94,7 @@ impl Dispatcher {
             advancing: tokio::sync::Mutex::new(()),
             dirty: Mutex::default(),
             kick: Notify::new(),
+            finished: Notify::new(),
         })
     }
 
@@ -267,6 +270,9 @@ impl Dispatcher {
                 tracing::info!(command = id, %status, "command finished");
             }
             self.store.set_command_status(id, status, finished).await?;
+            if finished {
+                self.finished.notify_waiters();
+            }
         }
         Ok(())
     }

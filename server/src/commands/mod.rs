@@ -80,6 +80,19 @@ pub async fn find_document(
 /// already has it is returned as it is: an automation step creates its
 /// command exactly once, whatever restarts happen.
 pub async fn start(s: &Service, op: &Operator, req: CommandCreate, id: Option<String>) -> Result<CommandView> {
+    start_on(s, op, req, id, None).await
+}
+
+/// As [`start`], on `only` those of the matching nodes when given (a
+/// rollout's batch, a plan's assigned nodes: more nodes than a target list
+/// may name, and the command still shows the operator's targets).
+pub async fn start_on(
+    s: &Service,
+    op: &Operator,
+    req: CommandCreate,
+    id: Option<String>,
+    only: Option<&[String]>,
+) -> Result<CommandView> {
     if let Some(id) = &id
         && s.store.command(id).await?.is_some()
     {
@@ -120,9 +133,10 @@ pub async fn start(s: &Service, op: &Operator, req: CommandCreate, id: Option<St
     let mut targets: Vec<(String, String, InvocationStatus)> = nodes
         .iter()
         .filter(|n| matches_targets(&req.targets, &n.id, &n.tags) && op.in_scope(&n.tags))
+        .filter(|n| only.is_none_or(|o| o.contains(&n.id)))
         .map(|n| (n.id.clone(), n.hostname.clone(), InvocationStatus::Pending))
         .collect();
-    for t in req.targets.iter().filter(|t| !t.starts_with("tag:")) {
+    for t in req.targets.iter().filter(|t| !t.starts_with("tag:") && only.is_none_or(|o| o.contains(t))) {
         if !targets.iter().any(|(id, _, _)| id == t) {
             let host = s.store.node(t).await?.map(|n| n.hostname).unwrap_or_default();
             targets.push((t.clone(), host, InvocationStatus::Undeliverable));

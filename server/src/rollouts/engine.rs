@@ -31,7 +31,8 @@ pub struct Engine {
     lock: tokio::sync::Mutex<()>,
 }
 
-/// The driver loop: every active rollout, twice a second and when kicked.
+/// The driver loop: every active rollout, twice a second, when kicked,
+/// and when a command finishes (a batch's answers are in).
 pub async fn run(s: Service) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -39,6 +40,7 @@ pub async fn run(s: Service) {
         tokio::select! {
             _ = tick.tick() => {},
             _ = s.engine.kick.notified() => {},
+            _ = s.commands.dispatcher.finished.notified() => {},
         }
         if !s.leader.leads() {
             continue;
@@ -96,20 +98,22 @@ fn health_id(r: &RolloutRow, b: i64) -> String {
     format!("cmd-{}-b{b}-health", short(r))
 }
 
-/// Starts (or finds, after a restart) a command with a fixed id.
-async fn command(s: &Service, r: &RolloutRow, id: &str, req: CommandCreate) -> Result<()> {
-    crate::commands::start(&s.commands, &operator(r)?, req, Some(id.to_string())).await.map(|_| ())
+/// Starts (or finds, after a restart) a command with a fixed id, on
+/// exactly `nodes` of the rollout's targets.
+async fn command(s: &Service, r: &RolloutRow, id: &str, nodes: Vec<String>, mut req: CommandCreate) -> Result<()> {
+    req.targets = decode("rollout targets", &r.targets)?;
+    crate::commands::start_on(&s.commands, &operator(r)?, req, Some(id.to_string()), Some(&nodes)).await.map(|_| ())
 }
 
-/// A `Converge` wake-up of these nodes.
-fn wake(nodes: Vec<String>, timeout: Duration, comment: String) -> CommandCreate {
+/// A `Converge` wake-up (of the nodes given to [`command`]).
+fn wake(timeout: Duration, comment: String) -> CommandCreate {
     let mut params = serde_json::Map::new();
     params.insert("dryRun".into(), Value::Bool(false));
     CommandCreate {
         document: "Converge".into(),
         params,
         raw_params: Vec::new(),
-        targets: nodes,
+        targets: Vec::new(),
         max_concurrency: Some("100%".into()),
         max_errors: Some("100%".into()),
         timeout: Some(timeout.as_secs().max(1)),
@@ -246,7 +250,7 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             )
             .await?;
             let comment = format!("rollout {} batch {}", r.id, b.idx + 1);
-            command(s, r, &converge_id(r, b.idx), wake(ids, opts.batch_timeout, comment)).await?;
+            command(s, r, &converge_id(r, b.idx), ids, wake(opts.batch_timeout, comment)).await?;
             Ok(true)
         }
         BatchStatus::Converging => {
@@ -254,7 +258,7 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             let Some(c) = s.store.command(&cid).await? else {
                 // Pinned, then stopped before the command was created: create it now.
                 let comment = format!("rollout {} batch {}", r.id, b.idx + 1);
-                command(s, r, &cid, wake(ids, opts.batch_timeout, comment)).await?;
+                command(s, r, &cid, ids, wake(opts.batch_timeout, comment)).await?;
                 return Ok(true);
             };
             let late = b.phase_ms.is_some_and(|p| now - p > opts.batch_timeout.as_millis() as i64);
@@ -284,7 +288,7 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             match &req.health_document {
                 Some(doc) => {
                     s.store.set_batch(&r.id, b.idx, BatchStatus::Checking, Some(now), &gates).await?;
-                    command(s, r, &health_id(r, b.idx), health(doc, &req, ids, opts.batch_timeout, r, b)).await?;
+                    command(s, r, &health_id(r, b.idx), ids, health(doc, &req, opts.batch_timeout, r, b)).await?;
                 }
                 None => s.store.set_batch(&r.id, b.idx, BatchStatus::Baking, Some(now), &gates).await?,
             }
@@ -294,7 +298,7 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             let hid = health_id(r, b.idx);
             let doc = req.health_document.clone().unwrap_or_default();
             let Some(c) = s.store.command(&hid).await? else {
-                command(s, r, &hid, health(&doc, &req, ids, opts.batch_timeout, r, b)).await?;
+                command(s, r, &hid, ids, health(&doc, &req, opts.batch_timeout, r, b)).await?;
                 return Ok(true);
             };
             let late = b.phase_ms.is_some_and(|p| now - p > opts.batch_timeout.as_millis() as i64);
@@ -358,19 +362,12 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
     }
 }
 
-fn health(
-    doc: &str,
-    req: &RolloutCreate,
-    nodes: Vec<String>,
-    timeout: Duration,
-    r: &RolloutRow,
-    b: &BatchRow,
-) -> CommandCreate {
+fn health(doc: &str, req: &RolloutCreate, timeout: Duration, r: &RolloutRow, b: &BatchRow) -> CommandCreate {
     CommandCreate {
         document: doc.to_string(),
         params: req.health_params.clone(),
         raw_params: req.health_raw_params.clone(),
-        targets: nodes,
+        targets: Vec::new(),
         max_concurrency: Some("100%".into()),
         max_errors: Some("100%".into()),
         timeout: None,
@@ -430,7 +427,7 @@ async fn roll_back_locked(s: &Service, r: &RolloutRow, why: &str) -> Result<()> 
     }
     let ids: Vec<String> = took.iter().map(|n| n.node.clone()).collect();
     audit(s, r, "rollout.rollback.start", serde_json::json!({ "id": r.id, "nodes": ids, "reason": why })).await?;
-    command(s, r, &cid, wake(ids, opts.batch_timeout, format!("rollout {} rollback", r.id))).await
+    command(s, r, &cid, ids, wake(opts.batch_timeout, format!("rollout {} rollback", r.id))).await
 }
 
 /// One look at a rollback: done when every node pinned back reported its
@@ -443,7 +440,7 @@ async fn check_rollback(s: &Service, r: &RolloutRow) -> Result<bool> {
     let cid = r.rollback_command.clone().unwrap_or_else(|| format!("cmd-{}-rollback", short(r)));
     let Some(c) = s.store.command(&cid).await? else {
         let ids = back.iter().map(|n| n.node.clone()).collect();
-        command(s, r, &cid, wake(ids, opts.batch_timeout, format!("rollout {} rollback", r.id))).await?;
+        command(s, r, &cid, ids, wake(opts.batch_timeout, format!("rollout {} rollback", r.id))).await?;
         return Ok(true);
     };
     if c.finished_at.is_none() {

@@ -40,7 +40,7 @@ pub async fn create(s: &Service, op: &Operator, req: PlanCreate) -> Result<Chang
         document: "Converge".into(),
         params,
         raw_params: Vec::new(),
-        targets: r.nodes.iter().map(|n| n.id.clone()).collect(),
+        targets: req.targets.clone(),
         max_concurrency: Some("100%".into()),
         max_errors: Some("100%".into()),
         timeout: Some(timeout),
@@ -58,7 +58,8 @@ pub async fn create(s: &Service, op: &Operator, req: PlanCreate) -> Result<Chang
         created_by: op.actor(),
     };
     s.store.create_plan(&row).await?;
-    crate::commands::start(&s.commands, op, cmd, Some(command_id)).await?;
+    let nodes: Vec<String> = r.nodes.iter().map(|n| n.id.clone()).collect();
+    crate::commands::start_on(&s.commands, op, cmd, Some(command_id), Some(&nodes)).await?;
     let detail = serde_json::json!({ "id": id, "recipe": r.name, "version": r.version, "targets": req.targets });
     s.store.audit(&op.actor(), "plan.create", &detail).await?;
     show(s, op, &id).await
