@@ -75,6 +75,10 @@ pub struct CreateArgs {
     /// Do not run at creation: wait for the schedule's first slot.
     #[arg(long)]
     apply_only_at_cron_interval: bool,
+    /// With --recipe: `apply` converges (the default); `audit` only checks,
+    /// on schedule, and reports drift as NonCompliant without repairing it.
+    #[arg(long, value_parser = ["apply", "audit"])]
+    mode: Option<String>,
     /// A parameter value, as text: the server converts it to the parameter's
     /// declared type and checks it. Repeat for several.
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
@@ -113,6 +117,7 @@ struct CreateRequest {
     max_concurrency: Option<String>,
     max_errors: Option<String>,
     apply_only_at_cron_interval: bool,
+    mode: Option<String>,
 }
 
 /// Reads a value of the server's answer as `T`.
@@ -135,6 +140,7 @@ pub async fn run(c: &Client, out: Output, cmd: AssociationCmd) -> anyhow::Result
                 max_concurrency: args.max_concurrency,
                 max_errors: args.max_errors,
                 apply_only_at_cron_interval: args.apply_only_at_cron_interval,
+                mode: args.mode,
             };
             let raw: Value = c.post("/v1/associations", &req).await?;
             match out {

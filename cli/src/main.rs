@@ -263,6 +263,7 @@ async fn fleet(c: &Client, out: Output, command: Command) -> anyhow::Result<()> 
                     "last_run.changed",
                     "last_run.failed",
                     "last_run.cached",
+                    "pending",
                 ],
             )
         }

@@ -24,6 +24,10 @@ pub struct AssociationCreate {
     pub max_errors: Option<String>,
     #[serde(default)]
     pub apply_only_at_cron_interval: bool,
+    /// A recipe association: `apply` (default) converges; `audit` only
+    /// checks (a dry-run on schedule) and reports drift as NonCompliant.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// One run of an association: the slot it ran for and its command.
@@ -50,6 +54,9 @@ pub struct AssociationView {
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
     pub apply_only_at_cron_interval: bool,
+    /// `apply` or `audit` (recipe associations).
+    #[serde(default)]
+    pub mode: Option<String>,
     pub created_at: String,
     pub created_by: String,
     pub next_run: Option<String>,

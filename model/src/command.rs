@@ -176,7 +176,7 @@ pub struct DeliveredStep {
     pub run: Option<String>,
     /// applyRecipe: the recipe's bundle, version and parameters.
     pub recipe: Option<DeliveredRecipe>,
-    /// converge: how.
+    /// converge: how; applyRecipe: whether it is a dry-run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converge: Option<ConvergeSpec>,
     pub run_as: Option<String>,

@@ -73,7 +73,7 @@ pub struct Step {
     /// the document parameter's value.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, Value>,
-    /// converge: `true`, `false` or `{{params.NAME}}` (a boolean parameter).
+    /// converge and applyRecipe: `true`, `false` or `{{params.NAME}}` (a boolean parameter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<Value>,
     /// converge, dry-run only: `RECIPE@VERSION` (or `{{params.NAME}}`), the
@@ -201,7 +201,8 @@ impl Document {
             let refs = |s: &str| param_ref(s).map(str::to_string);
             let mut used: Vec<(YamlPath, String)> = Vec::new();
             if step.action != Action::Converge {
-                for (key, set) in [("dryRun", step.dry_run.is_some()), ("replace", step.replace.is_some())] {
+                let dry_run = step.dry_run.is_some() && step.action != Action::ApplyRecipe;
+                for (key, set) in [("dryRun", dry_run), ("replace", step.replace.is_some())] {
                     if set {
                         diag(&p.key(key), format!("step `{}`: `{key}` belongs to converge steps", step.name), None);
                     }
@@ -261,6 +262,9 @@ impl Document {
                         if let Some(n) = v.as_str().and_then(refs) {
                             used.push((p.key("params").key(k.clone()), n));
                         }
+                    }
+                    if let Some(n) = step.dry_run.as_ref().and_then(|v| v.as_str()).and_then(refs) {
+                        used.push((p.key("dryRun"), n));
                     }
                     if step.run.is_some() {
                         diag(
@@ -359,13 +363,15 @@ steps:
 /// `ApplyRecipe`: parameter `recipe` (a recipe on the server).
 pub const APPLY_RECIPE: &str = r#"name: ApplyRecipe
 kind: Command
-description: Converges a recipe stored on the server, now.
+description: Converges a recipe stored on the server, now; with dryRun, only checks it (an audit).
 parameters:
   recipe: { type: string, pattern: "^[A-Za-z0-9_.@-]+$" }
+  dryRun: { type: boolean, default: false }
 steps:
   - name: apply
     action: applyRecipe
     recipe: "{{params.recipe}}"
+    dryRun: "{{params.dryRun}}"
 "#;
 
 /// `Converge`: the node's assigned recipes, now (what rollouts wake nodes

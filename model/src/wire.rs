@@ -122,6 +122,10 @@ pub struct Node {
     pub registered_at: String,
     pub last_seen: Option<String>,
     pub last_run: Option<LastRun>,
+    /// Changes the node's last audit (an association in audit mode) found
+    /// pending, not repaired: Puppet's `noop_pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deregistered_at: Option<String>,
     /// `node show` only: the facts the agent last uploaded.

@@ -4,6 +4,11 @@
 -- A converge step's run report (a plan's dry-run, a rollout's converge).
 ALTER TABLE invocations ADD COLUMN report TEXT;
 
+-- Recipe associations in audit mode (a scheduled dry-run) and what their
+-- last audit found on each node: Puppet's noop_pending.
+ALTER TABLE associations ADD COLUMN mode TEXT;
+ALTER TABLE nodes ADD COLUMN pending BIGINT;
+
 -- The version of a recipe a node converges, set by rollouts; it wins over
 -- the assignment's version for that node.
 CREATE TABLE IF NOT EXISTS pins (

@@ -428,6 +428,7 @@ fn node_of(r: &AnyRow) -> Result<Node> {
         registered_at: r.get("registered_at"),
         last_seen: r.get("last_seen"),
         last_run: last_run.map(|t| decode::<LastRun>("last run", &t)).transpose()?,
+        pending: r.try_get::<Option<i64>, _>("pending")?.map(|p| p.max(0) as u64),
         deregistered_at: r.get("deregistered_at"),
         facts: None,
         last_report: None,

@@ -78,6 +78,61 @@ fn a_recipe_association_repairs_drift_and_compliance_shows_it(backend: Backend) 
     assert_eq!(c[0]["status"], "NonCompliant", "{c}");
 }
 
+/// Audit mode: a dry-run on schedule. Drift is found, shown as
+/// NonCompliant and as the node's pending changes, and never repaired.
+fn an_audit_association_finds_drift_and_repairs_nothing(backend: Backend) {
+    let s = Server::start(backend);
+    let admin = s.admin_token();
+    let work = tempfile::tempdir().expect("tempdir");
+    let agents = daemons(&s, work.path(), 1, "role=web");
+    let recipe = work.path().join("drifty.yaml");
+    std::fs::write(&recipe, FILE_RECIPE).expect("write");
+    assert!(s.tend(&admin, &["recipe", "push", recipe.to_str().expect("p")]).status.success());
+    let out = s.tend(
+        &admin,
+        &[
+            "association",
+            "create",
+            "--document",
+            "RunShellScript",
+            "--param",
+            "commands=true",
+            "--targets",
+            "tag:role=web",
+            "--schedule",
+            "rate(1 hour)",
+            "--mode",
+            "audit",
+        ],
+    );
+    assert!(!out.status.success() && stderr(&out).contains("needs --recipe"), "{}", stderr(&out));
+    let file = agents[0].root.join("drifty.conf");
+    std::fs::write(&file, "tampered\n").expect("drift");
+    let id = create(
+        &s,
+        &admin,
+        &["--recipe", "drifty", "--targets", "tag:role=web", "--schedule", "rate(2 seconds)", "--mode", "audit"],
+    );
+    wait_for("the audit's compliance", Duration::from_secs(20), || {
+        s.tend_json(&admin, &["compliance", "--association", &id]).as_array().is_some_and(|a| a.len() == 1)
+    });
+    let c = s.tend_json(&admin, &["compliance", "--association", &id]);
+    assert_eq!(c[0]["status"], "NonCompliant", "{c}");
+    assert!(c[0]["reason"].as_str().unwrap_or_default().starts_with("drift found: 1 pending change"), "{c}");
+    assert!(c[0]["changes"][0].as_str().unwrap_or_default().contains("drifty.conf (content)"), "{c}");
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), "tampered\n", "an audit repairs nothing");
+    let nodes = s.tend_json(&admin, &["nodes", "list"]);
+    assert_eq!(nodes[0]["pending"], 1, "{nodes}");
+    let out = s.tend(&admin, &["nodes", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PENDING"));
+    // Put right by hand: the next audit finds nothing pending.
+    std::fs::write(&file, "managed\n").expect("fix");
+    wait_for("a clean audit", Duration::from_secs(20), || {
+        s.tend_json(&admin, &["compliance", "--association", &id])[0]["status"] == "Compliant"
+    });
+    assert_eq!(s.tend_json(&admin, &["nodes", "list"])[0]["pending"], 0);
+}
+
 fn schedules_never_overlap_and_run_now_and_apply_only_work(backend: Backend) {
     let s = Server::start(backend);
     let admin = s.admin_token();
@@ -193,5 +248,6 @@ fn two_replicas_fire_each_slot_once_even_when_the_leader_dies() {
 
 on_both_stores!(
     a_recipe_association_repairs_drift_and_compliance_shows_it,
+    an_audit_association_finds_drift_and_repairs_nothing,
     schedules_never_overlap_and_run_now_and_apply_only_work,
 );

@@ -251,6 +251,10 @@ fn converge_now(step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
 /// converge in progress, within the step's timeout).
 fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) -> StepEnd {
     let Some(r) = &step.recipe else { return StepEnd::Failed(1, "no recipe".into()) };
+    let mode = match &step.converge {
+        Some(c) if c.dry_run => crate::sources::server::Mode::DryRun,
+        _ => crate::sources::server::Mode::Apply,
+    };
     let state = StateDir::new(&ctx.cfg.state_dir);
     let _lock = match wait_for_lock(&state, step, ctx) {
         Ok(l) => l,
@@ -273,9 +277,11 @@ fn apply_recipe(d: &Delivery, step: &DeliveredStep, ctx: &Ctx, out: &mut Out) ->
         gathered.warnings,
         &[assigned],
         false,
-        crate::sources::server::Mode::Apply,
+        mode,
     );
-    let _ = crate::output::print(&report, crate::output::Style { color: false, diffs: false }, &mut out.stdout);
+    let style = crate::output::Style { color: false, diffs: mode == crate::sources::server::Mode::DryRun };
+    let _ = crate::output::print(&report, style, &mut out.stdout);
+    out.report = serde_json::to_value(&report).ok();
     for e in &report.errors {
         out.stderr.extend_from_slice(format!("error: {e}\n").as_bytes());
     }

@@ -96,6 +96,9 @@ pub fn command_request(a: &AssociationRow, secrets: &crate::secrets::Secrets) ->
         (None, Some(r)) => {
             params = serde_json::Map::new();
             params.insert("recipe".into(), Value::from(r.clone()));
+            if a.mode.as_deref() == Some("audit") {
+                params.insert("dryRun".into(), Value::Bool(true));
+            }
             "ApplyRecipe".into()
         }
         (None, None) => String::new(),
@@ -148,7 +151,12 @@ pub async fn fire(s: &Service, a: &AssociationRow, slot_ms: i64, trigger: &str, 
 /// it succeeded; a recipe is compliant where it converged, and drift it
 /// repaired is recorded as NonCompliant (what was found) then Compliant
 /// (repaired), with the corrective changes.
+/// In audit mode nothing is repaired: changes a dry-run found are
+/// NonCompliant (`drift found`), and their number is the node's pending
+/// changes (`tend nodes list`).
 async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) -> Res<()> {
+    let audit = a.recipe.is_some() && a.mode.as_deref() == Some("audit");
+    let reports = if audit { s.store.invocation_reports(command_id).await? } else { Vec::new() };
     for inv in s.store.invocation_views(command_id).await? {
         let at = inv.result.ended_at.clone().unwrap_or_else(now);
         let event = |status: Compliance, at: &str, reason: Option<String>, changes: &[String]| ComplianceRow {
@@ -167,6 +175,38 @@ async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) ->
                 (None, None) => inv.result.status.to_string(),
             };
             s.store.add_compliance(&event(Compliance::NonCompliant, &at, Some(why), &[]), command_id).await?;
+            continue;
+        }
+        if audit {
+            let report: Value = reports
+                .iter()
+                .find(|r| r.node == inv.node)
+                .and_then(|r| r.report.as_deref())
+                .map(|t| decode("an audit's report", t))
+                .transpose()?
+                .unwrap_or_default();
+            let pending: Vec<String> = report["resources"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r["status"] == "changed")
+                .map(|r| {
+                    let props: Vec<&str> = r["changes"]
+                        .as_array()
+                        .map(|c| c.iter().filter_map(|c| c["property"].as_str()).collect())
+                        .unwrap_or_default();
+                    format!("{} ({})", r["id"].as_str().unwrap_or("?"), props.join(", "))
+                })
+                .collect();
+            s.store.set_pending(&inv.node, pending.len() as i64).await?;
+            let event = if pending.is_empty() {
+                event(Compliance::Compliant, &at, Some("audit: no drift".into()), &[])
+            } else {
+                let why = format!("drift found: {} pending change(s), not repaired (audit)", pending.len());
+                event(Compliance::NonCompliant, &at, Some(why), &pending)
+            };
+            s.store.add_compliance(&event, command_id).await?;
             continue;
         }
         let corrective: Vec<String> = inv

@@ -46,6 +46,7 @@ pub async fn view(s: &Service, a: AssociationRow, runs: i64) -> Result<Associati
         all.extend(last.clone().map(run_view));
         all.extend(rows.into_iter().map(run_view));
     }
+    let mode = a.recipe.is_some().then(|| a.mode.clone().unwrap_or_else(|| "apply".into()));
     Ok(AssociationView {
         id: a.id,
         document: a.document,
@@ -57,6 +58,7 @@ pub async fn view(s: &Service, a: AssociationRow, runs: i64) -> Result<Associati
         max_concurrency: a.max_concurrency,
         max_errors: a.max_errors,
         apply_only_at_cron_interval: a.apply_only_at_cron_interval,
+        mode,
         created_at: a.created_at,
         created_by: format!("token:{}", a.token_name),
         next_run: next,
@@ -102,6 +104,12 @@ pub async fn create(s: &Service, op: &Operator, req: AssociationCreate) -> Resul
     if req.recipe.is_some() && (!req.params.is_empty() || !req.raw_params.is_empty()) {
         return Err(bad("a recipe association takes no parameters (assign the recipe with --params instead)".into()));
     }
+    match (req.mode.as_deref(), &req.recipe) {
+        (None | Some("apply"), _) => {}
+        (Some("audit"), Some(_)) => {}
+        (Some("audit"), None) => return Err(bad("--mode audit checks a recipe: it needs --recipe".into())),
+        (Some(other), _) => return Err(bad(format!("--mode {other:?}: apply or audit"))),
+    }
     if let Some(r) = &req.recipe {
         let (name, version) = split_spec(r);
         if s.store.recipe(name, version).await?.is_none() {
@@ -146,6 +154,7 @@ pub async fn create(s: &Service, op: &Operator, req: AssociationCreate) -> Resul
         max_concurrency: req.max_concurrency.clone(),
         max_errors: req.max_errors.clone(),
         apply_only_at_cron_interval: req.apply_only_at_cron_interval,
+        mode: req.mode.clone().filter(|m| m == "audit"),
         token_id: op.0.id.clone(),
         token_name: op.0.name.clone(),
         role: op.0.role.to_string(),

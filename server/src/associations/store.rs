@@ -57,6 +57,8 @@ pub struct AssociationRow {
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
     pub apply_only_at_cron_interval: bool,
+    /// `audit`: a recipe checked, never applied.
+    pub mode: Option<String>,
     pub token_id: String,
     pub token_name: String,
     pub role: String,
@@ -101,6 +103,7 @@ fn association_of(r: &AnyRow) -> Result<AssociationRow> {
         max_concurrency: r.try_get("max_concurrency")?,
         max_errors: r.try_get("max_errors")?,
         apply_only_at_cron_interval: r.try_get::<i64, _>("apply_only_at_cron_interval")? != 0,
+        mode: r.try_get("mode")?,
         token_id: r.try_get("token_id")?,
         token_name: r.try_get("token_name")?,
         role: r.try_get("role")?,
@@ -124,12 +127,18 @@ fn run_of(r: &AnyRow) -> Result<RunRow> {
 }
 
 impl Store {
+    /// The changes the node's last audit found pending.
+    pub async fn set_pending(&self, node: &str, pending: i64) -> Result<()> {
+        sqlx::query("UPDATE nodes SET pending = $1 WHERE id = $2").bind(pending).bind(node).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn create_association(&self, a: &AssociationRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO associations (id, document, recipe, targets, schedule, timezone, params, raw_params, \
              max_concurrency, max_errors, apply_only_at_cron_interval, token_id, token_name, role, scope, created_at, \
-             created_ms, last_slot_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18)",
+             created_ms, last_slot_ms, mode) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19)",
         )
         .bind(&a.id)
         .bind(&a.document)
@@ -149,6 +158,7 @@ impl Store {
         .bind(&a.created_at)
         .bind(a.created_ms)
         .bind(a.last_slot_ms)
+        .bind(&a.mode)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -207,16 +207,16 @@ async fn deliver_steps(
     let mut out = Vec::new();
     for st in &doc.steps {
         let mut converge = None;
+        let dry_run = match &st.dry_run {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(r)) => {
+                param_ref(r).and_then(|p| values.get(p)).and_then(|v| v.as_bool()).unwrap_or(false)
+            }
+            _ => false,
+        };
         let recipe = match st.action {
             Action::RunShellScript => None,
             Action::Converge => {
-                let dry_run = match &st.dry_run {
-                    Some(serde_json::Value::Bool(b)) => *b,
-                    Some(serde_json::Value::String(r)) => {
-                        param_ref(r).and_then(|p| values.get(p)).and_then(|v| v.as_bool()).unwrap_or(false)
-                    }
-                    _ => false,
-                };
                 let replace = st
                     .replace
                     .as_deref()
@@ -269,6 +269,7 @@ async fn deliver_steps(
                         st.name
                     )));
                 }
+                converge = dry_run.then(|| tend_model::command::ConvergeSpec { dry_run, replace: None });
                 Some(DeliveredRecipe { version, bundle, params })
             }
         };
