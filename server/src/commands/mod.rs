@@ -269,7 +269,7 @@ async fn deliver_steps(
                         st.name
                     )));
                 }
-                converge = dry_run.then(|| tend_model::command::ConvergeSpec { dry_run, replace: None });
+                converge = dry_run.then_some(tend_model::command::ConvergeSpec { dry_run, replace: None });
                 Some(DeliveredRecipe { version, bundle, params })
             }
         };
