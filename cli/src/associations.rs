@@ -21,7 +21,7 @@ const CHANGE_CELL: usize = 40;
 pub enum AssociationCmd {
     /// Create an association: run a document, or apply a recipe, on the
     /// targets on a schedule (and at once, unless --apply-only-at-cron-interval).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Associations: what each runs, when, where, and how its last run went.
     List,
     /// An association: its settings, next run and last run, then its latest runs.
@@ -128,6 +128,7 @@ fn read<T: serde::de::DeserializeOwned>(raw: Value) -> anyhow::Result<T> {
 pub async fn run(c: &Client, out: Output, cmd: AssociationCmd) -> anyhow::Result<()> {
     match cmd {
         AssociationCmd::Create(args) => {
+            let args = *args;
             let params = args.params_file.as_deref().map(crate::read_params).transpose()?.unwrap_or_default();
             let req = CreateRequest {
                 document: args.document,
