@@ -362,6 +362,43 @@ fn a_killed_server_resumes_a_rollout_without_pinning_twice_or_skipping(backend: 
     }
 }
 
+fn pause_holds_the_next_batch_resume_goes_on_and_stop_ends_it(backend: Backend) {
+    let f = fleet(backend, 10);
+    let v2 = f.push(&recipe("2", ""));
+    let (code, v) =
+        rollout(&f, &[&format!("app@{v2}"), "--targets", "tag:role=web", "--strategy", "linear:20%,every=2s"]);
+    assert_eq!(code, Some(0), "{v:#}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let show = || f.tend_json(&["rollout", "show", &id]);
+    let started = |v: &serde_json::Value| {
+        v["batches"].as_array().map(|b| b.iter().filter(|b| b["status"] != "Pending").count()).unwrap_or(0)
+    };
+    assert!(f.s.tend(&f.admin, &["rollout", "pause", &id]).status.success());
+    wait_for("the pause", Duration::from_secs(30), || show()["status"] == "Paused");
+    let held = started(&show());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(started(&show()), held, "no batch starts while paused");
+    assert!(f.s.tend(&f.admin, &["rollout", "resume", &id]).status.success());
+    wait_for("the next batch", Duration::from_secs(30), || started(&show()) > held);
+    assert!(f.s.tend(&f.admin, &["rollout", "stop", &id]).status.success());
+    let out = f.s.tend(&f.admin, &["rollout", "show", &id, "--wait", "--output", "json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(2), "{v:#}");
+    assert_eq!(v["status"], "Stopped", "{v:#}");
+    assert!(v["batches"].as_array().is_some_and(|b| b.iter().any(|b| b["status"] == "NotRun")), "{v:#}");
+    let actions: Vec<String> = f
+        .audit("rollout.pause")
+        .iter()
+        .chain(&f.audit("rollout.resume"))
+        .chain(&f.audit("rollout.stopped"))
+        .map(|e| e["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(actions, ["rollout.pause", "rollout.resume", "rollout.stopped"]);
+    // A stopped rollout frees the recipe: assigning it again is allowed.
+    let out = f.s.tend(&f.admin, &["assign", &format!("app@{v2}"), "--targets", "tag:role=web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 on_both_stores!(
     a_plan_groups_the_hosts_by_what_would_change_and_changes_nothing,
     a_failing_canary_is_rolled_back_and_the_rest_never_see_it,
@@ -369,4 +406,5 @@ on_both_stores!(
     a_failing_health_document_rolls_back_the_batches_that_ran,
     min_healthy_refuses_a_batch_that_would_go_below_it,
     a_killed_server_resumes_a_rollout_without_pinning_twice_or_skipping,
+    pause_holds_the_next_batch_resume_goes_on_and_stop_ends_it,
 );
