@@ -451,8 +451,9 @@ async fn check_rollback(s: &Service, r: &RolloutRow) -> Result<bool> {
         .iter()
         .zip(&verdicts)
         .map(|(n, (_, v))| match v {
-            Ok(()) => (n.node.clone(), NodeState::RolledBack, None),
-            Err(e) => (n.node.clone(), NodeState::RollbackFailed, Some(e.clone())),
+            // What failed on it, if anything, stays shown.
+            Ok(()) => (n.node.clone(), NodeState::RolledBack, n.detail.clone()),
+            Err(e) => (n.node.clone(), NodeState::RollbackFailed, Some(format!("rollback: {e}"))),
         })
         .collect();
     s.store.set_node_states(&r.id, &states).await?;
