@@ -399,6 +399,69 @@ fn pause_holds_the_next_batch_resume_goes_on_and_stop_ends_it(backend: Backend) 
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+fn by_fact_goes_one_zone_at_a_time_and_a_failed_rollback_names_its_nodes(backend: Backend) {
+    let mut f = fleet(backend, 4);
+    for (i, a) in f.agents.iter().enumerate() {
+        let facts = a.cfg.parent().expect("dir").join("facts.d").join("zone.yaml");
+        std::fs::write(facts, format!("zone: z{}\n", i % 2)).expect("zone");
+    }
+    f.converge_all();
+    let bad = f.push(&recipe("3", POISON));
+    let spec = format!("app@{bad}");
+    let args =
+        ["--targets", "tag:role=web", "--strategy", "all-at-once", "--by-fact", "custom.zone", "--batch-timeout", "4s"];
+    let (code, v) = rollout(&f, &[&[spec.as_str()][..], &args[..]].concat());
+    assert_eq!(code, Some(0), "{v:#}");
+    let id = v["id"].as_str().expect("id").to_string();
+    assert!(f.s.tend(&f.admin, &["rollout", "pause", &id]).status.success());
+    wait_for("the pause after the first zone", Duration::from_secs(30), || {
+        f.tend_json(&["rollout", "show", &id])["status"] == "Paused"
+    });
+    let v = f.tend_json(&["rollout", "show", &id]);
+    let zone = |b: usize| -> Vec<String> {
+        let mut n: Vec<String> = v["batches"][b]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["node"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let ids = |z: usize| -> Vec<String> {
+        let mut n: Vec<String> =
+            f.agents.iter().enumerate().filter(|(i, _)| i % 2 == z).map(|(_, a)| a.id.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        (v["batches"][0]["group"].as_str(), v["batches"][1]["group"].as_str()),
+        (Some("z0"), Some("z1")),
+        "{v:#}"
+    );
+    assert_eq!((zone(0), zone(1)), (ids(0), ids(1)), "one zone per batch");
+    assert_eq!(v["batches"][0]["status"], "Done", "{v:#}");
+    // The second zone fails; one node of the first is gone, so its rollback cannot finish.
+    std::fs::write(f.agents[1].root.join("poison"), "").expect("poison");
+    f.agents[0].kill9();
+    assert!(f.s.tend(&f.admin, &["rollout", "resume", &id]).status.success());
+    let out = f.s.tend(&f.admin, &["rollout", "show", &id, "--wait", "--output", "json"]);
+    let v = json(&out);
+    assert_eq!(v["status"], "RollbackFailed", "{v:#}");
+    assert!(v["reason"].as_str().unwrap_or_default().contains("the rollback failed on"), "{v:#}");
+    let states: BTreeMap<String, String> = v["batches"]
+        .as_array()
+        .expect("batches")
+        .iter()
+        .flat_map(|b| b["nodes"].as_array().cloned().unwrap_or_default())
+        .map(|n| (n["node"].as_str().unwrap_or("").to_string(), n["state"].as_str().unwrap_or("").to_string()))
+        .collect();
+    for (i, a) in f.agents.iter().enumerate() {
+        let want = if i == 0 { "RollbackFailed" } else { "RolledBack" };
+        assert_eq!(states[&a.id], want, "agent {i}: {v:#}");
+    }
+}
+
 on_both_stores!(
     a_plan_groups_the_hosts_by_what_would_change_and_changes_nothing,
     a_failing_canary_is_rolled_back_and_the_rest_never_see_it,
@@ -407,4 +470,5 @@ on_both_stores!(
     min_healthy_refuses_a_batch_that_would_go_below_it,
     a_killed_server_resumes_a_rollout_without_pinning_twice_or_skipping,
     pause_holds_the_next_batch_resume_goes_on_and_stop_ends_it,
+    by_fact_goes_one_zone_at_a_time_and_a_failed_rollback_names_its_nodes,
 );
