@@ -299,6 +299,14 @@ pub struct StartArgs {
     /// A parameter of the health document (KEY=VALUE; repeat for several).
     #[arg(long = "health-param", value_name = "KEY=VALUE", value_parser = parse_param)]
     health_param: Vec<(String, String)>,
+    /// A value read from each node's health output: NAME=json:PATH (stdout
+    /// read as JSON) or NAME=regex:EXPR (its first group). Repeat for several.
+    #[arg(long = "health-output", value_name = "NAME=json:PATH|NAME=regex:EXPR", value_parser = parse_output)]
+    health_output: Vec<tend_model::automation::Output>,
+    /// A condition each node's outputs must meet, as in automation branches
+    /// (YAML or JSON): '{variable: "{{outputs.errors}}", numericLess: 5}'.
+    #[arg(long, value_name = "CONDITION", value_parser = parse_condition)]
+    health_condition: Option<tend_model::automation::Condition>,
     /// On a failed gate, stop without rolling back.
     #[arg(long)]
     no_rollback: bool,
@@ -308,6 +316,24 @@ pub struct StartArgs {
     /// Follow the rollout to its end; exit 2 unless it Succeeded.
     #[arg(long)]
     wait: bool,
+}
+
+fn parse_output(s: &str) -> Result<tend_model::automation::Output, String> {
+    let (name, how) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=json:PATH or NAME=regex:EXPR"))?;
+    let (json, regex) = match how.split_once(':') {
+        Some(("json", p)) => (Some(p.to_string()), None),
+        Some(("regex", r)) => (None, Some(r.to_string())),
+        _ => return Err(format!("{s:?} is not NAME=json:PATH or NAME=regex:EXPR")),
+    };
+    let o = tend_model::automation::Output { name: name.trim().to_string(), json, regex };
+    match o.problem() {
+        Some(why) => Err(why),
+        None => Ok(o),
+    }
+}
+
+fn parse_condition(s: &str) -> Result<tend_model::automation::Condition, String> {
+    serde_yaml::from_str(s).map_err(|e| format!("not a condition: {e}"))
 }
 
 fn parse_strategy(s: &str) -> Result<String, String> {
@@ -334,6 +360,8 @@ pub async fn rollout(c: &Client, out: Output, cmd: RolloutCmd) -> anyhow::Result
                 health_document: a.health_document,
                 health_params: Default::default(),
                 health_raw_params: a.health_param,
+                health_outputs: a.health_output,
+                health_condition: a.health_condition,
                 no_rollback: a.no_rollback,
                 from_plan: a.from_plan,
             };

@@ -373,13 +373,8 @@ impl Automation {
                 }
             }
             for o in &s.outputs {
-                if o.json.is_some() == o.regex.is_some() {
-                    diag(&p.key("outputs"), format!("output `{}`: give `json` or `regex`", o.name), None);
-                }
-                if let Some(r) = &o.regex
-                    && regex_lite::Regex::new(r).is_err()
-                {
-                    diag(&p.key("outputs"), format!("output `{}`: invalid regex {r:?}", o.name), None);
+                if let Some(why) = o.problem() {
+                    diag(&p.key("outputs"), why, None);
                 }
             }
             // References: declared parameters, and outputs of declared steps.
@@ -493,6 +488,21 @@ pub fn evaluate(c: &Condition, resolve: &dyn Fn(&str) -> Value) -> bool {
 }
 
 /// Reads an output from a command's stdout.
+impl Output {
+    /// What is wrong with this output's declaration, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if self.json.is_some() == self.regex.is_some() {
+            return Some(format!("output `{}`: give `json` or `regex`", self.name));
+        }
+        match &self.regex {
+            Some(r) if regex_lite::Regex::new(r).is_err() => {
+                Some(format!("output `{}`: invalid regex {r:?}", self.name))
+            }
+            _ => None,
+        }
+    }
+}
+
 pub fn extract(o: &Output, stdout: &str) -> Option<Value> {
     if let Some(path) = &o.json {
         let v: Value = serde_json::from_str(stdout.trim()).ok()?;

@@ -283,6 +283,14 @@ pub struct RolloutCreate {
     /// `--health-param k=v` as typed (converted by the document's declared types).
     #[serde(default)]
     pub health_raw_params: Vec<(String, String)>,
+    /// Values read from each node's health output (`json: a.b` or `regex: …`),
+    /// as automation steps read outputs.
+    #[serde(default)]
+    pub health_outputs: Vec<crate::automation::Output>,
+    /// A condition over `{{outputs.NAME}}` (automation's branch conditions)
+    /// that each node's health outputs must meet, besides succeeding.
+    #[serde(default)]
+    pub health_condition: Option<crate::automation::Condition>,
     #[serde(default)]
     pub no_rollback: bool,
     /// The change set this rollout was planned with (checked: same recipe and version).

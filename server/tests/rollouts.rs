@@ -462,6 +462,57 @@ fn by_fact_goes_one_zone_at_a_time_and_a_failed_rollback_names_its_nodes(backend
     }
 }
 
+/// Prints `{"errors": N}`: 9 where `unhealthy` is in the root, else 0; always succeeds.
+const COUNTING: &str = "name: app-errors\nkind: Command\nsteps:\n  - name: count\n    action: runShellScript\n    run: |\n      if [ -e unhealthy ]; then echo '{\"errors\": 9}'; else echo '{\"errors\": 0}'; fi\n";
+
+fn a_health_condition_on_the_documents_outputs_gates_a_batch(backend: Backend) {
+    let f = fleet(backend, 4);
+    let doc = f.work.path().join("errors.yaml");
+    std::fs::write(&doc, COUNTING).expect("write");
+    assert!(f.s.tend(&f.admin, &["document", "push", doc.to_str().expect("p")]).status.success());
+    let order = f.in_order();
+    std::fs::write(order[3].root.join("unhealthy"), "").expect("mark");
+    let v2 = f.push(&recipe("2", ""));
+    let spec = format!("app@{v2}");
+    let base = ["--targets", "tag:role=web", "--strategy", "batches:2", "--health-document", "app-errors"];
+    let out = f.s.tend(
+        &f.admin,
+        &[
+            &["rollout", "start", spec.as_str()][..],
+            &base[..],
+            &["--health-condition", "{variable: \"{{outputs.nope}}\", equals: 1}"][..],
+        ]
+        .concat(),
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("--health-output"),
+        "a condition with no output: {}",
+        stderr(&out)
+    );
+    let gate = [
+        "--health-output",
+        "errors=json:errors",
+        "--health-condition",
+        "{variable: \"{{outputs.errors}}\", numericLess: 5}",
+        "--wait",
+    ];
+    let (code, v) = rollout(&f, &[&[spec.as_str()][..], &base[..], &gate[..]].concat());
+    assert_eq!(code, Some(2), "{v:#}");
+    assert_eq!(v["status"], "RolledBack", "{v:#}");
+    assert_eq!(
+        (v["batches"][0]["status"].as_str(), v["batches"][1]["status"].as_str()),
+        (Some("Done"), Some("Failed")),
+        "{v:#}"
+    );
+    let failed = &v["batches"][1]["nodes"][1];
+    assert_eq!(failed["node"], order[3].id.as_str(), "{v:#}");
+    let detail = failed["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("the health condition is not met") && detail.contains("\"errors\":9"), "{v:#}");
+    for a in &order {
+        assert_eq!(version_of(a), f.v1);
+    }
+}
+
 on_both_stores!(
     a_plan_groups_the_hosts_by_what_would_change_and_changes_nothing,
     a_failing_canary_is_rolled_back_and_the_rest_never_see_it,
@@ -471,4 +522,5 @@ on_both_stores!(
     a_killed_server_resumes_a_rollout_without_pinning_twice_or_skipping,
     pause_holds_the_next_batch_resume_goes_on_and_stop_ends_it,
     by_fact_goes_one_zone_at_a_time_and_a_failed_rollback_names_its_nodes,
+    a_health_condition_on_the_documents_outputs_gates_a_batch,
 );

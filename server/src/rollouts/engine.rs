@@ -308,17 +308,21 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             if c.finished_at.is_none() {
                 cancel(s, &hid).await?;
             }
-            let answers = s.store.invocation_reports(&hid).await?;
+            let answers = s.store.invocation_views(&hid).await?;
             let bad: Vec<(String, NodeState, Option<String>)> = members
                 .iter()
                 .filter_map(|n| {
                     let inv = answers.iter().find(|a| a.node == n.node);
                     match inv {
-                        Some(i) if i.status == InvocationStatus::Success => None,
+                        Some(i) if i.result.status == InvocationStatus::Success => {
+                            healthy_outputs(&req, &i.result.stdout)
+                                .err()
+                                .map(|why| format!("health document {doc}: {why}"))
+                        }
                         Some(i) => Some(format!(
                             "health document {doc}: {}{}",
-                            i.status,
-                            i.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
+                            i.result.status,
+                            i.result.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
                         )),
                         None => Some(format!("health document {doc}: no invocation")),
                     }
@@ -373,6 +377,29 @@ fn health(doc: &str, req: &RolloutCreate, timeout: Duration, r: &RolloutRow, b: 
         timeout: None,
         delivery_timeout: Some(timeout.as_secs().max(1)),
         comment: Some(format!("rollout {} batch {} health", r.id, b.idx + 1)),
+    }
+}
+
+/// A node's health outputs, read from its stdout, checked against
+/// `--health-condition`; the outputs as the error when they miss it.
+fn healthy_outputs(req: &RolloutCreate, stdout: &str) -> std::result::Result<(), String> {
+    let Some(cond) = &req.health_condition else { return Ok(()) };
+    let outputs: serde_json::Map<String, Value> = req
+        .health_outputs
+        .iter()
+        .filter_map(|o| tend_model::automation::extract(o, stdout).map(|v| (o.name.clone(), v)))
+        .collect();
+    let resolve = |r: &str| {
+        let inner = r.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+        match inner.strip_prefix("outputs.") {
+            Some(name) => outputs.get(name).cloned().unwrap_or(Value::Null),
+            None => Value::from(inner),
+        }
+    };
+    if tend_model::automation::evaluate(cond, &resolve) {
+        Ok(())
+    } else {
+        Err(format!("the health condition is not met (outputs: {})", Value::Object(outputs.clone())))
     }
 }
 

@@ -151,6 +151,26 @@ pub async fn start(s: &Service, op: &Operator, req: RolloutCreate) -> Result<Rol
             )));
         }
     }
+    if (req.health_condition.is_some() || !req.health_outputs.is_empty()) && req.health_document.is_none() {
+        return Err(Error::bad_request("--health-output and --health-condition read a --health-document's output"));
+    }
+    if let Some(why) = req.health_outputs.iter().find_map(|o| o.problem()) {
+        return Err(Error::bad_request(format!("--health-output: {why}")));
+    }
+    if let Some(c) = &req.health_condition {
+        let mut refs = Vec::new();
+        tend_model::automation::references(&serde_json::to_value(c)?, &mut refs);
+        let declared =
+            |r: &str| r.strip_prefix("outputs.").is_some_and(|n| req.health_outputs.iter().any(|o| o.name == n));
+        if let Some(r) = refs.iter().find(|r| !declared(r)) {
+            return Err(Error::bad_request(format!(
+                "--health-condition refers to {{{{{r}}}}}: only {{{{outputs.NAME}}}} of a --health-output"
+            )));
+        }
+        if refs.is_empty() {
+            return Err(Error::bad_request("--health-condition compares no {{outputs.NAME}} of a --health-output"));
+        }
+    }
     if let Some(doc) = &req.health_document {
         let (name, version) = split_spec(doc);
         let (_, kind, _, _) = crate::commands::find_document(&s.store, name, version).await?;
