@@ -67,6 +67,10 @@ pub async fn advance(s: &Service, id: &str) -> Result<()> {
         let Some(r) = s.store.rollout(id).await? else { return Ok(()) };
         let moved = match r.status {
             RolloutStatus::Running => step(s, &r).await?,
+            RolloutStatus::Paused if r.request.as_deref() == Some("rollback") => {
+                roll_back_locked(s, &r, "rolled back by an operator").await?;
+                true
+            }
             RolloutStatus::RollingBack => check_rollback(s, &r).await?,
             _ => false,
         };
@@ -197,6 +201,12 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
     let opts = options(&req)?;
     let batches = s.store.rollout_batches(&r.id).await?;
     let nodes = s.store.rollout_nodes(&r.id).await?;
+    // An operator's rollback of a running rollout is done here, by the
+    // one driver, so that it never races a batch being pinned.
+    if r.request.as_deref() == Some("rollback") {
+        roll_back_locked(s, r, "rolled back by an operator").await?;
+        return Ok(true);
+    }
     if r.request.as_deref() == Some("stop") {
         for b in batches.iter().filter(|b| matches!(b.status, BatchStatus::Converging | BatchStatus::Checking)) {
             cancel(s, &converge_id(r, b.idx)).await?;
@@ -425,7 +435,8 @@ async fn fail(s: &Service, r: &RolloutRow, why: &str) -> Result<()> {
     roll_back_locked(s, r, why).await
 }
 
-/// Rolls back (an operator's request): under the driver's lock.
+/// Rolls back a finished rollout (an operator's request; a running one is
+/// rolled back by the driver): under the driver's lock.
 pub async fn roll_back(s: &Service, r: &RolloutRow, why: &str) -> Result<()> {
     let _one = s.engine.lock.lock().await;
     let Some(r) = s.store.rollout(&r.id).await? else { return Ok(()) };

@@ -360,7 +360,19 @@ pub async fn control(s: &Service, op: &Operator, id: &str, what: Control) -> Res
             RolloutStatus::RollingBack | RolloutStatus::RolledBack | RolloutStatus::RollbackFailed => {
                 return refuse("it is rolled back (or rolling back) already");
             }
+            RolloutStatus::Running | RolloutStatus::Paused => s.store.set_rollout_request(id, Some("rollback")).await?,
             _ => {
+                // Only the latest rollout of a recipe may be taken back: an
+                // older one would undo what came after it.
+                // Newest first: the first of this recipe is the latest.
+                let latest = s.store.list_rollouts(100).await?.into_iter().find(|x| x.recipe == r.recipe);
+                let later = latest.filter(|x| x.id != r.id);
+                if let Some(x) = later {
+                    return Err(Error::conflict(format!(
+                        "rollout {} of {} came after {id}; roll that one back instead",
+                        x.id, r.recipe
+                    )));
+                }
                 let why = format!("rolled back by {}", op.actor());
                 super::engine::roll_back(s, &r, &why).await?;
             }
