@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS rollouts_status ON rollouts (status);
+-- One active rollout per recipe, whatever races the check before the insert.
+CREATE UNIQUE INDEX IF NOT EXISTS rollouts_one_active ON rollouts (recipe)
+    WHERE status IN ('Running', 'Paused', 'RollingBack');
 
 CREATE TABLE IF NOT EXISTS rollout_batches (
     rollout_id TEXT NOT NULL,

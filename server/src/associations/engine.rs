@@ -185,6 +185,12 @@ async fn record_compliance(s: &Service, a: &AssociationRow, command_id: &str) ->
                 .map(|t| decode("an audit's report", t))
                 .transpose()?
                 .unwrap_or_default();
+            if report.is_null() {
+                // A skipped step (a disabled agent) audited nothing.
+                let why = Some("no audit report (the agent did not check)".to_string());
+                s.store.add_compliance(&event(Compliance::NonCompliant, &at, why, &[]), command_id).await?;
+                continue;
+            }
             let pending: Vec<String> = report["resources"]
                 .as_array()
                 .map(Vec::as_slice)

@@ -71,6 +71,12 @@ pub async fn advance(s: &Service, id: &str) -> Result<()> {
                 roll_back_locked(s, &r, "rolled back by an operator").await?;
                 true
             }
+            RolloutStatus::Paused if r.request.as_deref() == Some("stop") => {
+                s.store.skip_pending_batches(&r.id).await?;
+                s.store.set_rollout_status(&r.id, RolloutStatus::Stopped, Some("stopped by an operator")).await?;
+                audit(s, &r, "rollout.stopped", serde_json::json!({ "id": r.id })).await?;
+                true
+            }
             RolloutStatus::RollingBack => check_rollback(s, &r).await?,
             _ => false,
         };
@@ -266,8 +272,10 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
         BatchStatus::Converging => {
             let cid = converge_id(r, b.idx);
             let Some(c) = s.store.command(&cid).await? else {
-                // Pinned, then stopped before the command was created: create it now.
+                // Pinned, then stopped before the command was created: create
+                // it now, and its nodes get the whole batch timeout from now.
                 let comment = format!("rollout {} batch {}", r.id, b.idx + 1);
+                s.store.set_batch(&r.id, b.idx, BatchStatus::Converging, Some(now), &gates).await?;
                 command(s, r, &cid, ids, wake(opts.batch_timeout, comment)).await?;
                 return Ok(true);
             };
@@ -308,6 +316,7 @@ async fn step(s: &Service, r: &RolloutRow) -> Result<bool> {
             let hid = health_id(r, b.idx);
             let doc = req.health_document.clone().unwrap_or_default();
             let Some(c) = s.store.command(&hid).await? else {
+                s.store.set_batch(&r.id, b.idx, BatchStatus::Checking, Some(now), &gates).await?;
                 command(s, r, &hid, ids, health(&doc, &req, opts.batch_timeout, r, b)).await?;
                 return Ok(true);
             };
@@ -495,7 +504,9 @@ async fn check_rollback(s: &Service, r: &RolloutRow) -> Result<bool> {
         })
         .collect();
     s.store.set_node_states(&r.id, &states).await?;
-    let failed: Vec<&str> = verdicts.iter().filter(|(_, v)| v.is_err()).map(|(h, _)| h.as_str()).collect();
+    // With the nodes a pass before a restart already judged failed.
+    let mut failed: Vec<&str> = verdicts.iter().filter(|(_, v)| v.is_err()).map(|(h, _)| h.as_str()).collect();
+    failed.extend(nodes.iter().filter(|n| n.state == NodeState::RollbackFailed).map(|n| n.hostname.as_str()));
     let original = r.reason.clone().unwrap_or_default();
     if failed.is_empty() {
         s.store.set_rollout_status(&r.id, RolloutStatus::RolledBack, None).await?;
